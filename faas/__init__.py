@@ -1,0 +1,3 @@
+"""faas: AWS Lambda on one machine."""
+
+__version__ = "0.1.0"

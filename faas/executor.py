@@ -1,0 +1,64 @@
+"""The executor interface: what the pool needs from a container engine.
+
+docker_executor.DockerExecutor is the real one; tests use a fake. Nothing outside
+docker_executor.py imports docker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+# Inside every container: the per-environment folder with the Runtime API socket and
+# the log FIFO is mounted here; the function's code at /var/task.
+RUNTIME_DIR_IN_CONTAINER = "/run/faas"
+SOCKET_NAME = "runtime.sock"
+LOG_FIFO_NAME = "out"
+TASK_ROOT = "/var/task"
+SANDBOX_UID = 993  # Lambda runs functions as sbx_user1051, uid 993
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything the engine needs to start one execution environment."""
+
+    env_id: str
+    image: str
+    task_dir: Path  # host folder mounted read-only at /var/task
+    runtime_dir: Path  # host folder with runtime.sock and the log FIFO, mounted at /run/faas
+    memory_mb: int
+    cpu_shares: int
+    cpu_quota_us: int | None  # per 100 ms period; None = no hard quota
+    tmp_mb: int
+    network: str  # "bridge" | "none" | "host"
+    labels: dict[str, str] = field(default_factory=dict)
+    command: tuple[str, ...] = ()  # empty: the image's own
+    environment: dict[str, str] = field(default_factory=dict)  # fixed at creation (none function-specific)
+
+
+# (event, container_id): event is "die" or "oom"
+EventCallback = Callable[[str, str], None]
+
+
+class Executor(Protocol):
+    def start(self, spec: ContainerSpec) -> str:
+        """Create and start a container; returns its id."""
+
+    def kill(self, container_id: str) -> None:
+        """Kill and remove; never raises for a container that is already gone."""
+
+    def update_memory(self, container_id: str, memory_mb: int) -> None:
+        """Set memory = memory-swap of a running container."""
+
+    def memory_peak_bytes(self, container_id: str) -> int:
+        """The container's peak memory since it started (its cgroup), 0 if unknown."""
+
+    def subscribe(self, callback: EventCallback) -> None:
+        """Deliver die/oom events of labelled containers to callback, from a background thread."""
+
+    def remove_labelled(self, labels: dict[str, str]) -> int:
+        """Remove every container that carries these labels (orphans of an earlier run)."""
+
+    def close(self) -> None:
+        """Stop the event thread and release the client."""

@@ -1,0 +1,202 @@
+"""Frozen value types shared by every layer, and the validation of function.yaml."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from faas.errors import ValidationError
+
+RUNTIMES = ("python3.11", "nodejs20.x", "provided")
+NETWORKS = ("bridge", "none", "host")
+CPU_MODES = ("shares", "lambda")
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Lambda reserves these; a function may not set them itself.
+RESERVED_ENV = frozenset(
+    {
+        "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+MB = 1024 * 1024
+SYNC_PAYLOAD_LIMIT = 6 * MB  # 6291456 bytes, request and response
+ASYNC_PAYLOAD_LIMIT = 1 * MB
+ZIPPED_LIMIT = 50 * MB
+UNZIPPED_LIMIT = 250 * MB
+ENVIRONMENT_LIMIT = 4096
+ACCOUNT_ID = "123456789012"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A function's configuration, as written in function.yaml and validated."""
+
+    name: str
+    runtime: str = "python3.11"
+    handler: str = "app.handler"
+    memory: int = 128
+    timeout: int = 3
+    environment: Mapping[str, str] = field(default_factory=dict)
+    concurrency: int | None = None
+    ephemeral_storage: int = 512
+    network: str = "bridge"
+    cpu: str = "shares"
+    min_warm: int = 0
+    description: str = ""
+
+    @classmethod
+    def from_mapping(cls, raw: Any, *, source: str = "function.yaml") -> "FunctionSpec":
+        """Validate a parsed function.yaml; every problem is named, unknown keys included."""
+        if not isinstance(raw, Mapping):
+            raise ValidationError(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(str(k) for k in raw if k not in known)
+        if unknown:
+            raise ValidationError(f"{source}: unknown key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        problems: list[str] = []
+
+        def integer(key: str, lo: int, hi: int, default: int | None) -> int | None:
+            value = raw.get(key, default)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, int):
+                problems.append(f"{key} must be an integer, got {value!r}")
+                return default
+            if not lo <= value <= hi:
+                problems.append(f"{key} must be between {lo} and {hi}, got {value}")
+            return value
+
+        name = raw.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            problems.append(f"name must match {NAME_RE.pattern} (letters, digits, '-' and '_', at most 64), got {name!r}")
+        runtime = raw.get("runtime", "python3.11")
+        if runtime not in RUNTIMES:
+            problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        handler = raw.get("handler", "app.handler")
+        if not isinstance(handler, str) or not handler or len(handler) > 128:
+            problems.append(f"handler must be a non-empty string like 'app.handler', got {handler!r}")
+        elif runtime != "provided" and not re.match(r"^[^\s]+\.[^\s.]+$", handler):
+            problems.append(f"handler must be 'module.function' (e.g. app.handler), got {handler!r}")
+        memory = integer("memory", 128, 10240, 128)
+        timeout = integer("timeout", 1, 900, 3)
+        concurrency = integer("concurrency", 1, 1000, None)
+        storage = integer("ephemeral_storage", 512, 10240, 512)
+        min_warm = integer("min_warm", 0, 100, 0)
+        network = raw.get("network", "bridge")
+        if network not in NETWORKS:
+            problems.append(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
+        cpu = raw.get("cpu", "shares")
+        if cpu not in CPU_MODES:
+            problems.append(f"cpu must be one of {', '.join(CPU_MODES)}, got {cpu!r}")
+        description = raw.get("description", "")
+        if not isinstance(description, str) or len(description) > 256:
+            problems.append("description must be a string of at most 256 characters")
+        env = raw.get("environment") or {}
+        environment: dict[str, str] = {}
+        if not isinstance(env, Mapping):
+            problems.append(f"environment must be a mapping of NAME: value, got {type(env).__name__}")
+        else:
+            for key, value in env.items():
+                if not isinstance(key, str) or not ENV_KEY_RE.match(key):
+                    problems.append(f"environment variable name {key!r} is not valid (letters, digits, '_')")
+                elif key in RESERVED_ENV:
+                    problems.append(f"environment variable {key} is reserved by the runtime")
+                elif isinstance(value, (dict, list)) or value is None:
+                    problems.append(f"environment variable {key} must be a string, number or boolean")
+                else:
+                    environment[key] = str(value).lower() if isinstance(value, bool) else str(value)
+            size = env_size(environment)
+            if size > ENVIRONMENT_LIMIT:
+                problems.append(f"environment variables take {size} bytes, over the 4 KB limit ({ENVIRONMENT_LIMIT} bytes)")
+        if problems:
+            raise ValidationError(f"{source}: " + "; ".join(problems))
+        return cls(
+            name=name, runtime=runtime, handler=handler, memory=memory, timeout=timeout,  # type: ignore[arg-type]
+            environment=environment, concurrency=concurrency, ephemeral_storage=storage,  # type: ignore[arg-type]
+            network=network, cpu=cpu, min_warm=min_warm, description=description,  # type: ignore[arg-type]
+        )
+
+    def to_mapping(self) -> dict[str, Any]:
+        """The function.yaml form, for storage and the admin API."""
+        out: dict[str, Any] = {
+            "name": self.name, "runtime": self.runtime, "handler": self.handler, "memory": self.memory,
+            "timeout": self.timeout, "environment": dict(self.environment),
+            "ephemeral_storage": self.ephemeral_storage, "network": self.network, "cpu": self.cpu,
+        }
+        if self.concurrency is not None:
+            out["concurrency"] = self.concurrency
+        if self.min_warm:
+            out["min_warm"] = self.min_warm
+        if self.description:
+            out["description"] = self.description
+        return out
+
+
+def env_size(environment: Mapping[str, str]) -> int:
+    """Lambda counts the keys and values of all variables against the 4 KB limit."""
+    return sum(len(k.encode()) + len(v.encode()) for k, v in environment.items())
+
+
+def function_arn(name: str, qualifier: str | None = None, region: str = "us-east-1") -> str:
+    arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}"
+    return f"{arn}:{qualifier}" if qualifier else arn
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    """One deployed, immutable version of a function: its spec and its extracted code."""
+
+    spec: FunctionSpec
+    version: int
+    code_sha256: str
+    code_dir: Path
+    code_size: int
+    created: float
+    source_dir: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def key(self) -> str:
+        """Identifies this version in the pool: environments never cross versions."""
+        return f"{self.spec.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call as it travels to an environment."""
+
+    request_id: str
+    payload: bytes
+    deadline: float  # time.monotonic() by which the call must answer
+    deadline_epoch_ms: int  # the same deadline as Lambda-Runtime-Deadline-Ms
+    invoked_arn: str
+    trace_id: str = ""
+    client_context: str | None = None  # JSON text, already decoded from base64
+    identity: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """What came back from one call, with what the REPORT line and the caller need."""
+
+    request_id: str
+    payload: bytes
+    version: int
+    function_error: str | None = None  # "Unhandled" when the function (or its runtime) failed
+    error_type: str | None = None  # e.g. "ValueError", "Runtime.OutOfMemory", "Sandbox.Timedout"
+    logs: str = ""
+    duration_ms: float = 0.0
+    init_duration_ms: float | None = None
+    max_memory_mb: int = 0
+    start: str = "warm"  # "cold" | "prestarted" | "warm"
+    status: str = "ok"  # "ok" | "error" | "timeout" | "oom"

@@ -1,0 +1,1 @@
+"""The HTTP gateway: Lambda's Invoke API, HTTP triggers and the admin API."""
