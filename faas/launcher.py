@@ -1,0 +1,159 @@
+"""Starts environments for a function version: the container's shape, Lambda's variables, the init wait.
+
+Everything function-specific (code, handler, variables, identity) reaches the container
+after it starts: code through its own /var/task folder, the rest in the first message on its
+socket. So the same path serves a container started for this call and one started ahead of
+time, and the function cannot tell the two apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from faas.environment import Environment, new_env_id
+from faas.executor import RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, TASK_ROOT, ContainerSpec, Executor
+from faas.logs import LogPump
+from faas.models import FunctionVersion
+from faas.pool import InitFailed
+
+LOG = logging.getLogger(__name__)
+
+LAMBDA_CPU_MB = 1769  # memory that buys one full vCPU on Lambda
+RUNTIME_LABELS = {"python3.11": "python:3.11", "nodejs20.x": "nodejs:20", "provided": "provided:al2023"}
+EXECUTION_ENV = {"python3.11": "AWS_Lambda_python3.11", "nodejs20.x": "AWS_Lambda_nodejs20.x", "provided": ""}
+
+
+def state_label(state_dir: Path) -> str:
+    """Identifies this state dir on every container, so a restarted gateway finds its orphans."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
+
+
+def cpu_shares(memory_mb: int) -> int:
+    # Docker's default weight is 1024 for one CPU's worth; Lambda gives one vCPU at 1769 MB.
+    return max(2, memory_mb * 1024 // LAMBDA_CPU_MB)
+
+
+def cpu_quota_us(memory_mb: int) -> int:
+    return max(1000, memory_mb * 100_000 // LAMBDA_CPU_MB)
+
+
+class Launcher:
+    """Builds and starts one Environment per call to launch()."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        pump: LogPump,
+        envs_root: Path,
+        image_for: Callable[[str], str],
+        label: str,
+        *,
+        has_bridge: bool = False,
+        region: str = "us-east-1",
+    ) -> None:
+        self.executor = executor
+        self.pump = pump
+        self.envs_root = envs_root
+        self.image_for = image_for
+        self.label = label
+        self.has_bridge = has_bridge
+        self.region = region
+        self._by_container: dict[str, Environment] = {}
+        self._lock = threading.Lock()
+        self._warned_network: set[str] = set()
+        self.on_dead: Callable[[Environment], None] | None = None
+        envs_root.mkdir(parents=True, exist_ok=True)
+
+    def network_for(self, fv: FunctionVersion) -> str:
+        net = fv.spec.network
+        if net == "bridge" and not self.has_bridge:
+            if fv.name not in self._warned_network:
+                self._warned_network.add(fv.name)
+                LOG.warning("function %s: the engine has no bridge network; running it with network 'none'", fv.name)
+            return "none"
+        return net
+
+    def container_spec(self, env: Environment, fv: FunctionVersion) -> ContainerSpec:
+        spec = fv.spec
+        return ContainerSpec(
+            env_id=env.id,
+            image=self.image_for(spec.runtime),
+            task_dir=env.task_dir,
+            runtime_dir=env.runtime_dir,
+            memory_mb=spec.memory,
+            cpu_shares=cpu_shares(spec.memory),
+            cpu_quota_us=cpu_quota_us(spec.memory) if spec.cpu == "lambda" else None,
+            tmp_mb=spec.ephemeral_storage,
+            network=self.network_for(fv),
+            labels={
+                "faas.managed": "1",
+                "faas.state": self.label,
+                "faas.env": env.id,
+                "faas.function": spec.name,
+                "faas.version": str(fv.version),
+            },
+            environment={"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"},
+        )
+
+    def lambda_environment(self, fv: FunctionVersion, env_id: str) -> dict[str, str]:
+        """The variables Lambda sets for a function, then the function's own."""
+        spec = fv.spec
+        day = time.strftime("%Y/%m/%d", time.gmtime())
+        out = {
+            "_HANDLER": spec.handler,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": str(fv.version),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{fv.version}]{env_id}{secrets.token_hex(10)}",
+            "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+            "LAMBDA_TASK_ROOT": TASK_ROOT,
+            "LAMBDA_RUNTIME_DIR": "/var/runtime",
+            "TZ": ":UTC",
+        }
+        if EXECUTION_ENV.get(spec.runtime):
+            out["AWS_EXECUTION_ENV"] = EXECUTION_ENV[spec.runtime]
+        out.update(spec.environment)
+        return out
+
+    def launch(self, fv: FunctionVersion) -> Environment:
+        """Start, specialise and initialise an environment; InitFailed if the function cannot start."""
+        env_id = new_env_id()
+        env = Environment(env_id, self.envs_root / env_id, self.executor, self.pump, on_dead=self._dead)
+        env.specialise(fv, self.lambda_environment(fv, env.id), fv.spec.handler)
+        env.start(self.container_spec(env, fv))
+        assert env.container_id is not None
+        with self._lock:
+            self._by_container[env.container_id] = env
+        LOG.debug("environment %s of %s: container %s started", env.id, fv.key, env.container_id[:12])
+        failure = env.wait_ready()
+        if failure is not None:
+            LOG.info("environment %s of %s: init failed: %s", env.id, fv.key, failure.error_type)
+            raise InitFailed(failure, env.init_duration_ms)
+        return env
+
+    def route_event(self, event: str, container_id: str) -> None:
+        """Engine events (die/oom) arrive here from the executor's thread."""
+        env = self._by_container.get(container_id)
+        if env is not None:
+            env.on_container_event(event)
+
+    def _dead(self, env: Environment) -> None:
+        if env.container_id:
+            with self._lock:
+                self._by_container.pop(env.container_id, None)
+        if self.on_dead:
+            self.on_dead(env)
+
+    def live_environments(self) -> list[Environment]:
+        with self._lock:
+            return list(self._by_container.values())

@@ -1,0 +1,214 @@
+"""Function logs: captured from each environment's FIFO, framed by START/END/REPORT, kept per function.
+
+A container's stdout and stderr go to a FIFO in its environment folder rather than through
+the engine's log driver: the bytes a handler printed before it posted its result are in the
+FIFO before the result reaches us, so one non-blocking drain after the result gives exactly
+that call's output, with no engine round trip and nothing written to disk by the engine
+(a function that prints 300 MB costs CPU, not disk).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import selectors
+import threading
+from collections import deque
+from pathlib import Path
+
+LOG = logging.getLogger(__name__)
+
+CALL_LOG_CAP = 256 * 1024  # bytes of one call's output kept; the rest is counted and dropped
+FILE_ROTATE_BYTES = 8 * 1024 * 1024
+TRUNCATED = "[faas] log output truncated: {} bytes dropped\n"
+
+
+class LogSink:
+    """One environment's FIFO: reads under a lock so that the pump and a finishing call never interleave."""
+
+    def __init__(self, fifo: Path) -> None:
+        if not fifo.exists():
+            os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o666)  # the sandbox user writes it
+        # O_RDWR: the FIFO never reports end-of-file while no container holds it open.
+        self.fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+        self._lock = threading.Lock()
+        self._buf = bytearray()
+        self._dropped = 0
+        self.closed = False
+
+    def pull(self) -> None:
+        """Read everything available now."""
+        with self._lock:
+            self._pull_locked()
+
+    def _pull_locked(self) -> None:
+        while not self.closed:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                return
+            if not chunk:
+                return
+            room = CALL_LOG_CAP - len(self._buf)
+            if room >= len(chunk):
+                self._buf += chunk
+            else:
+                if room > 0:
+                    self._buf += chunk[:room]
+                self._dropped += len(chunk) - max(room, 0)
+
+    def take(self) -> str:
+        """Drain, then return and reset what was captured since the last take()."""
+        with self._lock:
+            self._pull_locked()
+            text = self._buf.decode("utf-8", "replace")
+            if self._dropped:
+                if text and not text.endswith("\n"):
+                    text += "\n"
+                text += TRUNCATED.format(self._dropped)
+            self._buf = bytearray()
+            self._dropped = 0
+        return text
+
+    def close(self) -> None:
+        with self._lock:
+            if not self.closed:
+                self.closed = True
+                os.close(self.fd)
+
+
+class LogPump:
+    """One thread keeps every FIFO drained, so a chatty function never blocks on a full pipe."""
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._ops: queue.SimpleQueue[tuple[str, LogSink]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="log-pump", daemon=True)
+        self._thread.start()
+
+    def add(self, sink: LogSink) -> None:
+        self._ops.put(("add", sink))
+        self._wake()
+
+    def remove(self, sink: LogSink) -> None:
+        """Unregister, then close the sink from the pump's own thread (no fd is closed under select)."""
+        self._ops.put(("remove", sink))
+        self._wake()
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake()
+        self._thread.join(timeout=2)
+
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _run(self) -> None:
+        while not self._stop:
+            for key, _ in self._sel.select():
+                sink = key.data
+                if sink is None:
+                    try:
+                        while os.read(self._wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    self._apply_ops()
+                else:
+                    sink.pull()
+        for key in list(self._sel.get_map().values()):
+            if key.data is not None:
+                key.data.close()
+        self._sel.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    def _apply_ops(self) -> None:
+        while True:
+            try:
+                op, sink = self._ops.get_nowait()
+            except queue.Empty:
+                return
+            if op == "add" and not sink.closed:
+                self._sel.register(sink.fd, selectors.EVENT_READ, sink)
+            elif op == "remove":
+                try:
+                    self._sel.unregister(sink.fd)
+                except (KeyError, ValueError, OSError):
+                    pass
+                sink.close()
+
+
+class LogStore:
+    """Per-function log files, written by one background thread so calls never wait on disk."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        # An Event in the queue is a flush marker; None stops the writer.
+        self._q: queue.SimpleQueue[tuple[str, str] | threading.Event | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.log"
+
+    def append(self, name: str, text: str) -> None:
+        self._q.put((name, text))
+
+    def flush(self, timeout: float = 2.0) -> None:
+        """Wait until everything appended so far is on disk (tests and `faas logs`)."""
+        done = threading.Event()
+        self._q.put(done)
+        done.wait(timeout)
+
+    def tail(self, name: str, lines: int = 200) -> list[str]:
+        self.flush()
+        out: deque[str] = deque(maxlen=lines)
+        for p in (self.path(name).with_suffix(".log.1"), self.path(name)):
+            if p.exists():
+                with open(p, encoding="utf-8", errors="replace") as f:
+                    out.extend(line.rstrip("\n") for line in f)
+        return list(out)
+
+    def remove(self, name: str) -> None:
+        self.flush()
+        for p in (self.path(name), self.path(name).with_suffix(".log.1")):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            name, text = item
+            path = self.path(name)
+            try:
+                with open(path, "a", encoding="utf-8") as f:
+                    f.write(text)
+                    size = f.tell()
+                if size > FILE_ROTATE_BYTES:
+                    os.replace(path, path.with_suffix(".log.1"))
+            except OSError as e:
+                LOG.warning("function %s: cannot write its log to %s: %s", name, path, e)

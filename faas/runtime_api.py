@@ -1,0 +1,242 @@
+"""The server side of Lambda's Runtime API (2018-06-01), one per environment, on a unix socket.
+
+The socket lives in the environment's own folder, which is bind-mounted into that container
+only: a connection on it can only come from that environment, so no request needs to say who
+it is, and the transport works with `network: none`. HTTP/1.1 is parsed by hand: the protocol
+is four routes with Content-Length bodies, and a warm call crosses this code twice, so the
+general-purpose servers' per-request cost (header objects, logging, handler classes) would
+be most of the latency budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from faas.models import SYNC_PAYLOAD_LIMIT, Invocation
+
+LOG = logging.getLogger(__name__)
+
+PREFIX = "/2018-06-01/runtime"
+ENVIRONMENT_PATH = "/faas/v1/environment"
+MAX_HEADER_BYTES = 64 * 1024
+# Lambda accepts a response a little over 6 MB before calling it too large; we use the
+# documented 6291456-byte limit for the payload itself.
+RESPONSE_LIMIT = SYNC_PAYLOAD_LIMIT
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a request handler answers: status, body, extra headers."""
+
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class RuntimeHandler(Protocol):
+    """What the server needs from its environment; every method may block the connection's thread."""
+
+    def on_environment(self) -> bytes | None:
+        """The specialisation message (JSON), blocking until there is one; None closes."""
+
+    def on_next(self) -> Invocation | None:
+        """The next event, blocking until there is one; None closes the connection."""
+
+    def on_response(self, request_id: str, body: bytes) -> int:
+        """A result; returns the HTTP status to answer (202, or 4xx)."""
+
+    def on_error(self, request_id: str, body: bytes, error_type: str) -> int:
+        """A function error; returns the HTTP status to answer."""
+
+    def on_init_error(self, body: bytes, error_type: str) -> int:
+        """An init failure; returns the HTTP status to answer."""
+
+    def on_oversized_response(self, request_id: str, size: int) -> int:
+        """A response over the payload limit (its body was discarded)."""
+
+
+_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+            413: "Request Entity Too Large", 500: "Internal Server Error"}
+
+
+def _status_body(status: int, message: str, error_type: str) -> bytes:
+    # errorMessage/errorType is the shape the Runtime API uses for its own errors.
+    import json
+
+    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+class RuntimeApiServer:
+    """Accepts connections on the environment's socket; a thread per connection."""
+
+    def __init__(self, socket_path: Path, handler: RuntimeHandler, name: str = "") -> None:
+        self.socket_path = socket_path
+        self.handler = handler
+        self.name = name
+        self._closed = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        try:
+            os.unlink(socket_path)
+        except FileNotFoundError:
+            pass
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.bind(str(socket_path))
+        # The sandbox user (uid 993) must be able to connect; the folder is this environment's alone.
+        os.chmod(socket_path, 0o666)
+        self._sock.listen(16)
+        self._thread = threading.Thread(target=self._accept_loop, name=f"rtapi-{name}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop accepting and drop every connection; blocked handler calls are released by the env."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        try:
+            os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), name=f"rtapi-{self.name}-conn", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb", buffering=65536)
+        try:
+            while not self._closed.is_set():
+                if not self._handle_one(conn, reader):
+                    return
+        except (OSError, ValueError) as e:
+            if not self._closed.is_set():
+                LOG.debug("runtime api %s: connection ended: %s", self.name, e)
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+            try:
+                reader.close()
+                conn.close()
+            except OSError:
+                pass
+
+    def _handle_one(self, conn: socket.socket, reader) -> bool:  # type: ignore[no-untyped-def]
+        line = reader.readline(8192)
+        if not line:
+            return False
+        try:
+            method, target, _version = line.decode("latin-1").split(" ", 2)
+        except ValueError:
+            self._send(conn, Reply(400, _status_body(400, "bad request line", "InvalidRequest")), close=True)
+            return False
+        headers: dict[str, str] = {}
+        total = 0
+        while True:
+            h = reader.readline(8192)
+            total += len(h)
+            if total > MAX_HEADER_BYTES:
+                self._send(conn, Reply(400, _status_body(400, "headers too large", "InvalidRequest")), close=True)
+                return False
+            if h in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = h.decode("latin-1").partition(":")
+            headers[k.strip().lower()] = v.strip()
+        length = int(headers.get("content-length") or 0)
+        path = target.split("?", 1)[0]
+        if method == "POST" and path.endswith("/response") and length > RESPONSE_LIMIT:
+            _discard(reader, length)
+            request_id = path[len(PREFIX) + len("/invocation/"):-len("/response")]
+            status = self.handler.on_oversized_response(request_id, length)
+            body = _status_body(status, f"Response payload size ({length} bytes) exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes).", "RequestEntityTooLarge")
+            self._send(conn, Reply(status, body))
+            return True
+        body = reader.read(length) if length else b""
+        if len(body) < length:
+            return False
+        reply = self._route(method, path, headers, body)
+        if reply is None:
+            return False
+        self._send(conn, reply)
+        return True
+
+    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply | None:
+        h = self.handler
+        if method == "GET" and path == PREFIX + "/invocation/next":
+            inv = h.on_next()
+            if inv is None:
+                return None
+            out = [
+                ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+                ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_epoch_ms)),
+                ("Lambda-Runtime-Invoked-Function-Arn", inv.invoked_arn),
+                ("Lambda-Runtime-Trace-Id", inv.trace_id),
+                ("Content-Type", "application/json"),
+            ]
+            if inv.client_context:
+                out.append(("Lambda-Runtime-Client-Context", inv.client_context))
+            if inv.identity:
+                out.append(("Lambda-Runtime-Cognito-Identity", inv.identity))
+            return Reply(200, inv.payload, tuple(out))
+        if method == "POST" and path.startswith(PREFIX + "/invocation/"):
+            rest = path[len(PREFIX) + len("/invocation/"):]
+            request_id, _, action = rest.partition("/")
+            if action == "response":
+                return Reply(h.on_response(request_id, body), b'{"status":"OK"}')
+            if action == "error":
+                error_type = headers.get("lambda-runtime-function-error-type", "Unhandled")
+                return Reply(h.on_error(request_id, body, error_type), b'{"status":"OK"}')
+        if method == "POST" and path == PREFIX + "/init/error":
+            error_type = headers.get("lambda-runtime-function-error-type", "Runtime.Unknown")
+            return Reply(h.on_init_error(body, error_type), b'{"status":"OK"}')
+        if method == "GET" and path == ENVIRONMENT_PATH:
+            spec = h.on_environment()
+            if spec is None:
+                return None
+            return Reply(200, spec, (("Content-Type", "application/json"),))
+        return Reply(404, _status_body(404, f"unknown route {method} {path}", "InvalidRequest"))
+
+    @staticmethod
+    def _send(conn: socket.socket, reply: Reply, close: bool = False) -> None:
+        head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}", f"Content-Length: {len(reply.body)}"]
+        head.extend(f"{k}: {v}" for k, v in reply.headers)
+        if close:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if len(reply.body) < 65536:
+            conn.sendall(data + reply.body)
+        else:
+            conn.sendall(data)
+            conn.sendall(reply.body)
+
+
+def _discard(reader, length: int) -> None:  # type: ignore[no-untyped-def]
+    left = length
+    while left > 0:
+        chunk = reader.read(min(left, 1 << 20))
+        if not chunk:
+            return
+        left -= len(chunk)

@@ -1,0 +1,135 @@
+"""invoke(): one call from payload to Result, through the limiter, the pool and an environment.
+
+It also frames the call's logs as Lambda does (START / output / END / REPORT), with the
+peak memory read from the container's cgroup, and hands them to the log store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Callable
+
+from faas.environment import Outcome
+from faas.errors import RequestTooLarge
+from faas.limits import Limiter
+from faas.logs import LogStore
+from faas.models import SYNC_PAYLOAD_LIMIT, FunctionVersion, Invocation, Result, function_arn
+from faas.pool import InitFailed, Pool
+from faas.registry import Registry
+
+LOG = logging.getLogger(__name__)
+MB = 1024 * 1024
+
+
+def trace_id() -> str:
+    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
+
+
+class Scheduler:
+    def __init__(
+        self,
+        registry: Registry,
+        pool: Pool,
+        limiter: Limiter,
+        log_store: LogStore,
+        memory_peak_bytes: Callable[[str], int],
+    ) -> None:
+        self.registry = registry
+        self.pool = pool
+        self.limiter = limiter
+        self.log_store = log_store
+        self.memory_peak_bytes = memory_peak_bytes
+        self.listeners: list[Callable[[FunctionVersion, Result], None]] = []
+
+    def invoke(
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        qualifier: str | None = None,
+        client_context: str | None = None,
+        identity: str | None = None,
+        request_id: str | None = None,
+    ) -> Result:
+        fv = self.registry.resolve(name, qualifier)
+        if len(payload) > SYNC_PAYLOAD_LIMIT:
+            raise RequestTooLarge(
+                f"{len(payload)} byte payload is too large for the RequestResponse invocation type (limit {SYNC_PAYLOAD_LIMIT} bytes)"
+            )
+        request_id = request_id or str(uuid.uuid4())
+        spec = fv.spec
+        init_ms: float | None = None
+        init_logs = ""
+        peak = 0
+        with self.limiter.lease(spec):
+            try:
+                with self.pool.acquire(fv) as lease:
+                    start = lease.start
+                    init_ms, init_logs = lease.init_duration_ms, lease.init_logs
+                    now = time.monotonic()
+                    inv = Invocation(
+                        request_id=request_id,
+                        payload=payload,
+                        deadline=now + spec.timeout,
+                        deadline_epoch_ms=int((time.time() + spec.timeout) * 1000),
+                        invoked_arn=function_arn(spec.name, qualifier if qualifier not in (None, "$LATEST") else None),
+                        trace_id=trace_id(),
+                        client_context=client_context,
+                        identity=identity,
+                    )
+                    outcome = lease.env.invoke(inv, spec.timeout)
+                    if lease.env.container_id and outcome.status not in ("timeout", "oom"):
+                        peak = self.memory_peak_bytes(lease.env.container_id)
+            except InitFailed as failed:
+                start, init_ms, outcome = "cold", failed.init_duration_ms, failed.outcome
+                init_logs, outcome = outcome.logs, Outcome(outcome.payload, outcome.error_type, outcome.status)
+        max_mb = spec.memory if outcome.status == "oom" else min(spec.memory, math.ceil(peak / MB)) if peak else 0
+        result = Result(
+            request_id=request_id,
+            payload=outcome.payload,
+            version=fv.version,
+            function_error="Unhandled" if outcome.failed else None,
+            error_type=outcome.error_type,
+            logs=self._frame_logs(fv, request_id, outcome, init_ms, init_logs, max_mb),
+            duration_ms=outcome.duration_ms,
+            init_duration_ms=init_ms if start == "cold" else None,
+            max_memory_mb=max_mb,
+            start=start,
+            status=outcome.status if outcome.status in ("ok", "timeout", "oom") else "error",
+        )
+        for listener in self.listeners:
+            listener(fv, result)
+        return result
+
+    def _frame_logs(
+        self, fv: FunctionVersion, request_id: str, outcome: Outcome, init_ms: float | None, init_logs: str, max_mb: int
+    ) -> str:
+        """Lambda's log lines for one call; the part from START to REPORT is what Tail returns."""
+        duration = outcome.duration_ms
+        if outcome.status == "timeout":
+            duration = max(duration, fv.spec.timeout * 1000.0)
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\tBilled Duration: {max(1, math.ceil(duration))} ms"
+            f"\tMemory Size: {fv.spec.memory} MB\tMax Memory Used: {max_mb} MB\t"
+        )
+        if init_ms is not None:
+            report += f"Init Duration: {init_ms:.2f} ms\t"
+        body = outcome.logs
+        if body and not body.endswith("\n"):
+            body += "\n"
+        text = f"START RequestId: {request_id} Version: {fv.version}\n{body}END RequestId: {request_id}\n{report}\n"
+        if outcome.status == "timeout":
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            text += f"{stamp} {request_id} Task timed out after {fv.spec.timeout:.2f} seconds\n"
+        prefix = ""
+        if init_ms is not None:
+            runtime = fv.spec.runtime
+            prefix = f"INIT_START Runtime Version: {runtime}\n{init_logs}"
+            if init_logs and not init_logs.endswith("\n"):
+                prefix += "\n"
+        self.log_store.append(fv.name, prefix + text)
+        return text
