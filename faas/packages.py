@@ -1,0 +1,463 @@
+"""Function packages: zipping a folder, and turning an uploaded zip into code on disk.
+
+An uploaded zip is untrusted input that ends up mounted into containers, so unpack()
+checks everything it can before writing a byte, extracts only into a private temp
+folder, and publishes the result with one atomic rename. Extracted packages are
+content-addressed (packages_root/<sha256>/), which makes identical deploys free and
+lets the store refer to code by hash.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+import yaml
+
+from faas.errors import FaasError, PackageTooLarge, ValidationError
+from faas.models import UNZIPPED_LIMIT, ZIPPED_LIMIT, FunctionSpec
+
+LOG = logging.getLogger(__name__)
+
+SPEC_NAMES = ("function.yaml", "function.yml")
+# Names never packaged: build debris, VCS metadata, editor droppings, faas's own state.
+IGNORED = (
+    "__pycache__", ".git", ".hg", ".svn", "*.pyc", "*.pyo", ".DS_Store",
+    "*.swp", "*.swo", "*~", ".#*", "#*#", ".faas",
+)
+# A zip's entries are fixed at 1980-01-01 so that the same files always zip to the same bytes.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+MAX_COMPONENT = 255  # bytes per path component, the usual filesystem limit
+MAX_SPEC_BYTES = 1024 * 1024  # function.yaml is a few hundred bytes; anything this big is not one
+CHUNK = 1024 * 1024
+TMP_PREFIX = ".tmp-"
+STALE_TMP_S = 3600.0  # a temp folder this old belongs to a deploy that crashed
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+FILE_MODE = 0o644
+EXEC_MODE = 0o755
+DIR_MODE = 0o755  # the function runs as another uid (993) and must traverse and read
+
+
+def is_ignored(rel_path: str | os.PathLike[str]) -> bool:
+    """True if any component of the path is a name faas never packages.
+
+    Checked per component so that everything under an ignored folder (.git/...)
+    is ignored too; the file watcher relies on that to skip noise.
+    """
+    text = os.fspath(rel_path).replace("\\", "/")
+    for part in text.split("/"):
+        if part and any(fnmatch.fnmatchcase(part, pattern) for pattern in IGNORED):
+            return True
+    return False
+
+
+def _human(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB ({size} bytes)"
+
+
+def _zipped_too_large(size: int) -> PackageTooLarge:
+    return PackageTooLarge(
+        f"package is {_human(size)} zipped, over Lambda's 50 MB limit ({ZIPPED_LIMIT} bytes); "
+        "move large dependencies or data out of the function folder"
+    )
+
+
+def _unzipped_too_large(size: int, *, at_least: bool = False) -> ValidationError:
+    qualifier = "at least " if at_least else ""
+    return ValidationError(
+        f"package is {qualifier}{_human(size)} unzipped, over Lambda's 250 MB limit ({UNZIPPED_LIMIT} bytes)"
+    )
+
+
+def parse_spec(text: bytes | str, source: str) -> FunctionSpec:
+    """Parse and validate the text of a function.yaml; `source` names it in every message."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValidationError(f"{source}: not UTF-8 text (byte {e.start})") from e
+    try:
+        raw: Any = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(p for p in (e.context, e.problem) if p) or str(e)
+        raise ValidationError(f"{source}: not valid YAML{where}: {problem}") from e
+    except yaml.YAMLError as e:
+        raise ValidationError(f"{source}: not valid YAML: {e}") from e
+    if raw is None:
+        raise ValidationError(f"{source}: is empty; it needs at least 'name: <function name>'")
+    return FunctionSpec.from_mapping(raw, source=source)
+
+
+def _spec_file(folder: Path) -> Path:
+    found = [folder / n for n in SPEC_NAMES if (folder / n).is_file()]
+    if not found:
+        raise ValidationError(f"{folder}: no function.yaml found (every function folder needs one, with at least 'name:')")
+    if len(found) > 1:
+        raise ValidationError(f"{folder}: both function.yaml and function.yml exist; keep only one")
+    return found[0]
+
+
+def read_spec(folder: Path) -> FunctionSpec:
+    """Read and validate folder/function.yaml (or function.yml)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValidationError(f"{folder}: not a folder")
+    path = _spec_file(folder)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValidationError(f"{path}: cannot be read: {e.strerror}") from e
+    return parse_spec(data, str(path))
+
+
+# ---------------------------------------------------------------------------- zipping
+
+
+def _walk(root: Path, current: Path, rel: str, stack: tuple[Path, ...]) -> Iterator[tuple[str, Path, int]]:
+    """Yield (relative path, real file, mode) in sorted order.
+
+    Symlinks are followed only when they stay inside the function folder: on Lambda
+    a zip holds files, so a link to elsewhere would deploy code the folder does not
+    contain. `stack` holds the real folders being walked, to refuse link loops.
+    """
+    try:
+        names = sorted(os.listdir(current))
+    except OSError as e:
+        raise ValidationError(f"{current}: cannot be read: {e.strerror}") from e
+    for name in names:
+        rel_path = f"{rel}/{name}" if rel else name
+        if is_ignored(name):
+            continue
+        path = current / name
+        real = path
+        if path.is_symlink():
+            try:
+                real = path.resolve(strict=True)
+            except (OSError, RuntimeError) as e:
+                raise ValidationError(f"{rel_path}: broken symlink ({os.readlink(path)})") from e
+            if real != root and root not in real.parents:
+                raise ValidationError(
+                    f"{rel_path}: symlink points outside the function folder (to {real}); "
+                    "copy what it points to into the folder instead"
+                )
+        try:
+            st = real.stat()
+        except OSError as e:
+            raise ValidationError(f"{rel_path}: cannot be read: {e.strerror}") from e
+        if stat.S_ISDIR(st.st_mode):
+            if real in stack:
+                raise ValidationError(f"{rel_path}: symlink loop (points back to {real})")
+            yield from _walk(root, real, rel_path, stack + (real,))
+        elif stat.S_ISREG(st.st_mode):
+            yield rel_path, real, stat.S_IMODE(st.st_mode)
+        else:
+            LOG.warning("zip %s: skipping %s, not a regular file", root, rel_path)
+
+
+def zip_folder(folder: Path) -> bytes:
+    """Zip a function folder the way unpack() expects, byte-for-byte reproducibly.
+
+    function.yaml is validated first so that a broken function is refused on the
+    developer's machine, before anything is uploaded.
+    """
+    folder = Path(folder)
+    spec = read_spec(folder)
+    root = folder.resolve()
+    files = sorted(_walk(root, root, "", (root,)))
+    total = 0
+    for rel, real, _mode in files:
+        total += real.stat().st_size
+        if total > UNZIPPED_LIMIT:
+            raise _unzipped_too_large(total, at_least=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for rel, real, mode in files:
+            info = zipfile.ZipInfo(rel, date_time=ZIP_EPOCH)
+            info.create_system = 3  # unix, so that external_attr carries the mode bits
+            info.external_attr = (stat.S_IFREG | (mode & 0o777)) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(real, "rb") as src, zf.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+            if buffer.tell() > ZIPPED_LIMIT:
+                raise _zipped_too_large(buffer.tell())
+    data = buffer.getvalue()
+    if len(data) > ZIPPED_LIMIT:
+        raise _zipped_too_large(len(data))
+    LOG.debug("zipped %s (function %s): %d files, %d bytes", folder, spec.name, len(files), len(data))
+    return data
+
+
+# -------------------------------------------------------------------------- unzipping
+
+
+@dataclass(frozen=True)
+class Package:
+    """An extracted, validated package, ready to become a version."""
+
+    spec: FunctionSpec
+    sha256: str
+    code_dir: Path
+    unzipped_size: int
+    zipped_size: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: zipfile.ZipInfo
+    path: str  # normalised: '/'-separated, no '.' components, no trailing '/'
+    is_dir: bool
+    executable: bool
+
+
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_TYPE_NAMES = {
+    stat.S_IFLNK: "a symlink", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+}
+
+
+def _check_entry(info: zipfile.ZipInfo) -> _Entry | None:
+    """Refuse an entry that could write outside the package or create something other
+    than a plain file or folder; None for entries that name the root itself ('./')."""
+    raw = info.filename
+    name = raw.replace("\\", "/")  # zips made on Windows may use backslashes
+    shown = repr(raw)
+    if name.startswith("/"):
+        raise ValidationError(f"zip entry {shown} has an absolute path; entries must be relative to the package root")
+    if _DRIVE_RE.match(name):
+        raise ValidationError(f"zip entry {shown} has a drive letter; entries must be relative to the package root")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValidationError(f"zip entry {shown} contains a '..' component, which would write outside the package")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT:
+            raise ValidationError(f"zip entry {shown} has a path component over {MAX_COMPONENT} bytes")
+    mode = info.external_attr >> 16
+    kind = stat.S_IFMT(mode)
+    if kind in _TYPE_NAMES:
+        raise ValidationError(f"zip entry {shown} is {_TYPE_NAMES[kind]}; packages may only hold files and folders")
+    if info.flag_bits & 0x1:
+        raise ValidationError(f"zip entry {shown} is encrypted; upload an unencrypted zip")
+    if not parts:
+        return None
+    is_dir = name.endswith("/") or kind == stat.S_IFDIR
+    return _Entry(info, "/".join(parts), is_dir, bool(mode & 0o111) and not is_dir)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    try:
+        with zf.open(info) as f:
+            data = f.read(limit + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+        raise ValidationError(f"zip entry {info.filename!r} is corrupt or unsupported: {e}") from e
+    if len(data) > limit:
+        raise ValidationError(f"{info.filename} is over {limit} bytes; that is not a function.yaml")
+    return data
+
+
+def _spec_from_zip(zf: zipfile.ZipFile, entries: list[_Entry]) -> FunctionSpec:
+    by_path = {e.path: e for e in entries if not e.is_dir}
+    present = [n for n in SPEC_NAMES if n in by_path]
+    if not present:
+        nested = sorted(e.path for e in entries if not e.is_dir and e.path.rsplit("/", 1)[-1] in SPEC_NAMES)
+        hint = f" (found {nested[0]}: zip the folder's contents, not the folder itself)" if nested else ""
+        raise ValidationError(f"package has no function.yaml at the top of the zip{hint}")
+    if len(present) > 1:
+        raise ValidationError("package has both function.yaml and function.yml; keep only one")
+    entry = by_path[present[0]]
+    return parse_spec(_read_member(zf, entry.info, MAX_SPEC_BYTES), entry.path)
+
+
+def _check_layout(entries: list[_Entry]) -> None:
+    """Two entries for one path, or a file where a folder must be, would make the
+    extracted tree depend on entry order; refuse instead of guessing."""
+    files: set[str] = set()
+    dirs: set[str] = set()
+    for e in entries:
+        if e.is_dir:
+            dirs.add(e.path)
+        elif e.path in files:
+            raise ValidationError(f"zip has two entries for {e.path!r}")
+        else:
+            files.add(e.path)
+        parts = e.path.split("/")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    clash = sorted(files & dirs)
+    if clash:
+        raise ValidationError(f"zip entry {clash[0]!r} is both a file and a folder")
+
+
+def _open_new(path: Path, mode: int) -> BinaryIO:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(path, flags, mode), "wb")
+
+
+def _extract(zf: zipfile.ZipFile, entries: list[_Entry], dest: Path) -> tuple[int, list[tuple[str, bool, str]]]:
+    """Extract into dest (a fresh private folder); count the bytes really written,
+    since a zip's declared sizes are only a claim."""
+    total = 0
+    digests: list[tuple[str, bool, str]] = []
+    for entry in sorted(entries, key=lambda e: e.path):
+        target = dest.joinpath(*entry.path.split("/"))
+        if entry.is_dir:
+            target.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        mode = EXEC_MODE if entry.executable else FILE_MODE
+        digest = hashlib.sha256()
+        try:
+            with zf.open(entry.info) as src, _open_new(target, mode) as dst:
+                while chunk := src.read(CHUNK):
+                    total += len(chunk)
+                    if total > UNZIPPED_LIMIT:
+                        raise _unzipped_too_large(total, at_least=True)
+                    digest.update(chunk)
+                    dst.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
+            raise ValidationError(f"zip entry {entry.info.filename!r} is corrupt or unsupported: {e}") from e
+        os.chmod(target, mode)  # the umask must not take away the sandbox user's read access
+        digests.append((entry.path, entry.executable, digest.hexdigest()))
+    # mkdir(mode=...) is subject to the umask too.
+    for dirpath, dirnames, _ in os.walk(dest):
+        for d in dirnames:
+            os.chmod(os.path.join(dirpath, d), DIR_MODE)
+    os.chmod(dest, DIR_MODE)
+    return total, digests
+
+
+def content_hash(files: list[tuple[str, bool, str]], spec: FunctionSpec) -> str:
+    """Hash what the function is, not how it was zipped: timestamps, entry order and
+    compression do not count, so re-deploying the same code is recognised as such."""
+    h = hashlib.sha256()
+    for path, executable, digest in sorted(files):
+        h.update(f"{path}\0{int(executable)}\0{digest}\n".encode("utf-8", "surrogateescape"))
+    h.update(b"spec\0")
+    h.update(json.dumps(spec.to_mapping(), sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
+def unpack(
+    data: bytes,
+    packages_root: Path,
+    *,
+    expected_name: str | None = None,
+    spec_override: FunctionSpec | None = None,
+) -> Package:
+    """Validate an uploaded zip and extract it to packages_root/<sha256>/.
+
+    Every check that can be made from the zip's directory is made before anything is
+    written; extraction goes to a private temp folder that is removed on any failure,
+    so a refused deploy leaves no trace. spec_override, when given, is the function's
+    configuration and the zip needs no function.yaml (one inside is then just a file).
+    """
+    packages_root = Path(packages_root)
+    if len(data) > ZIPPED_LIMIT:
+        raise _zipped_too_large(len(data))
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
+        raise ValidationError(f"package is not a valid zip file: {e}") from e
+    with zf:
+        infos = zf.infolist()
+        entries = [e for e in (_check_entry(i) for i in infos) if e is not None]
+        _check_layout(entries)
+        declared = sum(i.file_size for i in infos)
+        if declared > UNZIPPED_LIMIT:
+            raise _unzipped_too_large(declared)
+        spec = spec_override if spec_override is not None else _spec_from_zip(zf, entries)
+        if expected_name is not None and spec.name != expected_name:
+            raise ValidationError(
+                f"function.yaml names the function {spec.name!r} but it was deployed as {expected_name!r}; "
+                "the two must match"
+            )
+        packages_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=packages_root))
+        try:
+            unzipped, files = _extract(zf, entries, tmp)
+            sha = content_hash(files, spec)
+            target = packages_root / sha
+            if _publish(tmp, target):
+                LOG.info("function %s: new package %s (%d bytes unzipped)", spec.name, sha[:12], unzipped)
+            else:
+                LOG.info("function %s: package %s already present, reusing it", spec.name, sha[:12])
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FaasError(f"could not write package for {spec.name} under {packages_root}: {e}") from e
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return Package(spec=spec, sha256=sha, code_dir=target, unzipped_size=unzipped, zipped_size=len(data))
+
+
+def _publish(tmp: Path, target: Path) -> bool:
+    """Move tmp into place; False if identical content was already there (then tmp is
+    discarded). Two identical deploys may race: whoever renames second just reuses."""
+    if target.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+        _touch(target)
+        return False
+    try:
+        os.rename(tmp, target)
+        return True
+    except OSError as e:
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST) and target.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+            _touch(target)
+            return False
+        raise
+
+
+def _touch(path: Path) -> None:
+    # Reused packages count as fresh for remove_unreferenced(min_age_s=...).
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def remove_unreferenced(packages_root: Path, keep: set[str], *, min_age_s: float = 0.0) -> int:
+    """Delete extracted packages no version refers to; returns how many went.
+
+    The caller must not run this concurrently with a deploy that has unpacked but not
+    yet recorded its package, or give a min_age_s that covers that window. Temp
+    folders left by crashed deploys are removed once they are an hour old.
+    """
+    packages_root = Path(packages_root)
+    if not packages_root.is_dir():
+        return 0
+    now = time.time()
+    removed = 0
+    for child in packages_root.iterdir():
+        try:
+            age = now - child.lstat().st_mtime
+        except OSError:
+            continue
+        if child.name.startswith(TMP_PREFIX):
+            if age > STALE_TMP_S:
+                LOG.info("removing stale temp folder %s", child)
+                shutil.rmtree(child, ignore_errors=True)
+            continue
+        if not SHA_RE.match(child.name) or child.name in keep or age < min_age_s or child.is_symlink():
+            continue
+        shutil.rmtree(child, ignore_errors=True)
+        if not child.exists():
+            removed += 1
+            LOG.info("removed unreferenced package %s", child.name[:12])
+    return removed

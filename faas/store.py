@@ -1,0 +1,258 @@
+"""Durable state in one SQLite file: functions, their numbered versions, aliases.
+
+SQLite because the state must survive a gateway restart and a crash mid-deploy, and
+the data is small; WAL with synchronous=NORMAL keeps each deploy to one cheap fsync-free
+commit while a crash still only ever loses whole transactions. The hot path never
+reads from here: the registry keeps the live versions in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Iterator
+
+from faas.errors import FaasError, FunctionNotFound
+from faas.models import FunctionSpec, FunctionVersion, function_arn
+
+LOG = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS functions (
+    name TEXT PRIMARY KEY,
+    live_version INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    code_dir TEXT NOT NULL,
+    code_size INTEGER NOT NULL,
+    source_dir TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+"""
+_VERSION_COLUMNS = "v.name, v.version, v.sha256, v.spec_json, v.code_dir, v.code_size, v.source_dir, v.created"
+_SPEC_FIELDS = frozenset(f.name for f in fields(FunctionSpec))
+
+
+def _spec_json(spec: FunctionSpec) -> str:
+    return json.dumps(spec.to_mapping(), sort_keys=True, separators=(",", ":"))
+
+
+def _spec_from_json(text: str) -> FunctionSpec:
+    # Stored specs were validated when deployed; re-validating here would let a later,
+    # stricter rule make the gateway unable to start on existing state.
+    raw = json.loads(text)
+    raw["environment"] = dict(raw.get("environment") or {})
+    return FunctionSpec(**{k: v for k, v in raw.items() if k in _SPEC_FIELDS})
+
+
+def _row_to_version(row: tuple[Any, ...]) -> FunctionVersion:
+    _name, version, sha, spec_json, code_dir, code_size, source_dir, created = row
+    return FunctionVersion(
+        spec=_spec_from_json(spec_json), version=int(version), code_sha256=sha, code_dir=Path(code_dir),
+        code_size=int(code_size), created=float(created), source_dir=source_dir,
+    )
+
+
+class Store:
+    """The one connection to the state database; every method is thread-safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _write),
+            # so each write method is exactly one transaction.
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        except (OSError, sqlite3.Error) as e:
+            raise FaasError(f"cannot open the state database {self.path}: {e}") from e
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise FaasError(f"{self.path} is not a usable faas state database: {e}") from e
+
+    def _migrate(self) -> None:
+        (current,) = self._db.execute("PRAGMA user_version").fetchone()
+        if current > SCHEMA_VERSION:
+            raise FaasError(
+                f"{self.path} has schema version {current}, newer than this faas understands ({SCHEMA_VERSION}); "
+                "upgrade faas or use another state dir"
+            )
+        if current < SCHEMA_VERSION:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            LOG.info("state database %s: schema version %d", self.path, SCHEMA_VERSION)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One transaction under the lock: all of it lands, or none of it (a crash
+        mid-deploy leaves the previous state)."""
+        with self._lock, self._translated():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:  # SQLite may have rolled back already (disk full, I/O error)
+                    LOG.warning("state database %s: rollback failed", self.path, exc_info=True)
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock, self._translated():
+            return self._db.execute(sql, params).fetchall()
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """SQLite's errors (disk full, locked by another process) become FaasError here,
+        where they enter, so callers handle one family of errors."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            raise FaasError(f"state database {self.path}: {e}") from e
+
+    @staticmethod
+    def _get_live(db: sqlite3.Connection, name: str) -> FunctionVersion | None:
+        row = db.execute(
+            f"SELECT {_VERSION_COLUMNS} FROM functions f JOIN versions v"
+            " ON v.name = f.name AND v.version = f.live_version WHERE f.name = ?",
+            (name,),
+        ).fetchone()
+        return _row_to_version(row) if row else None
+
+    def add_version(
+        self,
+        spec: FunctionSpec,
+        sha256: str,
+        code_dir: Path,
+        code_size: int,
+        source_dir: str | None = None,
+        *,
+        make_live: bool = True,
+    ) -> tuple[FunctionVersion, bool]:
+        """Record a deploy; returns (the version, whether a new one was created).
+
+        A new version is created only when code or configuration differ from the LIVE
+        version: redeploying what is live is a no-op returning (live, False), so saving
+        a file twice or re-running `faas deploy` does not churn versions or drain warm
+        environments. Deploying content equal to an older, non-live version creates a
+        new number (as Lambda's publish does): numbers only go up while the function
+        exists. Numbers start at 1 and restart at 1 after the function is deleted, as
+        on Lambda.
+        """
+        spec_json = _spec_json(spec)
+        now = time.time()
+        with self._write() as db:
+            live = self._get_live(db, spec.name)
+            if live is not None and live.code_sha256 == sha256 and _spec_json(live.spec) == spec_json:
+                return live, False
+            (latest,) = db.execute("SELECT MAX(version) FROM versions WHERE name = ?", (spec.name,)).fetchone()
+            number = (latest or 0) + 1
+            db.execute(
+                "INSERT INTO versions (name, version, sha256, spec_json, code_dir, code_size, source_dir, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (spec.name, number, sha256, spec_json, str(code_dir), int(code_size), source_dir, now),
+            )
+            db.execute(
+                "INSERT INTO functions (name, live_version, created, updated) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET"
+                " live_version = CASE WHEN ? THEN excluded.live_version ELSE functions.live_version END,"
+                " updated = excluded.updated",
+                (spec.name, number if make_live else None, now, now, int(make_live)),
+            )
+        version = FunctionVersion(
+            spec=spec, version=number, code_sha256=sha256, code_dir=Path(code_dir), code_size=int(code_size),
+            created=now, source_dir=source_dir,
+        )
+        LOG.info("function %s: version %d recorded (%s)%s", spec.name, number, sha256[:12], " live" if make_live else "")
+        return version, True
+
+    def get_live(self, name: str) -> FunctionVersion | None:
+        with self._lock, self._translated():
+            return self._get_live(self._db, name)
+
+    def get_version(self, name: str, version: int) -> FunctionVersion | None:
+        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions v WHERE v.name = ? AND v.version = ?", (name, version))
+        return _row_to_version(rows[0]) if rows else None
+
+    def versions(self, name: str) -> list[FunctionVersion]:
+        """Every version of a function, oldest first."""
+        rows = self._query(f"SELECT {_VERSION_COLUMNS} FROM versions v WHERE v.name = ? ORDER BY v.version", (name,))
+        return [_row_to_version(r) for r in rows]
+
+    def live_all(self) -> list[FunctionVersion]:
+        """The live version of every function, sorted by name."""
+        rows = self._query(
+            f"SELECT {_VERSION_COLUMNS} FROM functions f JOIN versions v"
+            " ON v.name = f.name AND v.version = f.live_version ORDER BY f.name"
+        )
+        return [_row_to_version(r) for r in rows]
+
+    def set_live(self, name: str, version: int) -> FunctionVersion:
+        """Make an existing version live (a rollback); FunctionNotFound if there is no such version."""
+        with self._write() as db:
+            row = db.execute(
+                f"SELECT {_VERSION_COLUMNS} FROM versions v WHERE v.name = ? AND v.version = ?", (name, version)
+            ).fetchone()
+            if row is None:
+                raise FunctionNotFound(f"Function not found: {function_arn(name, str(version))}")
+            db.execute("UPDATE functions SET live_version = ?, updated = ? WHERE name = ?", (version, time.time(), name))
+        LOG.info("function %s: version %d is live", name, version)
+        return _row_to_version(row)
+
+    def delete_function(self, name: str) -> bool:
+        """Forget a function with all its versions and aliases; False if there was none."""
+        with self._write() as db:
+            found = db.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount > 0
+            found = db.execute("DELETE FROM versions WHERE name = ?", (name,)).rowcount > 0 or found
+            db.execute("DELETE FROM aliases WHERE name = ?", (name,))
+        if found:
+            LOG.info("function %s: deleted", name)
+        return found
+
+    def referenced_shas(self) -> set[str]:
+        """Packages some version still points at: garbage collection must keep these."""
+        return {sha for (sha,) in self._query("SELECT DISTINCT sha256 FROM versions")}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
