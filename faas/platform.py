@@ -98,9 +98,8 @@ class Platform:
         return DeployOutcome(version, changed)
 
     def remove(self, name: str) -> None:
-        fv = self.registry.live(name)
         self.registry.remove(name)
-        self.pool.retire(fv.key)
+        self.pool.retire_function(name)
         self.log_store.remove(name)
 
     def functions(self) -> list[FunctionVersion]:
@@ -125,7 +124,9 @@ class Platform:
     # ---- lifecycle ---------------------------------------------------------------------
 
     def _version_changed(self, old: FunctionVersion | None, new: FunctionVersion | None) -> None:
-        if old is not None and (new is None or new.key != old.key):
+        if old is not None and new is None:
+            self.pool.retire_function(old.name)
+        elif old is not None and new.key != old.key:
             self.pool.retire(old.key)
 
     def _refuse_if_closing(self) -> None:

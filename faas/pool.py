@@ -112,6 +112,14 @@ class Pool:
         for env in envs:
             env.destroy()
 
+    def retire_function(self, name: str) -> None:
+        """A function was removed: every version's environments go (busy ones when their call ends)."""
+        prefix = f"{name}:"
+        with self._lock:
+            keys = {k for k in (*self._idle, *self._busy) if k.startswith(prefix)}
+        for key in keys:
+            self.retire(key)
+
     def tick(self) -> int:
         """Reap environments idle longer than the keep-alive; returns how many."""
         now = self._clock()

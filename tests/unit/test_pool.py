@@ -177,3 +177,12 @@ def test_limiter_without_cap_never_refuses() -> None:
     for lease in leases:
         lease.__enter__()
     assert limiter.in_flight("f") == 50
+
+
+def test_retire_function_drops_every_version(pool: Pool, launched: list[FakeEnv]) -> None:
+    v1, v2, other = version(n=1), version(n=2), version(name="g")
+    for fv in (v1, v2, other):
+        with pool.acquire(fv):
+            pass
+    pool.retire_function("f")
+    assert [e.destroyed for e in launched] == [True, True, False]
