@@ -1,0 +1,448 @@
+"""The `faas` command. The only module that configures logging.
+
+`faas up` runs the gateway in this process (gunicorn's arbiter; the worker is forked
+from it) and deploys the folders it was given over HTTP from a thread, once the gateway
+answers. The other commands talk to a running gateway through faas.client, except
+`faas runtimes build`, which needs only the Docker engine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from faas.client import GatewayClient, gateway_url
+from faas.config import DEFAULT_PORT, Config
+from faas.errors import FaasError, GatewayUnavailable, ValidationError
+
+LOG = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_NO_GATEWAY = 2
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit codes:
+  0    success
+  1    an error: the gateway refused the request (the message says why), a
+       function.yaml or package is invalid, or the invoked function failed
+  2    no faas gateway answers at FAAS_GATEWAY (default http://127.0.0.1:8080),
+       or the command line is wrong
+  130  interrupted (Ctrl-C)
+
+environment:
+  FAAS_GATEWAY    the gateway the commands talk to (default http://127.0.0.1:8080)
+  FAAS_STATE_DIR  where `faas up` keeps its state (default ~/.local/state/faas)
+  FAAS_API_TOKEN  sent to the gateway's admin API when it requires one
+"""
+
+SPEC_NAMES = ("function.yaml", "function.yml")
+_SKIP_DIRS = frozenset({"node_modules", "__pycache__", ".venv", "venv", ".git"})
+WAIT_POLL_S = 0.1
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    """Progress from engine and image preparation: dim, on stderr."""
+    err.print(message, style="dim", markup=False)
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+# ------------------------------------------------------------------ function folders
+
+
+def _is_function_folder(path: Path) -> bool:
+    return any((path / name).is_file() for name in SPEC_NAMES)
+
+
+def find_function_folders(paths: Iterable[Path]) -> list[Path]:
+    """Each path is a function folder, or a folder holding function folders at any depth
+    (a function folder's own subfolders are not searched). Raises ValidationError for a
+    path that is not a folder or holds no function."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path).expanduser().resolve()
+        if not path.is_dir():
+            raise ValidationError(f"{path}: not a folder")
+        if _is_function_folder(path):
+            found.append(path)
+            continue
+        inside = sorted(_walk_functions(path))
+        if not inside:
+            raise ValidationError(f"{path}: no function.yaml in it or in any folder below it")
+        found.extend(inside)
+    unique: list[Path] = []
+    for folder in found:
+        if folder not in unique:
+            unique.append(folder)
+    return unique
+
+
+def _walk_functions(root: Path) -> Iterable[Path]:
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError:
+        return
+    for child in children:
+        if child.name.startswith(".") or child.name in _SKIP_DIRS:
+            continue
+        if _is_function_folder(child):
+            yield child
+        else:
+            yield from _walk_functions(child)
+
+
+def deploy_folder(client: GatewayClient, folder: Path, *, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Zip one function folder and PUT it to the gateway; returns the gateway's answer
+    plus "package_size"."""
+    from faas import packages
+
+    progress = on_progress or (lambda _msg: None)
+    progress(f"packaging {folder}")
+    spec = packages.read_spec(folder)
+    data = packages.zip_folder(folder)
+    progress(f"uploading {spec.name} ({human_size(len(data))})")
+    result = client.deploy(spec.name, data, source_dir=str(folder))
+    function = dict(result.function)
+    function["changed"] = result.changed
+    function["package_size"] = len(data)
+    return function
+
+
+def _deploy_line(function: dict[str, Any]) -> str:
+    name, version = function.get("name"), function.get("version")
+    if function.get("changed"):
+        return f"deployed {name} version {version} ({human_size(int(function.get('package_size', 0)))})"
+    return f"{name} unchanged (version {version})"
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    folders = find_function_folders([Path(args.dir)])
+    failed = 0
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        for folder in folders:
+            try:
+                with err.status(f"deploying {folder}") as status:
+                    function = deploy_folder(client, folder, on_progress=lambda m: status.update(m))
+            except GatewayUnavailable:
+                raise
+            except FaasError as e:
+                err.print(f"error: {e.message}", style="red", markup=False)
+                failed += 1
+                continue
+            out.print(_deploy_line(function), markup=False)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _status(environments: dict[str, int] | None) -> str:
+    if not environments:
+        return "cold"
+    return ", ".join(f"{count} {state}" for state, count in sorted(environments.items()))
+
+
+def _when(value: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(value)).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OSError):
+        return str(value or "")
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        functions = client.functions()
+    if not functions:
+        err.print("no functions deployed; deploy one with `faas deploy DIR`", markup=False)
+        return EXIT_OK
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("name", "version", "runtime", "memory", "timeout", "status", "last modified"):
+        table.add_column(column, justify="right" if column in ("version", "memory", "timeout") else "left")
+    for f in functions:
+        table.add_row(
+            str(f.get("name")),
+            str(f.get("version")),
+            str(f.get("runtime")),
+            f"{f.get('memory')} MB",
+            f"{f.get('timeout')} s",
+            _status(f.get("environments")),
+            _when(f.get("created")),
+        )
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        client.remove(args.name)
+    out.print(f"removed {args.name}", markup=False)
+    return EXIT_OK
+
+
+def read_payload(spec: str | None) -> bytes:
+    """--payload: inline JSON, @file, or @- for standard input; nothing means {}."""
+    if spec is None:
+        return b"{}"
+    if spec.startswith("@"):
+        source = spec[1:]
+        if source == "-":
+            return sys.stdin.buffer.read()
+        try:
+            return Path(source).expanduser().read_bytes()
+        except OSError as e:
+            raise ValidationError(f"--payload {spec}: cannot read {source}: {e.strerror}") from e
+    return spec.encode("utf-8")
+
+
+def _print_payload(console: Console, payload: bytes, stream: Any) -> None:
+    if console.is_terminal:
+        try:
+            console.print_json(payload.decode("utf-8"))
+            return
+        except (ValueError, UnicodeDecodeError):
+            pass
+    stream.buffer.write(payload + (b"" if payload.endswith(b"\n") else b"\n"))
+    stream.flush()
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    payload = read_payload(args.payload)
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        result = client.invoke(args.name, payload, tail=args.tail, qualifier=args.qualifier)
+    if result.log_tail:
+        err.print(result.log_tail.rstrip("\n"), style="dim", markup=False)
+    if result.function_error:
+        _print_payload(err, result.payload, sys.stderr)
+        return EXIT_ERROR
+    _print_payload(out, result.payload, sys.stdout)
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        text = client.logs(args.name, tail=args.tail)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    overrides = {
+        "state_dir": getattr(args, "state_dir", None),
+        "host": getattr(args, "host", None),
+        "port": getattr(args, "port", None),
+        "threads": getattr(args, "threads", None),
+    }
+    return Config.load({k: v for k, v in overrides.items() if v is not None})
+
+
+def _prepare_runtimes(config: Config, *, force: bool = False) -> Any:
+    """Find or start a Docker engine and build the runtime images; returns the engine."""
+    from faas.docker_executor import DockerExecutor  # type: ignore[import-not-found]
+    from faas.engine import ensure_engine  # type: ignore[import-not-found]
+    from faas.images import ensure_all  # type: ignore[import-not-found]
+
+    engine = ensure_engine(config.state_dir, say=say)
+    executor = DockerExecutor(base_url=engine.base_url)
+    try:
+        ensure_all(executor, force=force, say=say)
+    finally:
+        close = getattr(executor, "close", None)
+        if callable(close):
+            close()
+    return engine
+
+
+def cmd_runtimes_build(args: argparse.Namespace) -> int:
+    config = _load_config(args)
+    _prepare_runtimes(config, force=args.force)
+    out.print("runtime images are ready", markup=False)
+    return EXIT_OK
+
+
+def _public_url(config: Config) -> str:
+    host = config.host if config.host not in ("0.0.0.0", "", "::") else "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{config.port}"
+
+
+def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event) -> None:
+    """Thread body for `faas up`: wait for /healthz, then deploy each folder over HTTP.
+
+    Prints nothing until the gateway answers: the worker is forked from this process,
+    and a fork while this thread holds the console's lock would hang the worker.
+    """
+    with GatewayClient(base_url) as client:
+        while not stop.is_set():
+            if client.health():
+                break
+            stop.wait(WAIT_POLL_S)
+        else:
+            return
+        if not folders:
+            out.print(f"ready: {base_url} (deploy with `faas deploy DIR`)", markup=False)
+            return
+        deployed = 0
+        for folder in folders:
+            if stop.is_set():
+                return
+            try:
+                function = deploy_folder(client, folder)
+            except FaasError as e:
+                err.print(f"error: {folder}: {e.message}", style="red", markup=False)
+                continue
+            deployed += 1
+            state = "deployed" if function.get("changed") else "unchanged"
+            out.print(
+                f"{function.get('name')}  version {function.get('version')}  {state}  "
+                f"{base_url}/function/{function.get('name')}",
+                markup=False,
+            )
+        out.print(
+            f"ready: {deployed} function(s); Invoke API at {base_url} "
+            "(boto3/aws cli: --endpoint-url), Ctrl-C to stop",
+            markup=False,
+        )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = _load_config(args)
+    folders = find_function_folders(Path(d) for d in args.dirs)
+    base_url = _public_url(config)
+    with GatewayClient(base_url) as probe:
+        if probe.health():
+            err.print(f"error: a faas gateway already answers at {base_url}", markup=False)
+            return EXIT_ERROR
+    engine = _prepare_runtimes(config)
+    base = getattr(engine, "base_url", None)
+    if base and not os.environ.get("DOCKER_HOST"):
+        os.environ["DOCKER_HOST"] = str(base)  # the worker's Platform finds the same engine
+    from gateway import server
+
+    err.print(f"faas gateway on {base_url} ({config.threads} threads, state in {config.state_dir})", markup=False)
+    stop = threading.Event()
+    deployer = threading.Thread(target=_deploy_when_ready, args=(base_url, folders, stop), name="faas-up-deploy", daemon=True)
+    deployer.start()
+    loglevel = "info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning"
+    try:
+        code = server.serve(config, overrides={"loglevel": loglevel})
+    finally:
+        stop.set()
+        deployer.join(timeout=5)
+    err.print("faas gateway stopped" if code == 0 else f"faas gateway exited with status {code}", markup=False)
+    return code
+
+
+# ------------------------------------------------------------------ parser and main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faas",
+        description="AWS Lambda on one machine: deploy functions and call them as on Lambda.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--gateway", metavar="URL", help="gateway URL (default: $FAAS_GATEWAY or http://127.0.0.1:8080)")
+        return p
+
+    up = sub.add_parser("up", help="start the gateway (and the Docker engine), deploy DIRs",
+                        description="Start the Docker engine if needed, build the runtime images, run the "
+                        "gateway in the foreground and deploy each DIR. Ctrl-C stops everything.",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    up.add_argument("dirs", nargs="*", metavar="DIR", help="a function folder, or a folder of function folders")
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
+    up.add_argument("--state-dir", type=Path, help="state folder (default $FAAS_STATE_DIR or ~/.local/state/faas)")
+    up.add_argument("--threads", type=int, help="gateway threads, i.e. calls served at once (default 64)")
+    up.set_defaults(func=cmd_up)
+
+    deploy = client_command("deploy", "zip a function folder and deploy it to the gateway")
+    deploy.add_argument("dir", metavar="DIR", help="a function folder (with function.yaml), or a folder of them")
+    deploy.set_defaults(func=cmd_deploy)
+
+    ls = client_command("ls", "list deployed functions")
+    ls.set_defaults(func=cmd_ls)
+
+    rm = client_command("rm", "remove a function, its versions and environments")
+    rm.add_argument("name", metavar="NAME")
+    rm.set_defaults(func=cmd_rm)
+
+    invoke = client_command("invoke", "call a function through Lambda's Invoke API and print the result")
+    invoke.add_argument("name", metavar="NAME")
+    invoke.add_argument("--payload", metavar="JSON", help="the event: inline JSON, @file, or @- for stdin (default {})")
+    invoke.add_argument("--qualifier", metavar="VERSION", help="a version to call instead of the live one")
+    invoke.add_argument("--tail", action="store_true", help="also print the end of the call's log (stderr)")
+    invoke.set_defaults(func=cmd_invoke)
+
+    logs = client_command("logs", "print a function's recent log lines")
+    logs.add_argument("name", metavar="NAME")
+    logs.add_argument("--tail", type=int, default=200, metavar="N", help="how many lines (default 200)")
+    logs.set_defaults(func=cmd_logs)
+
+    runtimes = sub.add_parser("runtimes", help="manage runtime images")
+    runtimes_sub = runtimes.add_subparsers(dest="runtimes_command", metavar="COMMAND", required=True)
+    build = runtimes_sub.add_parser("build", help="build the runtime images (no gateway needed)")
+    build.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    build.add_argument("--state-dir", type=Path, help="state folder (default $FAAS_STATE_DIR or ~/.local/state/faas)")
+    build.set_defaults(func=cmd_runtimes_build)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    from rich.logging import RichHandler
+
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    handler = RichHandler(console=err, show_path=False, markup=False, rich_tracebacks=False)
+    logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", handlers=[handler], force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except GatewayUnavailable as e:
+        err.print(str(e.message), style="red", markup=False)
+        return EXIT_NO_GATEWAY
+    except FaasError as e:  # GatewayError (the gateway's own message) included
+        err.print(f"error: {e.message}", style="red", markup=False)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The CLI's HTTP client for a running gateway (admin API and Lambda's Invoke API).
+
+requests' errors are translated here, where they enter: no gateway answering becomes
+GatewayUnavailable, an error answer becomes GatewayError with Lambda's error type and
+message, so the CLI prints one kind of error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import requests
+
+from faas.errors import FaasError, GatewayUnavailable
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_GATEWAY = "http://127.0.0.1:8080"
+SOURCE_DIR_HEADER = "X-Faas-Source-Dir"
+CONNECT_TIMEOUT_S = 3.0
+ADMIN_TIMEOUT_S = 120.0  # a deploy unpacks up to 250 MB
+INVOKE_TIMEOUT_S = 960.0  # Lambda's longest call is 900 s
+
+
+def gateway_url(explicit: str | None = None, env: Mapping[str, str] | None = None) -> str:
+    """--gateway, else FAAS_GATEWAY, else the default local gateway."""
+    env = os.environ if env is None else env
+    return (explicit or env.get("FAAS_GATEWAY") or DEFAULT_GATEWAY).rstrip("/")
+
+
+class GatewayError(FaasError):
+    """The gateway answered with an error (its x-amzn-ErrorType and Message)."""
+
+    def __init__(self, message: str, *, status: int, error_type: str, body: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.details = dict(body or {})
+
+
+@dataclass(frozen=True)
+class InvokeResponse:
+    """What Invoke returned: the payload, and Lambda's headers about the call."""
+
+    payload: bytes
+    request_id: str
+    executed_version: str | None
+    function_error: str | None
+    log_tail: str | None  # X-Amz-Log-Result, decoded
+
+
+@dataclass(frozen=True)
+class DeployResponse:
+    status: int
+    function: dict[str, Any]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.function.get("changed", self.status == 201))
+
+
+class GatewayClient:
+    """One gateway, one requests.Session (keep-alive across the CLI's calls)."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.trust_env = False  # loopback only: never through an HTTP(S)_PROXY
+        token = token if token is not None else os.environ.get("FAAS_API_TOKEN")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "GatewayClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, *, timeout: float = ADMIN_TIMEOUT_S, **kwargs: Any) -> requests.Response:
+        headers = {**self._auth, **kwargs.pop("headers", {})}
+        try:
+            response = self.session.request(
+                method, self.base_url + path, headers=headers, timeout=(CONNECT_TIMEOUT_S, timeout), **kwargs
+            )
+        except requests.ConnectionError as e:
+            raise GatewayUnavailable(
+                f"no faas gateway answers at {self.base_url} — start one with `faas up`", url=self.base_url
+            ) from e
+        except requests.Timeout as e:
+            raise GatewayUnavailable(f"the faas gateway at {self.base_url} did not answer in time", url=self.base_url) from e
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response
+
+    def health(self) -> bool:
+        """True when a gateway answers /healthz (no exception: used to wait for start)."""
+        try:
+            response = self.session.get(self.base_url + "/healthz", timeout=(1.0, 2.0))
+        except requests.RequestException:
+            return False
+        return response.status_code == 200
+
+    def deploy(self, name: str, package: bytes, *, source_dir: str | None = None) -> DeployResponse:
+        headers = {"Content-Type": "application/zip"}
+        if source_dir:
+            headers[SOURCE_DIR_HEADER] = source_dir
+        response = self._request("PUT", f"/system/functions/{quote(name, safe='')}", data=package, headers=headers)
+        return DeployResponse(response.status_code, response.json())
+
+    def functions(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/system/functions").json())
+
+    def function(self, name: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/system/functions/{quote(name, safe='')}").json())
+
+    def remove(self, name: str) -> None:
+        self._request("DELETE", f"/system/functions/{quote(name, safe='')}")
+
+    def logs(self, name: str, *, tail: int = 200) -> str:
+        return self._request("GET", f"/system/functions/{quote(name, safe='')}/logs", params={"tail": tail}).text
+
+    def environments(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/system/environments").json())
+
+    def invoke(self, name: str, payload: bytes, *, tail: bool = False, qualifier: str | None = None) -> InvokeResponse:
+        """Lambda's Invoke API, as boto3 calls it."""
+        headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": "RequestResponse"}
+        if tail:
+            headers["X-Amz-Log-Type"] = "Tail"
+        params = {"Qualifier": qualifier} if qualifier else None
+        response = self._request(
+            "POST",
+            f"/2015-03-31/functions/{quote(name, safe='')}/invocations",
+            data=payload,
+            headers=headers,
+            params=params,
+            timeout=INVOKE_TIMEOUT_S,
+        )
+        log_result = response.headers.get("X-Amz-Log-Result")
+        return InvokeResponse(
+            payload=response.content,
+            request_id=response.headers.get("x-amzn-RequestId", ""),
+            executed_version=response.headers.get("X-Amz-Executed-Version"),
+            function_error=response.headers.get("X-Amz-Function-Error"),
+            log_tail=base64.b64decode(log_result).decode("utf-8", "replace") if log_result else None,
+        )
+
+
+def _error_from(response: requests.Response) -> GatewayError:
+    error_type = response.headers.get("x-amzn-ErrorType", "").split(":", 1)[0] or f"HTTP{response.status_code}"
+    body: dict[str, Any] = {}
+    try:
+        parsed = response.json()
+        if isinstance(parsed, dict):
+            body = parsed
+    except ValueError:
+        pass
+    message = body.get("Message") or body.get("message") or response.text.strip() or response.reason
+    return GatewayError(str(message), status=response.status_code, error_type=error_type, body=body)

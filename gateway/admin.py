@@ -1,0 +1,150 @@
+"""The admin API the `faas` CLI talks to: deploy, list, remove, logs, environments, health.
+
+Answers are JSON built from FunctionVersion; errors are the same Lambda-shaped JSON as
+the Invoke API's, so the CLI has one way to print them. When the config sets api_token,
+/system/* wants it as `Authorization: Bearer <token>` (deploys run code on this machine).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from flask import Blueprint, Response, request
+
+from faas.config import Config
+from faas.errors import FaasError, PackageTooLarge, ValidationError
+from faas.models import ZIPPED_LIMIT, FunctionVersion, function_arn
+from gateway.common import BodyTooLarge, platform, read_body
+
+LOG = logging.getLogger(__name__)
+
+SOURCE_DIR_HEADER = "X-Faas-Source-Dir"
+MAX_LOG_TAIL = 100_000
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(json.dumps(value, default=str), status=status, mimetype="application/json")
+
+
+def _unauthorized(message: str) -> FaasError:
+    err = FaasError(message)
+    err.status = 401
+    err.error_type = "UnrecognizedClientException"
+    err.kind = "User"
+    return err
+
+
+def environment_counts(environments: Iterable[dict[str, object]]) -> dict[str, dict[str, int]]:
+    """{function: {state: count}} from the pool snapshot, for the status column of `faas ls`."""
+    counts: dict[str, Counter[str]] = {}
+    for env in environments:
+        function = str(env.get("function", ""))
+        counts.setdefault(function, Counter())[str(env.get("state", "unknown")).lower()] += 1
+    return {name: dict(c) for name, c in counts.items()}
+
+
+def describe(fv: FunctionVersion, *, environments: dict[str, int] | None = None) -> dict[str, Any]:
+    """What the admin API says about one function version."""
+    spec = fv.spec
+    return {
+        "name": fv.name,
+        "version": fv.version,
+        "runtime": spec.runtime,
+        "handler": spec.handler,
+        "memory": spec.memory,
+        "timeout": spec.timeout,
+        "code_sha256": fv.code_sha256,
+        "code_size": fv.code_size,
+        "created": fv.created,
+        "last_modified": datetime.fromtimestamp(fv.created, timezone.utc).isoformat(timespec="seconds"),
+        "source_dir": fv.source_dir,
+        "arn": function_arn(fv.name),
+        "url": f"/function/{fv.name}",
+        "environments": environments or {},
+        "spec": spec.to_mapping(),
+    }
+
+
+def _tail_arg() -> int:
+    raw = request.args.get("tail", "200")
+    try:
+        tail = int(raw)
+    except ValueError:
+        raise ValidationError(f"tail must be a whole number of lines, got {raw!r}") from None
+    if not 1 <= tail <= MAX_LOG_TAIL:
+        raise ValidationError(f"tail must be between 1 and {MAX_LOG_TAIL}, got {tail}")
+    return tail
+
+
+def create_blueprint(config: Config | None) -> Blueprint:
+    """The admin routes; config decides whether /system/* requires the API token."""
+    bp = Blueprint("admin", __name__)
+    token = config.api_token if config is not None else None
+
+    if token:
+        expected = f"Bearer {token}".encode()
+
+        @bp.before_request
+        def _check_token() -> None:
+            if not request.path.startswith("/system/"):
+                return
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise _unauthorized("this gateway needs its API token: set FAAS_API_TOKEN")
+
+    @bp.get("/healthz")
+    def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @bp.put("/system/functions/<name>")
+    def deploy(name: str) -> Response:
+        try:
+            data = read_body(ZIPPED_LIMIT)
+        except BodyTooLarge as e:
+            size = f"{e.size} bytes" if e.size is not None else f"more than {ZIPPED_LIMIT} bytes"
+            raise PackageTooLarge(f"package is {size} zipped, over Lambda's 50 MB limit ({ZIPPED_LIMIT} bytes)") from None
+        if not data:
+            raise ValidationError("empty request body: expected the function's zip package")
+        source_dir = request.headers.get(SOURCE_DIR_HEADER) or None
+        outcome = platform().deploy_zip(data, expected_name=name, source_dir=source_dir)
+        body = describe(outcome.version)
+        body["changed"] = outcome.changed
+        if outcome.changed:
+            LOG.info("function %s: deployed version %s (%d bytes)", name, outcome.version.version, len(data))
+        return _json(body, 201 if outcome.changed else 200)
+
+    @bp.get("/system/functions")
+    def list_functions() -> Response:
+        plat = platform()
+        counts = environment_counts(plat.environments())
+        return _json([describe(fv, environments=counts.get(fv.name)) for fv in plat.functions()])
+
+    @bp.get("/system/functions/<name>")
+    def get_function(name: str) -> Response:
+        plat = platform()
+        fv = plat.get(name)
+        counts = environment_counts(plat.environments())
+        return _json(describe(fv, environments=counts.get(fv.name)))
+
+    @bp.delete("/system/functions/<name>")
+    def remove_function(name: str) -> Response:
+        platform().remove(name)
+        LOG.info("function %s: removed", name)
+        return Response(status=204)
+
+    @bp.get("/system/functions/<name>/logs")
+    def logs(name: str) -> Response:
+        lines = platform().logs(name, tail=_tail_arg())
+        text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+        return Response(text, mimetype="text/plain")
+
+    @bp.get("/system/environments")
+    def environments() -> Response:
+        return _json(list(platform().environments()))
+
+    return bp

@@ -1,0 +1,97 @@
+"""create_app(): the Flask application of one gateway worker.
+
+The Platform (scheduler, pool, store) lives in app.extensions["faas"]; gunicorn builds it
+in the worker after fork (see gateway/server.py), never in the arbiter. Every error
+leaves as Lambda's API sends it: JSON {"Type", "Message"} with x-amzn-ErrorType, so
+boto3 and the AWS CLI raise their usual typed exceptions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from faas.config import Config
+from faas.errors import FaasError, TooManyRequests
+from gateway.common import CONFIG_KEY, PLATFORM_KEY
+
+if TYPE_CHECKING:
+    from faas.platform import Platform
+
+LOG = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "x-amzn-RequestId"
+
+
+def create_app(platform: "Platform | None" = None, config: Config | None = None) -> Flask:
+    """Build the app around `platform`; without one, build the real Platform from config.
+
+    Tests pass a fake platform; gunicorn's worker calls this with neither, after fork,
+    so that containers, sockets and threads belong to the worker process.
+    """
+    if platform is None:
+        from faas.platform import Platform
+
+        config = config or Config.load()
+        platform = Platform.create(config)  # type: ignore[attr-defined]
+    app = Flask(__name__)
+    app.extensions[PLATFORM_KEY] = platform
+    app.extensions[CONFIG_KEY] = config
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+
+    from gateway import admin, http_trigger, lambda_api
+
+    app.register_blueprint(lambda_api.bp)
+    app.register_blueprint(http_trigger.bp)
+    app.register_blueprint(admin.create_blueprint(config))
+    app.register_error_handler(FaasError, faas_error_response)
+    app.register_error_handler(HTTPException, _http_error_response)
+    app.register_error_handler(Exception, _unexpected_error_response)
+    app.after_request(_add_request_id)
+    return app
+
+
+def error_json(err: FaasError) -> bytes:
+    return json.dumps(err.body(), separators=(",", ":")).encode()
+
+
+def faas_error_response(err: FaasError) -> Response:
+    """A FaasError as Lambda's API answers it (status, x-amzn-ErrorType, {"Type","Message"})."""
+    response = Response(error_json(err), status=err.status, mimetype="application/json")
+    response.headers["x-amzn-ErrorType"] = err.error_type
+    if isinstance(err, TooManyRequests):
+        response.headers["Retry-After"] = str(err.retry_after_s)
+    return response
+
+
+def _http_error_response(err: HTTPException) -> Response:
+    """Routing errors (404 unknown path, 405 method) in the same JSON shape as the API's."""
+    message = err.description or err.name
+    error_type = "ResourceNotFoundException" if err.code == 404 else "InvalidRequestException"
+    body = {"Type": "User", "Message": message, "message": message}
+    response = Response(json.dumps(body), status=err.code or 500, mimetype="application/json")
+    response.headers["x-amzn-ErrorType"] = error_type
+    valid_methods = getattr(err, "valid_methods", None)
+    if valid_methods:
+        response.headers["Allow"] = ", ".join(valid_methods)
+    return response
+
+
+def _unexpected_error_response(err: Exception) -> Response:
+    """A bug, not a user error: logged with its traceback, answered as Lambda's 500."""
+    LOG.exception("unexpected error while serving a request: %s", err)
+    wrapped = FaasError(f"internal error in the faas gateway: {type(err).__name__}: {err}")
+    return faas_error_response(wrapped)
+
+
+def _add_request_id(response: Response) -> Response:
+    """Every response names a request id; Invoke already set the call's own."""
+    if REQUEST_ID_HEADER not in response.headers:
+        response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
+    return response

@@ -1,0 +1,146 @@
+"""Lambda's Invoke API: POST /2015-03-31/functions/<name>/invocations.
+
+The route boto3, the AWS CLI and every SDK call when given endpoint_url. Headers, status
+codes and error bodies follow Lambda's API reference so that clients behave here exactly
+as against AWS. The payload stays bytes end to end: it is parsed once to check that it
+is JSON (as Lambda does) and then passed on as received.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import re
+
+from flask import Blueprint, Response, request
+
+from faas.errors import InvalidRequestContent, RequestTooLarge, ValidationError
+from faas.models import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from gateway.common import BodyTooLarge, platform, read_body
+
+LOG = logging.getLogger(__name__)
+
+bp = Blueprint("lambda_api", __name__)
+
+INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+LOG_TYPES = ("None", "Tail")
+LOG_TAIL_BYTES = 4096  # Lambda returns the last 4 KB of the log in X-Amz-Log-Result
+# Lambda's FunctionName pattern (Invoke API reference): a name, name:qualifier, a partial
+# ARN ACCOUNT:function:NAME or a full ARN, each optionally with :QUALIFIER.
+FUNCTION_NAME_PATTERN = (
+    r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?"
+    r"([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?"
+)
+_FUNCTION_NAME_RE = re.compile(
+    r"(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:[a-z]{2}(?:-gov)?-[a-z]+-\d:)?(?:\d{12}:)?(?:function:)?"
+    r"(?P<name>[a-zA-Z0-9_-]+)(?::(?P<qualifier>\$LATEST|[a-zA-Z0-9_-]+))?"
+)
+
+
+def parse_function_name(function: str, qualifier: str | None = None) -> tuple[str, str | None]:
+    """Split what a caller may put in FunctionName into (name, qualifier), as Lambda does.
+
+    A qualifier both in the name and in ?Qualifier= must agree, else Lambda refuses.
+    """
+    match = _FUNCTION_NAME_RE.fullmatch(function)
+    if match is None:
+        raise ValidationError(
+            f"1 validation error detected: Value '{function}' at 'functionName' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {FUNCTION_NAME_PATTERN}"
+        )
+    derived = match.group("qualifier")
+    qualifier = qualifier or None
+    if derived is not None and qualifier is not None and derived != qualifier:
+        raise ValidationError("The derived qualifier from the function name does not match the specified qualifier.")
+    return match.group("name"), derived or qualifier
+
+
+def _reject_constant(token: str) -> object:
+    # Lambda's parser (Jackson) refuses NaN and Infinity; so does ours.
+    raise ValueError(f"Non-standard token '{token}'")
+
+
+def check_json(payload: bytes) -> bytes:
+    """The payload to pass on: an empty body becomes {} (Lambda's behaviour), anything
+    else must parse as JSON or the call is refused with InvalidRequestContentException."""
+    if not payload or payload.isspace():
+        return b"{}"
+    try:
+        json.loads(payload, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise InvalidRequestContent(
+            f"Could not parse request body into json: Could not parse payload into json: {e}"
+        ) from None
+    return payload
+
+
+def decode_client_context(header: str | None) -> str | None:
+    """X-Amz-Client-Context is base64 of a JSON object; the function gets the JSON text."""
+    if not header:
+        return None
+    try:
+        text = base64.b64decode(header, validate=True).decode("utf-8")
+        parsed = json.loads(text)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise InvalidRequestContent("Client context must be a valid Base64-encoded JSON object.")
+    return text
+
+
+def _too_large(size: int | None, invocation_type: str, limit: int) -> RequestTooLarge:
+    if invocation_type == "Event" and size is not None:
+        return RequestTooLarge(f"{size} byte payload is too large for the Event invocation type (limit {limit} bytes)")
+    return RequestTooLarge(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+
+
+@bp.post("/2015-03-31/functions/<function>/invocations")
+def invoke(function: str) -> Response:
+    """One Invoke call: validate as Lambda does, run it, answer with Lambda's headers."""
+    headers = request.headers
+    invocation_type = headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+    if invocation_type not in INVOCATION_TYPES:
+        raise ValidationError(
+            f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(INVOCATION_TYPES)}]"
+        )
+    log_type = headers.get("X-Amz-Log-Type") or "None"
+    if log_type not in LOG_TYPES:
+        raise ValidationError(
+            f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy "
+            f"constraint: Member must satisfy enum value set: [{', '.join(LOG_TYPES)}]"
+        )
+    name, qualifier = parse_function_name(function, request.args.get("Qualifier"))
+    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    try:
+        payload = check_json(read_body(limit))
+    except BodyTooLarge as e:
+        raise _too_large(e.size, invocation_type, limit) from None
+    client_context = decode_client_context(headers.get("X-Amz-Client-Context"))
+    plat = platform()
+
+    if invocation_type == "DryRun":
+        plat.get(name)  # FunctionNotFound -> 404, as Lambda's DryRun checks the function
+        return Response(status=204)
+    if invocation_type == "Event":
+        invoke_async = getattr(plat, "invoke_async", None)
+        if invoke_async is None:
+            raise ValidationError("InvocationType Event is not supported yet")
+        request_id = invoke_async(name, payload, qualifier=qualifier, client_context=client_context)
+        response = Response(status=202)
+        if isinstance(request_id, str):
+            response.headers["x-amzn-RequestId"] = request_id
+        return response
+
+    result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context)
+    response = Response(result.payload, status=200, mimetype="application/json")
+    out = response.headers
+    out["x-amzn-RequestId"] = result.request_id
+    out["X-Amz-Executed-Version"] = str(result.version)
+    if result.function_error:
+        out["X-Amz-Function-Error"] = result.function_error
+    if log_type == "Tail":
+        out["X-Amz-Log-Result"] = base64.b64encode(result.logs.encode("utf-8")[-LOG_TAIL_BYTES:]).decode("ascii")
+    return response

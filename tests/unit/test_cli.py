@@ -1,0 +1,461 @@
+"""The `faas` command as a developer uses it, against a real HTTP gateway (werkzeug on
+127.0.0.1, random port) with a fake Platform behind it."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import logging
+import socket
+import sys
+import threading
+import time
+import types
+import uuid
+import zipfile
+from hashlib import sha256
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+from werkzeug.serving import make_server
+
+from faas import cli
+from faas.errors import FunctionNotFound, ValidationError
+from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
+from faas.platform import DeployOutcome
+from gateway.app import create_app
+
+
+class FakePlatform:
+    """The Platform interface in memory; invoke echoes, or fails for a payload {"fail": ...}."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, FunctionVersion] = {}
+        self.source_dirs: list[str | None] = []
+        self.removed: list[str] = []
+
+    def deploy_zip(self, data: bytes, *, expected_name: str | None = None, source_dir: str | None = None) -> DeployOutcome:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            spec = FunctionSpec.from_mapping(yaml.safe_load(zf.read("function.yaml")))
+        if expected_name != spec.name:
+            raise ValidationError(f"function.yaml names {spec.name!r}, but the upload is for {expected_name!r}")
+        self.source_dirs.append(source_dir)
+        digest = sha256(data).hexdigest()
+        current = self.versions.get(spec.name)
+        if current is not None and current.code_sha256 == digest:
+            return DeployOutcome(current, changed=False)
+        fv = FunctionVersion(spec, (current.version + 1) if current else 1, digest, Path("/x"), len(data), 1_700_000_000.0)
+        self.versions[spec.name] = fv
+        return DeployOutcome(fv, changed=True)
+
+    def remove(self, name: str) -> None:
+        self.get(name)
+        del self.versions[name]
+        self.removed.append(name)
+
+    def functions(self) -> list[FunctionVersion]:
+        return [self.versions[n] for n in sorted(self.versions)]
+
+    def get(self, name: str) -> FunctionVersion:
+        if name not in self.versions:
+            raise FunctionNotFound(f"Function not found: {function_arn(name)}")
+        return self.versions[name]
+
+    def invoke(self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> Result:
+        fv = self.get(name)
+        event = json.loads(payload)
+        rid = str(uuid.uuid4())
+        logs = f"START RequestId: {rid} Version: {fv.version}\nhello from the function\nEND RequestId: {rid}\n"
+        if isinstance(event, dict) and "fail" in event:
+            error = json.dumps({"errorMessage": event["fail"], "errorType": "ValueError"}).encode()
+            return Result(rid, error, fv.version, function_error="Unhandled", logs=logs)
+        return Result(rid, json.dumps({"echo": event}).encode(), fv.version, logs=logs)
+
+    def logs(self, name: str, *, tail: int = 200) -> list[str]:
+        self.get(name)
+        return [f"line {i}" for i in range(5)][-tail:]
+
+    def environments(self) -> list[dict[str, object]]:
+        return [{"id": "e1", "function": "hello", "version": 1, "state": "busy"}]
+
+    def shutdown(self) -> None:
+        pass
+
+
+def write_function(folder: Path, name: str, **spec: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "function.yaml").write_text(yaml.safe_dump({"name": name, **spec}))
+    (folder / "app.py").write_text("def handler(event, context):\n    return event\n")
+    return folder
+
+
+def start_server(platform: FakePlatform, port: int = 0) -> tuple[Any, threading.Thread]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log in the CLI's output
+    server = make_server("127.0.0.1", port, create_app(platform), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+@pytest.fixture
+def fake() -> FakePlatform:
+    return FakePlatform()
+
+
+@pytest.fixture
+def gateway(fake: FakePlatform, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server, thread = start_server(fake)
+    url = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("FAAS_GATEWAY", url)
+    try:
+        yield url
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------ deploy
+
+
+def test_deploy_then_unchanged(gateway: str, fake: FakePlatform, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_function(tmp_path / "hello", "hello")
+    code, out, _ = run(capsys, "deploy", str(folder))
+    assert code == 0
+    assert re.fullmatch(r"deployed hello version 1 \((\d+ B|\d+\.\d KB)\)", out.strip()), out
+    assert fake.source_dirs == [str(folder.resolve())]
+    code, out, _ = run(capsys, "deploy", str(folder))
+    assert code == 0 and out.strip() == "hello unchanged (version 1)"
+    (folder / "app.py").write_text("def handler(event, context):\n    return 2\n")
+    code, out, _ = run(capsys, "deploy", str(folder))
+    assert out.startswith("deployed hello version 2")
+
+
+def test_deploy_a_folder_of_functions(gateway: str, fake: FakePlatform, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_function(tmp_path / "fns" / "a", "alpha")
+    write_function(tmp_path / "fns" / "nested" / "b", "beta")
+    (tmp_path / "fns" / "notes").mkdir()
+    code, out, _ = run(capsys, "deploy", str(tmp_path / "fns"))
+    assert code == 0
+    assert sorted(fake.versions) == ["alpha", "beta"]
+    assert "deployed alpha version 1" in out and "deployed beta version 1" in out
+
+
+def test_deploy_invalid_function_yaml_is_a_clear_error(gateway: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = write_function(tmp_path / "bad", "bad", memory=64)
+    code, out, err = run(capsys, "deploy", str(folder))
+    assert code == 1 and out == ""
+    assert err.startswith("error: ") and "memory must be between 128 and 10240" in err
+
+
+def test_deploy_of_a_folder_without_functions(gateway: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "deploy", str(tmp_path))
+    assert code == 1 and "no function.yaml" in err
+
+
+# ------------------------------------------------------------------ ls, rm, logs
+
+
+def test_ls_shows_a_table(gateway: str, fake: FakePlatform, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "deploy", str(write_function(tmp_path / "h", "hello", memory=256, timeout=30)))
+    code, out, _ = run(capsys, "ls")
+    assert code == 0
+    header, row = out.splitlines()[0], out.splitlines()[1]
+    for column in ("name", "version", "runtime", "memory", "timeout", "status", "last modified"):
+        assert column in header
+    for cell in ("hello", "python3.11", "256 MB", "30 s", "1 busy"):
+        assert cell in row
+
+
+def test_ls_with_nothing_deployed(gateway: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "ls")
+    assert code == 0 and out == "" and "no functions deployed" in err
+
+
+def test_rm(gateway: str, fake: FakePlatform, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "deploy", str(write_function(tmp_path / "h", "hello")))
+    code, out, _ = run(capsys, "rm", "hello")
+    assert code == 0 and out.strip() == "removed hello" and fake.removed == ["hello"]
+    code, _, err = run(capsys, "rm", "hello")
+    assert code == 1 and err.strip() == f"error: Function not found: {function_arn('hello')}"
+
+
+def test_logs_with_tail(gateway: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run(capsys, "deploy", str(write_function(tmp_path / "h", "hello")))
+    code, out, _ = run(capsys, "logs", "hello", "--tail", "2")
+    assert code == 0 and out == "line 3\nline 4\n"
+
+
+# ------------------------------------------------------------------ invoke
+
+
+@pytest.fixture
+def deployed(gateway: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    run(capsys, "deploy", str(write_function(tmp_path / "h", "hello")))
+    return gateway
+
+
+def test_invoke_prints_the_payload(deployed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "invoke", "hello", "--payload", '{"x": 1}')
+    assert code == 0
+    assert json.loads(out) == {"echo": {"x": 1}}
+    assert err == ""
+
+
+def test_invoke_without_payload_sends_empty_object(deployed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "invoke", "hello")
+    assert code == 0 and json.loads(out) == {"echo": {}}
+
+
+def test_invoke_payload_from_file(deployed: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "event.json").write_text('{"from": "file"}')
+    code, out, _ = run(capsys, "invoke", "hello", "--payload", f"@{tmp_path / 'event.json'}")
+    assert code == 0 and json.loads(out) == {"echo": {"from": "file"}}
+
+
+def test_invoke_function_error_goes_to_stderr_with_exit_1(deployed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "invoke", "hello", "--payload", '{"fail": "bad thing"}')
+    assert code == 1 and out == ""
+    assert json.loads(err)["errorMessage"] == "bad thing"
+
+
+def test_invoke_tail_prints_the_log_to_stderr(deployed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "invoke", "hello", "--tail")
+    assert code == 0 and json.loads(out) == {"echo": {}}
+    assert "START RequestId:" in err and "hello from the function" in err
+
+
+def test_invoke_non_json_payload_shows_lambdas_error(deployed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "invoke", "hello", "--payload", "nope")
+    assert code == 1 and err.startswith("error: Could not parse request body into json")
+
+
+def test_invoke_unknown_function(deployed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "invoke", "ghost")
+    assert code == 1 and err.strip() == f"error: Function not found: {function_arn('ghost')}"
+
+
+# ------------------------------------------------------------------ no gateway, help
+
+
+def test_no_gateway_answering_is_exit_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("FAAS_GATEWAY", url)
+    code, _, err = run(capsys, "ls")
+    assert code == 2
+    assert err.strip() == f"no faas gateway answers at {url} — start one with `faas up`"
+
+
+def test_gateway_option_beats_the_environment(gateway: str, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FAAS_GATEWAY", f"http://127.0.0.1:{free_port()}")
+    code, _, _ = run(capsys, "ls", "--gateway", gateway)
+    assert code == 0
+
+
+def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("up", "deploy", "ls", "rm", "invoke", "logs", "runtimes"):
+        assert command in out
+    assert "exit codes:" in out and "no faas gateway answers" in out
+
+
+# ------------------------------------------------------------------ engine, images and `up`
+
+
+@pytest.fixture
+def fake_runtime_modules(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """faas.engine, faas.images and faas.docker_executor replaced by recorders."""
+    calls: dict[str, list[Any]] = {"engine": [], "images": [], "executors": []}
+
+    class Engine:
+        base_url = "unix:///tmp/fake-docker.sock"
+
+    def ensure_engine(state_dir: Path, *, install: bool = True, say: Any) -> Engine:
+        say("engine: found")
+        calls["engine"].append(state_dir)
+        return Engine()
+
+    def ensure_all(executor: Any, runtimes: Any = None, force: bool = False, say: Any = None) -> None:
+        say("images: up to date")
+        calls["images"].append({"executor": executor, "force": force})
+
+    class DockerExecutor:
+        def __init__(self, base_url: str) -> None:
+            self.base_url = base_url
+            calls["executors"].append(base_url)
+
+    monkeypatch.setitem(sys.modules, "faas.engine", types.SimpleNamespace(ensure_engine=ensure_engine))
+    monkeypatch.setitem(sys.modules, "faas.images", types.SimpleNamespace(ensure_all=ensure_all))
+    monkeypatch.setitem(sys.modules, "faas.docker_executor", types.SimpleNamespace(DockerExecutor=DockerExecutor))
+    return calls
+
+
+def test_runtimes_build(fake_runtime_modules: dict[str, list[Any]], tmp_path: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "runtimes", "build", "--force", "--state-dir", str(tmp_path))
+    assert code == 0 and "ready" in out and "images: up to date" in err
+    assert fake_runtime_modules["engine"] == [tmp_path.resolve()]
+    assert fake_runtime_modules["executors"] == ["unix:///tmp/fake-docker.sock"]
+    assert fake_runtime_modules["images"][0]["force"] is True
+
+
+def test_up_prepares_runtimes_serves_and_deploys(fake_runtime_modules: dict[str, list[Any]], fake: FakePlatform,
+                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    write_function(tmp_path / "fns" / "a", "alpha")
+    write_function(tmp_path / "fns" / "b", "beta")
+    port = free_port()
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/already-set.sock")
+    served: list[Any] = []
+
+    def fake_serve(config: Any, *, overrides: dict[str, Any] | None = None) -> int:
+        served.append(config)
+        server, thread = start_server(fake, config.port)
+        try:
+            deadline = time.monotonic() + 10
+            while len(fake.versions) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)  # let the deploy thread print its summary
+        finally:
+            server.shutdown()
+            thread.join(5)
+        return 0
+
+    import gateway.server
+
+    monkeypatch.setattr(gateway.server, "serve", fake_serve)
+    code, out, err = run(capsys, "up", str(tmp_path / "fns"), "--port", str(port), "--state-dir", str(tmp_path / "state"),
+                         "--threads", "8")
+    assert code == 0, err
+    assert served[0].port == port and served[0].threads == 8 and served[0].state_dir == (tmp_path / "state").resolve()
+    assert fake_runtime_modules["engine"] and fake_runtime_modules["images"]
+    assert f"alpha  version 1  deployed  http://127.0.0.1:{port}/function/alpha" in out
+    assert f"beta  version 1  deployed  http://127.0.0.1:{port}/function/beta" in out
+    assert "ready: 2 function(s)" in out
+    assert "stopped" in err
+
+
+def test_up_refuses_a_folder_without_functions(fake_runtime_modules: dict[str, list[Any]], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "up", str(tmp_path), "--port", str(free_port()))
+    assert code == 1 and "no function.yaml" in err
+    assert fake_runtime_modules["engine"] == []  # nothing started for a typo
+
+
+def test_up_refuses_when_a_gateway_already_answers(fake_runtime_modules: dict[str, list[Any]], gateway: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    port = gateway.rsplit(":", 1)[1]
+    code, _, err = run(capsys, "up", "--port", port)
+    assert code == 1 and "already answers" in err
+
+
+UP_SCRIPT = '''
+import io, sys, time, types, zipfile
+from pathlib import Path
+import yaml
+marks = Path(sys.argv[1])
+import faas.platform as fp
+from faas.models import FunctionSpec, FunctionVersion, Result
+
+def mark(name, text):
+    with open(marks / name, "a") as f:
+        f.write(text + "\\n")
+
+class Platform:
+    def __init__(self):
+        self.versions = {}
+    def deploy_zip(self, data, *, expected_name=None, source_dir=None):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            spec = FunctionSpec.from_mapping(yaml.safe_load(zf.read("function.yaml")))
+        fv = FunctionVersion(spec, 1, "00", Path("/x"), len(data), time.time(), source_dir)
+        self.versions[spec.name] = fv
+        return fp.DeployOutcome(fv, True)
+    def get(self, name):
+        return self.versions[name]
+    def functions(self):
+        return list(self.versions.values())
+    def environments(self):
+        return []
+    def invoke(self, name, payload, **kw):
+        return Result("r-1", payload, 1)
+    def shutdown(self):
+        mark("shutdown", "worker")
+
+class Engine:
+    base_url = "unix:///nonexistent/docker.sock"
+
+fp.Platform.create = classmethod(lambda cls, config: Platform())
+fp.cleanup_orphans = lambda config: mark("cleanup", str(config.port))
+sys.modules["faas.engine"] = types.SimpleNamespace(ensure_engine=lambda state_dir, install=True, say=None: Engine())
+sys.modules["faas.images"] = types.SimpleNamespace(ensure_all=lambda executor, runtimes=None, force=False, say=None: None)
+sys.modules["faas.docker_executor"] = types.SimpleNamespace(DockerExecutor=lambda base_url: object())
+from faas import cli
+code = cli.main(sys.argv[2:])
+mark("exit", str(code))
+sys.exit(code)
+'''
+
+
+def test_up_for_real_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    """gunicorn in this process, worker forked, deploys over HTTP; Ctrl-C (SIGINT to the
+    whole process group) shuts the platform down in the worker and cleans up in the arbiter."""
+    import os
+    import signal
+    import subprocess
+
+    import requests
+
+    write_function(tmp_path / "fns" / "hello", "hello")
+    (tmp_path / "up.py").write_text(UP_SCRIPT)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "up.py"), str(tmp_path), "up", str(tmp_path / "fns"), "--port", str(port),
+         "--state-dir", str(tmp_path / "state"), "--threads", "4"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if requests.get(f"{url}/system/functions/hello", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "faas up did not deploy hello"
+            time.sleep(0.05)
+        r = requests.post(f"{url}/2015-03-31/functions/hello/invocations", data=b'{"a": 1}', timeout=5)
+        assert r.status_code == 200 and r.content == b'{"a": 1}'
+        assert requests.get(f"{url}/system/functions/hello", timeout=5).json()["source_dir"] == str(
+            (tmp_path / "fns" / "hello").resolve())
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = out.decode()
+    assert f"hello  version 1  deployed  {url}/function/hello" in text, (text, err.decode())
+    assert proc.returncode == 0, err.decode()
+    assert (tmp_path / "shutdown").read_text() == "worker\n"
+    assert (tmp_path / "cleanup").read_text() == f"{port}\n"
+    assert (tmp_path / "exit").read_text() == "0\n"  # main() returned once, in the arbiter only
