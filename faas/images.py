@@ -1,0 +1,440 @@
+"""Runtime images, built without any image registry.
+
+For each runtime folder under runtimes/ (python, and later node, provided):
+
+1. a base image `faas-base/<folder>:<hash>`: a Debian root filesystem made by mmdebstrap
+   (variant minbase, the packages in <folder>/base.conf, no docs or locales) from the
+   machine's own apt sources, then `docker import`;
+2. the runtime image `faas-runtime/<folder>:<hash>`: `docker build` of <folder>/Dockerfile
+   with the base as build argument BASE (build context: runtimes/, so base/ is reachable).
+
+Tags are content hashes of the runtime's files (and runtimes/base/ when it exists), so an
+image is built once and rebuilt only when its recipe changes. Progress is shown as it goes.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+from faas.errors import FaasError, ImageBuildError
+
+if TYPE_CHECKING:
+    from faas.docker_executor import DockerExecutor
+
+# Runtime name (function.yaml) -> folder under runtimes/. Other runtimes add themselves here.
+RUNTIME_FOLDERS: dict[str, str] = {
+    "python3.11": "python",
+}
+IMAGE_REPOSITORY = "faas-runtime"
+BASE_REPOSITORY = "faas-base"
+SHARED_FOLDER = "base"  # runtimes/base/: files shared by every runtime, part of every hash
+BASE_CONF = "base.conf"
+# Bump when the mmdebstrap recipe in _mmdebstrap_argv changes: every base image is rebuilt.
+BASE_RECIPE = "mmdebstrap-minbase-1"
+_SKIP_NAMES = {"__pycache__", ".pytest_cache", ".DS_Store"}
+_SKIP_SUFFIXES = (".pyc", ".pyo", "~", ".swp")
+_MMDEBSTRAP_TIMEOUT_S = 1800
+
+
+def runtimes_root() -> Path:
+    """The runtimes/ folder: $FAAS_RUNTIMES_DIR, else the one next to the faas package."""
+    configured = os.environ.get("FAAS_RUNTIMES_DIR")
+    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "runtimes"
+
+
+def runtime_folder(runtime: str) -> str:
+    try:
+        return RUNTIME_FOLDERS[runtime]
+    except KeyError:
+        raise ImageBuildError(f"no runtime image recipe for {runtime!r} (known: {', '.join(sorted(RUNTIME_FOLDERS))})") from None
+
+
+def tree_hash(folders: Iterable[Path], root: Path) -> str:
+    """sha256 over the relative paths, executable bits and contents of the files in folders."""
+    digest = hashlib.sha256()
+    files: list[Path] = []
+    for folder in folders:
+        if folder.is_dir():
+            for dirpath, dirnames, filenames in os.walk(folder):
+                dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_NAMES)
+                files.extend(Path(dirpath) / f for f in filenames if f not in _SKIP_NAMES and not f.endswith(_SKIP_SUFFIXES))
+    for path in sorted(files, key=lambda p: p.relative_to(root).as_posix()):
+        rel = path.relative_to(root).as_posix()
+        executable = os.access(path, os.X_OK)
+        digest.update(f"{rel}\0{int(executable)}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """What <folder>/base.conf asks for: a Debian suite and packages."""
+
+    suite: str
+    packages: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: Path) -> "BaseRecipe":
+        values: dict[str, str] = {}
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ImageBuildError(f"cannot read {path}: {e}") from e
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise ImageBuildError(f"{path}:{number}: expected 'key = value', got {line!r}")
+            values[key.strip()] = value.strip()
+        suite = values.get("suite", "")
+        packages = tuple(p for p in re.split(r"[\s,]+", values.get("packages", "")) if p)
+        if not re.fullmatch(r"[a-z]+", suite) or not packages:
+            raise ImageBuildError(f"{path}: needs 'suite = <debian codename>' and 'packages = <names>'")
+        return cls(suite=suite, packages=packages)
+
+    def hash(self) -> str:
+        text = f"{BASE_RECIPE}\n{self.suite}\n{' '.join(sorted(self.packages))}\n"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _recipe(runtime: str, root: Path) -> tuple[str, BaseRecipe]:
+    folder = runtime_folder(runtime)
+    if not (root / folder / "Dockerfile").is_file():
+        raise ImageBuildError(f"runtime {runtime}: {root / folder / 'Dockerfile'} is missing")
+    return folder, BaseRecipe.read(root / folder / BASE_CONF)
+
+
+def base_image_tag(runtime: str, *, root: Path | None = None) -> str:
+    """faas-base/<folder>:<hash of the Debian recipe>; pure, no engine."""
+    root = root or runtimes_root()
+    folder, recipe = _recipe(runtime, root)
+    return f"{BASE_REPOSITORY}/{folder}:{recipe.hash()[:12]}"
+
+
+def runtime_image_tag(runtime: str, *, root: Path | None = None) -> str:
+    """faas-runtime/<folder>:<first 12 hex of the runtime's files' hash>; pure, no engine."""
+    root = root or runtimes_root()
+    folder = runtime_folder(runtime)
+    return f"{IMAGE_REPOSITORY}/{folder}:{tree_hash([root / folder, root / SHARED_FOLDER], root)[:12]}"
+
+
+def ensure_runtime_image(
+    runtime: str,
+    executor: "DockerExecutor",
+    *,
+    force: bool = False,
+    say: Callable[[str], None] | None = None,
+    root: Path | None = None,
+    work_dir: Path | None = None,
+) -> str:
+    """The runtime's image tag, building the base and/or the image first when absent (or force)."""
+    root = root or runtimes_root()
+    folder, recipe = _recipe(runtime, root)
+    tag = runtime_image_tag(runtime, root=root)
+    base_tag = base_image_tag(runtime, root=root)
+    if not force and _exists(executor, tag):
+        return tag
+    with _build_lock(work_dir), _Progress(say) as progress:
+        if not force and _exists(executor, tag):  # built by another process meanwhile
+            return tag
+        started = time.monotonic()
+        if force or not _exists(executor, base_tag):
+            _build_base(recipe, base_tag, executor, progress, work_dir)
+        progress.step(f"docker build {tag}")
+        build_step = ["docker build"]
+
+        def on_line(line: str) -> None:
+            match = re.match(r"Step (\d+/\d+) : (.*)", line)
+            if match:
+                build_step[0] = f"docker build step {match.group(1)}"
+                progress.step(f"{build_step[0]}: {match.group(2)[:70]}")
+
+        try:
+            executor.build_image(
+                root, tag, {"BASE": base_tag}, on_line,
+                dockerfile=f"{folder}/Dockerfile",
+                labels={"faas.runtime": runtime, "faas.base": base_tag},
+            )
+        except ImageBuildError as e:
+            raise ImageBuildError(f"{runtime}: {build_step[0]} failed: {e.message}") from e
+        except FaasError as e:
+            raise ImageBuildError(f"{runtime}: {build_step[0]} failed: {e.message}") from e
+        progress.done(f"built {tag} for {runtime} in {time.monotonic() - started:.0f} s")
+    return tag
+
+
+def ensure_all(
+    executor: "DockerExecutor",
+    runtimes: Iterable[str] | None = None,
+    force: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """Ensure the image of each runtime (default: every runtime whose folder exists); runtime -> tag."""
+    root = runtimes_root()
+    if runtimes is None:
+        runtimes = [r for r, folder in RUNTIME_FOLDERS.items() if (root / folder / "Dockerfile").is_file()]
+    return {runtime: ensure_runtime_image(runtime, executor, force=force, say=say, root=root) for runtime in runtimes}
+
+
+# --- the base image: mmdebstrap + docker import ------------------------------------------
+
+
+def _build_base(recipe: BaseRecipe, tag: str, executor: "DockerExecutor", progress: "_Progress", work_dir: Path | None) -> None:
+    mmdebstrap = shutil.which("mmdebstrap") or shutil.which("mmdebstrap", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if mmdebstrap is None:
+        if os.geteuid() == 0 and Path("/etc/debian_version").exists():
+            from faas.engine import install_packages
+
+            progress.step("installing mmdebstrap")
+            try:
+                install_packages(["mmdebstrap"], say=progress.step)
+            except FaasError as e:
+                raise ImageBuildError(f"mmdebstrap is needed to build runtime images and could not be installed: {e.message}") from e
+            mmdebstrap = shutil.which("mmdebstrap", path="/usr/sbin:/usr/bin:/sbin:/bin")
+        if mmdebstrap is None:
+            raise ImageBuildError("mmdebstrap is needed to build runtime images offline: `apt-get install mmdebstrap` (Debian/Ubuntu)")
+    scratch = Path(tempfile.mkdtemp(prefix="faas-base-", dir=_scratch_parent(work_dir)))
+    try:
+        sources = scratch / "faas.list"
+        sources.write_text(debian_sources(recipe.suite))
+        tarball = scratch / "rootfs.tar"
+        started = time.monotonic()
+        progress.step(f"mmdebstrap {recipe.suite}: {' '.join(recipe.packages)}")
+        _run_mmdebstrap(_mmdebstrap_argv(mmdebstrap, recipe, tarball, sources), progress)
+        size_mb = tarball.stat().st_size / 1e6
+        progress.done(f"mmdebstrap {recipe.suite} ({' '.join(recipe.packages)}): {size_mb:.0f} MB in {time.monotonic() - started:.0f} s")
+        progress.step(f"docker import {tag}")
+        try:
+            executor.import_image(tarball, tag)
+        except FaasError as e:
+            raise ImageBuildError(f"docker import of the {recipe.suite} root filesystem failed: {e.message}") from e
+        progress.done(f"imported {tag}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _mmdebstrap_argv(mmdebstrap: str, recipe: BaseRecipe, tarball: Path, sources: Path) -> list[str]:
+    argv = [
+        mmdebstrap,
+        "--variant=minbase",
+        f"--include={','.join(recipe.packages)}",
+        '--aptopt=APT::Install-Recommends "false"',
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-include=/usr/share/doc/*/copyright",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        "--dpkgopt=path-exclude=/usr/share/info/*",
+    ]
+    # Merged /usr without the usrmerge package (which would pull in perl: +50 MB).
+    hook = Path("/usr/share/mmdebstrap/hooks/maybe-merged-usr")
+    if hook.is_dir():
+        argv.append(f"--hook-dir={hook}")
+    return [*argv, recipe.suite, str(tarball), str(sources)]
+
+
+def _run_mmdebstrap(argv: list[str], progress: "_Progress") -> None:
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace"
+        )
+    except OSError as e:
+        raise ImageBuildError(f"mmdebstrap could not run: {e}") from e
+    assert proc.stdout is not None
+    step = "mmdebstrap: starting"
+    deadline = time.monotonic() + _MMDEBSTRAP_TIMEOUT_S
+    try:
+        for line in proc.stdout:
+            line = line.rstrip()
+            if not line:
+                continue
+            tail.append(line)
+            if line.startswith("I: ") and not line.startswith(("I: using ", "I: removing tempdir", "I: running --")):
+                step = "mmdebstrap: " + line[3:].rstrip(".")
+                progress.step(step)
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise ImageBuildError(f"{step}: gave up after {_MMDEBSTRAP_TIMEOUT_S} s:\n" + "\n".join(tail))
+    finally:
+        proc.stdout.close()
+        returncode = proc.wait()
+    if returncode != 0:
+        raise ImageBuildError(f"{step} failed (exit {returncode}):\n" + "\n".join(tail))
+
+
+def debian_sources(target_suite: str, *, etc: Path = Path("/etc/apt"), os_release: Path = Path("/etc/os-release")) -> str:
+    """The machine's own Debian apt sources for the main component, as one-line entries
+    pointed at target_suite (and its -updates/-security). Third-party repositories are left out."""
+    host_codename = _codename(os_release)
+    aliases = {target_suite, "stable"}
+    if host_codename:
+        aliases.add(host_codename)
+    entries: list[str] = []
+    files = [etc / "sources.list"] + sorted((etc / "sources.list.d").glob("*.list")) + sorted((etc / "sources.list.d").glob("*.sources"))
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        parsed = _parse_deb822(text) if path.suffix == ".sources" else _parse_one_line(text)
+        for uris, suites, components, signed_by in parsed:
+            if "main" not in components:
+                continue
+            for suite in suites:
+                name, dash, pocket = suite.partition("-")
+                if name not in aliases or (dash and pocket not in ("updates", "security")):
+                    continue
+                options = f"[signed-by={signed_by}] " if signed_by and signed_by.startswith("/") else ""
+                for uri in uris:
+                    line = f"deb {options}{uri} {target_suite}{dash}{pocket} main"
+                    if line not in entries:
+                        entries.append(line)
+    if not entries:
+        raise ImageBuildError(
+            f"no Debian apt sources (component main) found in {etc}/sources.list or {etc}/sources.list.d/: "
+            "runtime images are built from Debian packages with mmdebstrap"
+        )
+    return "\n".join(entries) + "\n"
+
+
+def _codename(os_release: Path) -> str:
+    try:
+        for line in os_release.read_text().splitlines():
+            if line.startswith("VERSION_CODENAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return ""
+
+
+def _parse_deb822(text: str) -> Iterator[tuple[list[str], list[str], list[str], str]]:
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in stanza.splitlines():
+            if line.startswith("#"):
+                continue
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += "\n" + line.strip()
+                continue
+            key, sep, value = line.partition(":")
+            if not sep:
+                key = ""
+                continue
+            key = key.strip().lower()
+            fields[key] = value.strip()
+        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
+            continue
+        yield (
+            fields.get("uris", "").split(), fields.get("suites", "").split(),
+            fields.get("components", "").split(), fields.get("signed-by", ""),
+        )
+
+
+def _parse_one_line(text: str) -> Iterator[tuple[list[str], list[str], list[str], str]]:
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line.startswith("deb "):
+            continue
+        signed_by = ""
+        options = re.match(r"deb\s+\[([^\]]*)\]\s*", line)
+        if options:
+            for option in options.group(1).split():
+                if option.startswith("signed-by="):
+                    signed_by = option.split("=", 1)[1]
+            rest = line[options.end():].split()
+        else:
+            rest = line.split()[1:]
+        if len(rest) >= 3:
+            yield [rest[0]], [rest[1]], rest[2:], signed_by
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _exists(executor: "DockerExecutor", tag: str) -> bool:
+    try:
+        return executor.image_exists(tag)
+    except FaasError as e:
+        raise ImageBuildError(f"cannot check for image {tag}: {e.message}") from e
+
+
+def _scratch_parent(work_dir: Path | None) -> str:
+    """Where the root filesystem tarball is made: work_dir, else /var/tmp (often not a small tmpfs)."""
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+        return str(work_dir)
+    return "/var/tmp" if os.access("/var/tmp", os.W_OK) else tempfile.gettempdir()
+
+
+@contextlib.contextmanager
+def _build_lock(work_dir: Path | None) -> Iterator[None]:
+    """One image build at a time on this machine (the gateway and a test run may both try)."""
+    path = Path(_scratch_parent(work_dir)) / "faas-image-build.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _Progress:
+    """The current build step: a rich spinner on a terminal, else one line per step (or say())."""
+
+    def __init__(self, say: Callable[[str], None] | None) -> None:
+        self._say = say
+        self._status = None
+        self._console = None
+        self._last = ""
+
+    def __enter__(self) -> "_Progress":
+        if self._say is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False, emoji=False)
+            if self._console.is_terminal:
+                self._status = self._console.status("building runtime image")
+                self._status.start()
+            else:
+                self._say = lambda message: print(message, file=sys.stderr, flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+
+    def step(self, message: str) -> None:
+        message = " ".join(message.split())
+        if message == self._last:
+            return
+        self._last = message
+        if self._status is not None:
+            from rich.text import Text
+
+            self._status.update(Text(message))
+        elif self._say is not None:
+            self._say(message)
+
+    def done(self, message: str) -> None:
+        if self._status is not None and self._console is not None:
+            from rich.markup import escape
+
+            self._console.print(f"[green]✓[/green] {escape(message)}")
+        elif self._say is not None:
+            self._say(message)
