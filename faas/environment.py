@@ -134,12 +134,13 @@ class Environment:
 
     def start(self, spec: ContainerSpec) -> None:
         """Start the container; EngineError leaves this environment dead and cleaned up."""
-        self.started_at = time.monotonic()
         try:
             self.container_id = self.executor.start(spec)
         except EngineError:
             self.destroy()
             raise
+        # Lambda's Init Duration covers the runtime and the function's init, not creating the sandbox.
+        self.started_at = time.monotonic()
 
     def specialise(self, version: FunctionVersion, env_vars: dict[str, str], handler: str) -> None:
         """Give the environment its function: code into /var/task, identity over the socket."""

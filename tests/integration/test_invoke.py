@@ -171,15 +171,18 @@ def test_http_trigger_event_and_response_mapping(gateway: Gateway, make_function
                 "statusCode": 201,
                 "headers": {"x-seen-path": event["rawPath"], "content-type": "text/plain"},
                 "cookies": ["a=1", "b=2"],
-                "body": event["requestContext"]["http"]["method"] + " " + event["rawQueryString"] + " " + (event.get("body") or ""),
+                "body": " ".join([event["requestContext"]["http"]["method"], event["rawQueryString"], event.get("body") or "", str(event["isBase64Encoded"])]),
             }
     """)
     gateway.deploy(folder)
-    r = requests.post(f"{gateway.url}/function/{name}/a/b?x=1&x=2", data="hi", timeout=30)
+    r = requests.post(f"{gateway.url}/function/{name}/a/b?x=1&x=2", data="hi", headers={"content-type": "text/plain"}, timeout=30)
     assert r.status_code == 201
     assert r.headers["x-seen-path"] == "/a/b"
-    assert r.text == "POST x=1&x=2 hi"
+    assert r.text == "POST x=1&x=2 hi False"
     assert r.cookies.get("a") == "1" and r.cookies.get("b") == "2"
+    # a body of no textual content type arrives base64-encoded, as from a function URL
+    r = requests.put(f"{gateway.url}/function/{name}", data=b"\x00\xff", headers={"content-type": "application/octet-stream"}, timeout=30)
+    assert r.text == "PUT  AP8= True"
 
 
 def test_cli_invoke_ls_and_logs(gateway: Gateway, hello: str) -> None:

@@ -116,7 +116,9 @@ def test_fork_bomb_is_held_by_the_pids_limit(gateway: Gateway, make_function) ->
                 for p in procs:
                     p.kill()
             return {"started": len(procs)}
-    """, timeout=20)
+    """, timeout=20, memory=1024)
     gateway.deploy(folder)
-    out = gateway.invoke(name).json()
+    r = gateway.invoke(name)
+    out = r.json()
+    assert "started" in out, r.text
     assert out["started"] < 1024 and out["error"] == 11  # EAGAIN
