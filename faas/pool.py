@@ -97,6 +97,15 @@ class Pool:
         if not keep:
             env.destroy()
 
+    def add_idle(self, fv: FunctionVersion, env: Environment) -> None:
+        """Adopt an environment started ahead of traffic (a new version warmed before it goes live)."""
+        with self._lock:
+            if not self._closed and env.healthy:
+                self._retired.discard(fv.key)
+                self._idle.setdefault(fv.key, []).append(env)
+                return
+        env.destroy()
+
     def forget(self, env: Environment) -> None:
         """An environment died on its own (killed from outside, OOM while idle): drop it from the idle lists."""
         with self._lock:
