@@ -100,13 +100,26 @@ def main() -> int:
 
         deploy()
         client = Client(port)
+        time.sleep(1.5)  # the first pre-started container of the runtime
 
-        # Cold start: the first call after each deploy of new content (a new version, a new container).
-        cold: list[float] = []
-        for i in range(args.cold):
-            (work / "app.py").write_text((ROOT / "functions/hello/app.py").read_text() + f"\n# bench {i} {time.time()}\n")
-            deploy()
-            cold.append(timed(lambda: client.invoke("hello")))
+        # First call of a never-called function: a new function each time, deployed while a
+        # pre-started container waits (given a moment to refill after the previous one was taken).
+        def first_calls(name_prefix: str, extra_yaml: str, n: int) -> list[float]:
+            out = []
+            for i in range(n):
+                fdir = state / f"{name_prefix}{i}"
+                shutil.copytree(ROOT / "functions" / "hello", fdir)
+                spec = (fdir / "function.yaml").read_text().replace("name: hello", f"name: {name_prefix}{i}")
+                (fdir / "function.yaml").write_text(spec + extra_yaml)
+                subprocess.run([FAAS, "deploy", str(fdir)], env=env, check=True, capture_output=True)
+                time.sleep(1.0)
+                out.append(timed(lambda: client.invoke(f"{name_prefix}{i}")))
+            return out
+
+        prestarted = first_calls("pre", "", args.cold)
+        # A true cold start: /tmp of 1024 MB cannot be given to a pre-started container, so it
+        # creates and starts a new one, as the first call of any function would without them.
+        cold = first_calls("cold", "ephemeral_storage: 1024\n", args.cold)
 
         # Warm: sequential calls on one keep-alive connection.
         for _ in range(20):
@@ -152,13 +165,15 @@ def main() -> int:
         result = {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "warm_sequential": summary(warm),
-            "cold_first_call_after_deploy": summary(cold),
+            "first_call_prestarted": summary(prestarted),
+            "first_call_cold_start": summary(cold),
             "throughput": {"concurrency": args.concurrency, "calls": per * args.concurrency,
                            "calls_per_s": round(throughput, 1), "errors": len(errors)},
             "baseline_docker_run_per_call": summary(baseline),
             "ratios": {
                 "baseline_p50_over_warm_p50": round(statistics.median(baseline) / statistics.median(warm), 1),
-                "baseline_p50_over_cold_p50": round(statistics.median(baseline) / statistics.median(cold), 2),
+                "baseline_p50_over_prestarted_first_call_p50": round(statistics.median(baseline) / statistics.median(prestarted), 1),
+                "baseline_p50_over_cold_start_p50": round(statistics.median(baseline) / statistics.median(cold), 2),
             },
         }
         text = json.dumps(result, indent=2)

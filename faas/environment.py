@@ -108,6 +108,11 @@ class Environment:
         self.init_duration_ms: float | None = None  # reported once, on the first call
         self.init_logs = ""  # what the function printed while it initialised
         self.calls = 0
+        self.runtime = ""  # the runtime image it runs, known from the start (pre-started ones too)
+        self.start_type = "cold"  # "cold" | "prestarted": how it came to serve its function
+        self.fresh = True  # not yet leased: its first call reports the init
+        self.reserved_mb = 0  # memory held in the host budget; released once, when it dies
+        self.connected = threading.Event()  # the bootstrap is up and asking for its function
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._init_failure: Outcome | None = None
@@ -147,6 +152,8 @@ class Environment:
         self.version = version
         link_tree(version.code_dir, self.task_dir)
         self._spec_msg = json.dumps({"handler": handler, "env": env_vars}).encode()
+        if self.container_id is not None:
+            self.started_at = time.monotonic()  # pre-started: its init begins now
         self._specialised.set()
 
     def wait_ready(self, timeout: float = INIT_TIMEOUT_S) -> Outcome | None:
@@ -264,6 +271,7 @@ class Environment:
     # ---- Runtime API (called from the server's connection threads) -----------------------
 
     def on_environment(self) -> bytes | None:
+        self.connected.set()
         self._specialised.wait()
         return self._spec_msg if self.status is not Status.DEAD else None
 
@@ -316,7 +324,9 @@ class Environment:
             "id": self.id,
             "function": self.version.name if self.version else None,
             "version": self.version.version if self.version else None,
-            "state": self.status.value,
+            "state": self.status.value if self.version else "prestarted",
+            "runtime": self.runtime,
+            "start": self.start_type,
             "container": (self.container_id or "")[:12],
             "calls": self.calls,
             "idle_s": round(time.monotonic() - self.last_used, 1) if self.status is Status.READY else 0,

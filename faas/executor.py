@@ -48,8 +48,8 @@ class Executor(Protocol):
     def kill(self, container_id: str) -> None:
         """Kill and remove; never raises for a container that is already gone."""
 
-    def update_memory(self, container_id: str, memory_mb: int) -> None:
-        """Set memory = memory-swap of a running container."""
+    def update_resources(self, container_id: str, memory_mb: int, cpu_shares: int, cpu_quota_us: int | None) -> None:
+        """Resize a running container (a pre-started one, given its function): memory = memory-swap, CPU."""
 
     def memory_peak_bytes(self, container_id: str) -> int:
         """The container's peak memory since it started (its cgroup), 0 if unknown."""

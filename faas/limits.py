@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from faas.errors import TooManyRequests
 from faas.models import FunctionSpec
@@ -36,3 +37,68 @@ class Limiter:
 
     def in_flight(self, name: str) -> int:
         return self._in_flight.get(name, 0)
+
+
+class MemoryBudget:
+    """The memory all environments may hold at once; waiters are served first come, first served.
+
+    Every environment (pre-started ones too) holds its `memory` from start to removal, so the
+    sum of container limits never exceeds the host budget. A call that needs a new environment
+    when the budget is full first has idle environments evicted for it (evict callback), then
+    waits in a FIFO queue for a bounded time.
+    """
+
+    def __init__(self, total_mb: int) -> None:
+        self.total_mb = total_mb
+        self.used_mb = 0
+        self._cond = threading.Condition()
+        self._queue: list[object] = []
+
+    def try_reserve(self, mb: int) -> bool:
+        """Reserve without waiting or evicting (pre-started containers must never push calls out)."""
+        with self._cond:
+            if self._queue or self.used_mb + mb > self.total_mb:
+                return False
+            self.used_mb += mb
+            return True
+
+    def reserve(self, mb: int, timeout_s: float, evict: Callable[[int], bool]) -> None:
+        """Reserve mb, evicting idle environments or waiting in turn; 429 when the wait runs out."""
+        if mb > self.total_mb:
+            raise TooManyRequests(
+                f"Function needs {mb} MB but the host memory budget is {self.total_mb} MB.",
+                "ConcurrentInvocationLimitExceeded",
+            )
+        ticket = object()
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            self._queue.append(ticket)
+            try:
+                while True:
+                    if self._queue[0] is ticket and self.used_mb + mb <= self.total_mb:
+                        self.used_mb += mb
+                        return
+                    if self._queue[0] is ticket:
+                        missing = self.used_mb + mb - self.total_mb
+                        self._cond.release()
+                        try:
+                            evicted = evict(missing)  # destroys environments, which release() their memory
+                        finally:
+                            self._cond.acquire()
+                        if evicted:
+                            continue
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TooManyRequests(
+                            "Rate Exceeded. The host memory budget is in use by environments that are busy.",
+                            "ConcurrentInvocationLimitExceeded",
+                        )
+                    self._cond.wait(min(left, 0.25))
+            finally:
+                self._queue.remove(ticket)
+                self._cond.notify_all()
+
+    def release(self, mb: int) -> None:
+        with self._cond:
+            self.used_mb = max(0, self.used_mb - mb)
+            self._cond.notify_all()

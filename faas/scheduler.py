@@ -96,7 +96,7 @@ class Scheduler:
             error_type=outcome.error_type,
             logs=self._frame_logs(fv, request_id, outcome, init_ms, init_logs, max_mb),
             duration_ms=outcome.duration_ms,
-            init_duration_ms=init_ms if start == "cold" else None,
+            init_duration_ms=init_ms if start != "warm" else None,
             max_memory_mb=max_mb,
             start=start,
             status=outcome.status if outcome.status in ("ok", "timeout", "oom") else "error",

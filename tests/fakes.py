@@ -59,6 +59,7 @@ class ProcessExecutor:
         self.specs: dict[str, ContainerSpec] = {}
         self.callbacks: list[EventCallback] = []
         self.killed: list[str] = []
+        self.resized: list[tuple[str, int]] = []
         self._n = 0
 
     def start(self, spec: ContainerSpec) -> str:
@@ -81,11 +82,14 @@ class ProcessExecutor:
     def kill(self, container_id: str) -> None:
         proc = self.procs.pop(container_id, None)
         if proc and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it exited and was reaped by _wait() since poll(): as good as killed
+                pass
             self.killed.append(container_id)
 
-    def update_memory(self, container_id: str, memory_mb: int) -> None:
-        pass
+    def update_resources(self, container_id: str, memory_mb: int, cpu_shares: int, cpu_quota_us: int | None) -> None:
+        self.resized.append((container_id, memory_mb))
 
     def memory_peak_bytes(self, container_id: str) -> int:
         return 20 * 1024 * 1024

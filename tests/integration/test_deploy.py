@@ -53,11 +53,11 @@ def test_rm_removes_the_function_and_its_containers(gateway: Gateway, make_funct
     name, folder = make_function("def handler(e, c):\n    return 1\n")
     gateway.deploy(folder)
     gateway.invoke(name)
-    assert any(c.labels.get("faas.function") == name for c in gateway.containers(docker_client))
+    [container] = gateway.function_containers(docker_client, name)
     out = gateway.cli("rm", name)
     assert out.returncode == 0, out.stderr
     assert gateway.invoke(name).status_code == 404
-    assert not any(c.labels.get("faas.function") == name for c in gateway.containers(docker_client))
+    assert container.id not in {c.id for c in gateway.containers(docker_client)}
     assert gateway.cli("rm", name).returncode != 0
 
 

@@ -84,12 +84,14 @@ def test_container_is_hardened(sandbox):
     assert seen["hostname"] == "faas"
 
 
-def test_update_memory_of_a_running_container(sandbox, executor):
+def test_update_resources_of_a_running_container(sandbox, executor):
     container_id = sandbox.run(INSPECT, memory_mb=128)
-    executor.update_memory(container_id, 512)
+    executor.update_resources(container_id, 512, 296, None)
     assert sandbox.api.invoke({}).json()["memory_limit"] == str(512 * 1024 * 1024)
-    executor.update_memory(container_id, 192)  # and down again: memory and swap set together
-    assert sandbox.api.invoke({}).json()["memory_limit"] == str(192 * 1024 * 1024)
+    executor.update_resources(container_id, 192, 111, 10000)  # and down again: memory and swap set together
+    seen = sandbox.api.invoke({}).json()
+    assert seen["memory_limit"] == str(192 * 1024 * 1024)
+    assert seen["cpu_quota"] in ("10000", "10000 100000")
 
 
 def test_memory_peak_is_read_from_the_cgroup(sandbox, executor):

@@ -85,8 +85,8 @@ def test_idle_environments_stop_after_the_keep_alive(runtime_images, tmp_path: P
         name, folder = make_function("def handler(e, c):\n    return 1\n")
         gw.deploy(folder)
         gw.invoke(name)
-        assert len(gw.containers(docker_client)) == 1
-        assert wait_for(lambda: not gw.containers(docker_client), timeout=10)
+        assert len(gw.function_containers(docker_client, name)) == 1
+        assert wait_for(lambda: not gw.function_containers(docker_client, name), timeout=10)
         r = gw.invoke(name, headers={"X-Amz-Log-Type": "Tail"})
         assert r.json() == 1
     finally:

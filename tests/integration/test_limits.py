@@ -90,7 +90,7 @@ def test_engine_side_limits_of_the_container(gateway: Gateway, make_function, do
     name, folder = make_function("def handler(e, c):\n    return 1\n", memory=512)
     gateway.deploy(folder)
     gateway.invoke(name)
-    [c] = [c for c in gateway.containers(docker_client) if c.labels.get("faas.function") == name]
+    [c] = gateway.function_containers(docker_client, name)
     host = c.attrs["HostConfig"]
     assert host["Memory"] == 512 * 1024 * 1024
     assert host["MemorySwap"] == 512 * 1024 * 1024

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from faas.errors import ShuttingDown, TooManyRequests
-from faas.limits import Limiter
+from faas.limits import Limiter, MemoryBudget
 from faas.models import FunctionSpec, FunctionVersion
 from faas.pool import Pool
 
@@ -25,10 +26,18 @@ class FakeEnv:
         self.last_used = clock.now
         self.init_duration_ms = 5.0
         self.init_logs = ""
+        self.start_type = "cold"
+        self.fresh = True
+        self.reserved_mb = 0
+        self.on_dead = None
 
     def destroy(self) -> None:
+        if self.destroyed:
+            return
         self.destroyed = True
         self.healthy = False
+        if self.on_dead:
+            self.on_dead(self)
 
 
 class Clock:
@@ -39,8 +48,9 @@ class Clock:
         return self.now
 
 
-def version(name: str = "f", n: int = 1, concurrency: int | None = None) -> FunctionVersion:
-    return FunctionVersion(FunctionSpec(name=name, concurrency=concurrency), n, "sha", Path("/nowhere"), 1, 0.0)
+def version(name: str = "f", n: int = 1, concurrency: int | None = None, memory: int = 128, min_warm: int = 0) -> FunctionVersion:
+    spec = FunctionSpec(name=name, concurrency=concurrency, memory=memory, min_warm=min_warm)
+    return FunctionVersion(spec, n, "sha", Path("/nowhere"), 1, 0.0)
 
 
 @pytest.fixture
@@ -53,14 +63,26 @@ def launched() -> list[FakeEnv]:
     return []
 
 
-@pytest.fixture
-def pool(clock: Clock, launched: list[FakeEnv]) -> Pool:
-    def launch(fv: FunctionVersion) -> FakeEnv:
+def make_pool(clock: Clock, launched: list[FakeEnv], budget_mb: int = 1 << 20, delay_s: float = 0.0, **kw) -> Pool:
+    holder: list[Pool] = []
+
+    def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
+        if delay_s:
+            time.sleep(delay_s)
         env = FakeEnv(fv, clock)
+        env.init_type = init_type  # type: ignore[attr-defined]
+        env.on_dead = holder[0].forget
         launched.append(env)
         return env
 
-    return Pool(launch, keep_alive_s=600, clock=clock)  # type: ignore[arg-type]
+    pool = Pool(launch, keep_alive_s=600, budget=MemoryBudget(budget_mb), clock=clock, **kw)  # type: ignore[arg-type]
+    holder.append(pool)
+    return pool
+
+
+@pytest.fixture
+def pool(clock: Clock, launched: list[FakeEnv]) -> Pool:
+    return make_pool(clock, launched)
 
 
 def test_second_call_reuses_the_warm_environment(pool: Pool, launched: list[FakeEnv]) -> None:
@@ -186,3 +208,164 @@ def test_retire_function_drops_every_version(pool: Pool, launched: list[FakeEnv]
             pass
     pool.retire_function("f")
     assert [e.destroyed for e in launched] == [True, True, False]
+
+
+def test_memory_budget_evicts_lru_idle_environments_of_other_functions(clock: Clock, launched: list[FakeEnv]) -> None:
+    pool = make_pool(clock, launched, budget_mb=512)
+    a, b, c = version("a", memory=256), version("b", memory=256), version("c", memory=256)
+    with pool.acquire(a):
+        pass
+    clock.now += 1
+    with pool.acquire(b):
+        pass
+    assert pool.budget.used_mb == 512
+    with pool.acquire(c) as lease:  # the budget is full: the least recently used idle one (a) goes
+        assert lease.start == "cold"
+    assert [e.version.name for e in launched if e.destroyed] == ["a"]
+    assert pool.budget.used_mb == 512
+
+
+def test_memory_budget_full_of_busy_environments_waits_then_429(clock: Clock, launched: list[FakeEnv]) -> None:
+    pool = make_pool(clock, launched, budget_mb=256, budget_wait_s=0.3)
+    a, b = version("a", memory=256), version("b", memory=128)
+    with pool.acquire(a):
+        t = time.monotonic()
+        with pytest.raises(TooManyRequests) as e:
+            with pool.acquire(b):
+                pass
+        assert e.value.reason == "ConcurrentInvocationLimitExceeded"
+        assert 0.25 <= time.monotonic() - t < 2
+    # once the busy one is idle, it can be evicted for b
+    with pool.acquire(b) as lease:
+        assert lease.start == "cold"
+
+
+def test_memory_budget_waiter_gets_memory_freed_while_it_waits(clock: Clock, launched: list[FakeEnv]) -> None:
+    pool = make_pool(clock, launched, budget_mb=256, budget_wait_s=5)
+    a, b = version("a", memory=256), version("b", memory=256)
+    got: list[str] = []
+    with pool.acquire(a) as lease_a:
+        def call_b() -> None:
+            with pool.acquire(b) as lease:
+                got.append(lease.start)
+
+        t = threading.Thread(target=call_b)
+        t.start()
+        time.sleep(0.2)
+        assert not got
+        lease_a.env.healthy = False  # a's call ends badly: its environment goes, and so its memory
+    t.join(5)
+    assert got == ["cold"]
+
+
+def test_failed_start_frees_its_memory(clock: Clock, launched: list[FakeEnv]) -> None:
+    def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
+        raise RuntimeError("engine down")
+
+    pool = Pool(launch, keep_alive_s=600, budget=MemoryBudget(1024), clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError):
+        with pool.acquire(version(memory=512)):
+            pass
+    assert pool.budget.used_mb == 0
+
+
+def test_simultaneous_first_calls_start_one_environment_each_at_most(clock: Clock, launched: list[FakeEnv]) -> None:
+    pool = make_pool(clock, launched, delay_s=0.2)
+    fv = version()
+    barrier = threading.Barrier(6)
+    starts: list[str] = []
+
+    def call() -> None:
+        barrier.wait()
+        with pool.acquire(fv) as lease:
+            starts.append(lease.start)
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join(10) for t in threads]
+    assert len(starts) == 6
+    assert len(launched) <= 6
+    assert starts.count("cold") == len(launched)  # each new environment's init is reported once
+
+
+def test_burst_on_a_warm_fast_function_waits_instead_of_starting_more() -> None:
+    """Fn's rule: with calls of ~1 ms and starts of ~200 ms, queueing for the busy one is sooner."""
+    launched: list[FakeEnv] = []
+    clock = time.monotonic
+    holder: list[Pool] = []
+
+    def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
+        time.sleep(0.2)
+        env = FakeEnv(fv, Clock())
+        env.on_dead = holder[0].forget
+        launched.append(env)
+        return env
+
+    pool = Pool(launch, keep_alive_s=600, clock=clock)  # type: ignore[arg-type]
+    holder.append(pool)
+    fv = version()
+    for _ in range(5):  # learn that calls take ~1 ms
+        with pool.acquire(fv):
+            time.sleep(0.001)
+    barrier = threading.Barrier(8)
+    done: list[float] = []
+
+    def call() -> None:
+        barrier.wait()
+        with pool.acquire(fv):
+            time.sleep(0.001)
+        done.append(time.monotonic())
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    [t.start() for t in threads]
+    [t.join(10) for t in threads]
+    assert len(done) == 8
+    assert len(launched) <= 2, f"started {len(launched)} environments for 8 calls of 1 ms"
+    assert max(done) - t0 < 0.5
+
+
+def test_long_calls_scale_out_in_parallel() -> None:
+    launched: list[FakeEnv] = []
+    holder: list[Pool] = []
+
+    def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
+        time.sleep(0.05)
+        env = FakeEnv(fv, Clock())
+        env.on_dead = holder[0].forget
+        launched.append(env)
+        return env
+
+    pool = Pool(launch, keep_alive_s=600)  # type: ignore[arg-type]
+    holder.append(pool)
+    fv = version()
+    with pool.acquire(fv):
+        time.sleep(0.5)  # it learns that calls take 0.5 s, far longer than a start
+
+    def call() -> None:
+        with pool.acquire(fv):
+            time.sleep(0.5)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join(10) for t in threads]
+    assert time.monotonic() - t0 < 1.2  # in parallel, not 2 s in a row
+    assert len(launched) == 4
+
+
+def test_min_warm_is_provisioned_and_never_reaped(clock: Clock, launched: list[FakeEnv]) -> None:
+    pool = make_pool(clock, launched)
+    fv = version(min_warm=2)
+    pool.tick([fv])
+    deadline = time.monotonic() + 5
+    while pool.counts(fv.key) != (2, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.counts(fv.key) == (2, 0)
+    assert {e.init_type for e in launched} == {"provisioned-concurrency"}  # type: ignore[attr-defined]
+    clock.now += 10_000
+    assert pool.tick([fv]) == 0
+    assert pool.counts(fv.key) == (2, 0)
+    pool.tick([])  # no longer live with min_warm: reaped like any other
+    assert pool.counts(fv.key) == (0, 0)
