@@ -116,10 +116,11 @@ class DockerExecutor:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise EngineError(f"removing container {container_id[:12]}: {_explain(e)}") from e
 
-    def update_memory(self, container_id: str, memory_mb: int) -> None:
+    def update_resources(self, container_id: str, memory_mb: int, cpu_shares: int, cpu_quota_us: int | None) -> None:
         memory = f"{memory_mb}m"
-        with _translate(f"setting memory of container {container_id[:12]} to {memory_mb} MB"):
-            self.api.update_container(container_id, mem_limit=memory, memswap_limit=memory)
+        quota = {"cpu_period": CPU_PERIOD_US, "cpu_quota": cpu_quota_us} if cpu_quota_us else {}
+        with _translate(f"resizing container {container_id[:12]} to {memory_mb} MB"):
+            self.api.update_container(container_id, mem_limit=memory, memswap_limit=memory, cpu_shares=cpu_shares, **quota)
 
     def memory_peak_bytes(self, container_id: str) -> int:
         """Peak memory of the container's cgroup, read from the cgroup file; 0 if unknown."""
@@ -132,6 +133,18 @@ class DockerExecutor:
                 self._cgroup_dirs.clear()
             self._cgroup_dirs[container_id] = path
         for name in ("memory.max_usage_in_bytes", "memory.peak"):
+            try:
+                return int((path / name).read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+        return 0
+
+    def memory_usage_bytes(self, container_id: str) -> int:
+        """Memory the container's cgroup uses now (for /metrics, read at scrape time); 0 if unknown."""
+        path = self._cgroup_dirs.get(container_id) or _find_cgroup_dir(container_id)
+        if path is None:
+            return 0
+        for name in ("memory.usage_in_bytes", "memory.current"):
             try:
                 return int((path / name).read_text().split()[0])
             except (OSError, ValueError, IndexError):
@@ -303,6 +316,54 @@ class DockerExecutor:
             pass
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise EngineError(f"removing image {tag}: {_explain(e)}") from e
+
+    # --- the gateway's own image and compose service (used by faas.gateway_image, faas.compose)
+
+    def tag_image(self, source: str, target: str) -> None:
+        repository, _, version = target.rpartition(":")
+        with _translate(f"tagging {source} as {target}"):
+            self.api.tag(source, repository, version)
+
+    def image_tags(self, repository: str) -> list[str]:
+        """Every repository:tag of the images in repository."""
+        with _translate(f"listing images of {repository}"):
+            found = self.api.images(name=repository)
+        return sorted(t for image in found for t in (image.get("RepoTags") or []) if t.rpartition(":")[0] == repository)
+
+    def remove_unused_image(self, tag: str) -> bool:
+        """Untag/remove an image unless a container uses it; True if it went."""
+        try:
+            self.api.remove_image(tag, force=False)
+            return True
+        except docker.errors.ImageNotFound:
+            return True
+        except docker.errors.APIError as e:
+            if e.status_code == 409:  # a container (maybe a running compose service) still uses it
+                return False
+            raise EngineError(f"removing image {tag}: {_explain(e)}") from e
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise EngineError(f"removing image {tag}: {_explain(e)}") from e
+
+    def engine_arch(self) -> str:
+        """The engine's machine (x86_64, aarch64): what the images it runs are built for."""
+        with _translate("asking the engine for its architecture"):
+            return str(self.api.info().get("Architecture") or "")
+
+    def find_labelled(self, labels: dict[str, str]) -> list[str]:
+        """Ids of the containers (running or not) carrying all these labels."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with _translate("listing labelled containers"):
+            return [item["Id"] for item in self.api.containers(all=True, filters=filters, quiet=True)]
+
+    def container_log_tail(self, container_id: str, lines: int = 20) -> str:
+        """The last lines a container printed (stdout and stderr), for progress and error messages."""
+        try:
+            data = self.api.logs(container_id, stdout=True, stderr=True, tail=lines)
+        except docker.errors.NotFound:
+            return ""
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            raise EngineError(f"reading the log of container {container_id[:12]}: {_explain(e)}") from e
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
 
     # --- helpers ----------------------------------------------------------------------
 
