@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ class DockerExecutor:
         self._lock = threading.Lock()
         self._bridge: bool | None = None
         self._cgroup_dirs: dict[str, Path] = {}
+        self._peak_fds: dict[str, int] = {}
 
     # --- containers -------------------------------------------------------------------
 
@@ -105,6 +107,7 @@ class DockerExecutor:
     def kill(self, container_id: str) -> None:
         """Kill and remove; quiet about a container that is already gone or being removed."""
         self._cgroup_dirs.pop(container_id, None)
+        self._close_peak_fds(container_id)
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:
@@ -123,21 +126,42 @@ class DockerExecutor:
             self.api.update_container(container_id, mem_limit=memory, memswap_limit=memory, cpu_shares=cpu_shares, **quota)
 
     def memory_peak_bytes(self, container_id: str) -> int:
-        """Peak memory of the container's cgroup, read from the cgroup file; 0 if unknown."""
-        path = self._cgroup_dirs.get(container_id)
-        if path is None:
+        """Peak memory of the container's cgroup, read from the cgroup file; 0 if unknown.
+
+        Called after every call (the REPORT line): the file stays open and is re-read with
+        pread, one system call, no path lookup and no engine round trip.
+        """
+        fd = self._peak_fds.get(container_id)
+        if fd is None:
             path = _find_cgroup_dir(container_id)
             if path is None:
                 return 0
-            if len(self._cgroup_dirs) > 4096:  # containers that died without kill(): forget them all
-                self._cgroup_dirs.clear()
             self._cgroup_dirs[container_id] = path
-        for name in ("memory.max_usage_in_bytes", "memory.peak"):
-            try:
-                return int((path / name).read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                continue
-        return 0
+            for name in ("memory.max_usage_in_bytes", "memory.peak"):
+                try:
+                    fd = os.open(path / name, os.O_RDONLY)
+                    break
+                except OSError:
+                    continue
+            else:
+                return 0
+            if len(self._peak_fds) > 4096:  # containers that died without kill(): start over
+                self._close_peak_fds()
+            self._peak_fds[container_id] = fd
+        try:
+            return int(os.pread(fd, 64, 0).split()[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+
+    def _close_peak_fds(self, container_id: str | None = None) -> None:
+        ids = [container_id] if container_id else list(self._peak_fds)
+        for cid in ids:
+            fd = self._peak_fds.pop(cid, None)
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def memory_usage_bytes(self, container_id: str) -> int:
         """Memory the container's cgroup uses now (for /metrics, read at scrape time); 0 if unknown."""
@@ -234,6 +258,7 @@ class DockerExecutor:
     def close(self) -> None:
         """Stop the event thread and release the client's connections."""
         self._closed.set()
+        self._close_peak_fds()
         stream = self._events_stream
         if stream is not None:
             try:

@@ -25,7 +25,9 @@ from faas.errors import EngineError
 from faas.executor import LOG_FIFO_NAME, SOCKET_NAME, ContainerSpec, Executor
 from faas.logs import LogPump, LogSink
 from faas.models import FunctionVersion, Invocation
-from faas.runtime_api import RuntimeApiServer
+from faas.runtime_api import (
+    ACCEPTED, PREFIX, DirectConnection, ProtocolError, Reply, RuntimeApiServer, oversize_reply,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -120,6 +122,7 @@ class Environment:
         self._specialised = threading.Event()
         self._inbox: queue.SimpleQueue[Invocation | None] = queue.SimpleQueue()
         self._slot: _Slot | None = None
+        self._direct: DirectConnection | None = None
         self._oom = False
         self._dying = False
         for d in (self.task_dir, self.runtime_dir):
@@ -182,7 +185,10 @@ class Environment:
             self._transition(Status.BUSY)
             self._slot = slot
             self.calls += 1
-        self._inbox.put(inv)
+        if self._direct is not None:
+            self._invoke_direct(self._direct, slot)
+        else:
+            self._inbox.put(inv)
         if not slot.done.wait(max(0.0, inv.deadline - time.monotonic())):
             with self._lock:
                 if slot.outcome is None:
@@ -205,6 +211,40 @@ class Environment:
             outcome = _exit_outcome(inv.request_id, oom=True)
         return Outcome(outcome.payload, outcome.error_type, outcome.status, logs, duration)
 
+    def _invoke_direct(self, direct: DirectConnection, slot: _Slot) -> None:
+        """The warm path: this thread hands the event over and reads the result itself."""
+        inv = slot.inv
+        try:
+            req = direct.exchange(inv, inv.deadline - time.monotonic())
+            result_path = f"{PREFIX}/invocation/{inv.request_id}/"
+            if req.oversize:
+                self.on_oversized_response(inv.request_id, req.oversize)
+                direct.reply(oversize_reply(req.oversize))
+            elif req.method == "POST" and req.path == result_path + "response":
+                direct.reply(Reply(self.on_response(inv.request_id, req.body), ACCEPTED))
+            elif req.method == "POST" and req.path == result_path + "error":
+                error_type = req.headers.get("lambda-runtime-function-error-type", "Unhandled")
+                direct.reply(Reply(self.on_error(inv.request_id, req.body, error_type), ACCEPTED))
+            else:
+                raise ProtocolError(f"unexpected {req.method} {req.path} during a call")
+        except TimeoutError:
+            return  # the deadline passed: the caller's wait ends at once and reports the timeout
+        except (OSError, ProtocolError, ValueError) as e:
+            # The runtime is gone (killed, OOM) or broke the protocol: the engine's die event names
+            # the cause (OOM or exit) within moments; wait briefly for it, then say it exited.
+            LOG.info("environment %s of %s: runtime connection lost during %s: %s", self.id, self._fname(), inv.request_id, e)
+            if not slot.done.wait(min(1.0, max(0.0, inv.deadline - time.monotonic()))):
+                with self._lock:
+                    if slot.outcome is None:
+                        slot.outcome = _exit_outcome(inv.request_id, oom=self._oom)
+                slot.done.set()
+            threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
+
+    def park(self, direct: DirectConnection) -> None:
+        """The runtime's first GET next, on a connection it lets us drive: it is initialised."""
+        self._direct = direct
+        self._mark_ready()
+
     @property
     def healthy(self) -> bool:
         return self.status is Status.READY
@@ -225,6 +265,8 @@ class Environment:
             slot.outcome = _exit_outcome(slot.inv.request_id, oom=self._oom)
             slot.done.set()
         self.server.close()
+        if self._direct is not None:
+            self._direct.close()
         if self.container_id:
             try:
                 self.executor.kill(self.container_id)
@@ -275,13 +317,16 @@ class Environment:
         self._specialised.wait()
         return self._spec_msg if self.status is not Status.DEAD else None
 
-    def on_next(self) -> Invocation | None:
+    def _mark_ready(self) -> None:
         if not self._ready.is_set():
             with self._lock:
                 if self.status is Status.STARTING:
                     self._transition(Status.READY)
                     self.init_duration_ms = (time.monotonic() - self.started_at) * 1000
             self._ready.set()
+
+    def on_next(self) -> Invocation | None:
+        self._mark_ready()
         return self._inbox.get()
 
     def _finish(self, request_id: str, outcome: Outcome) -> int:

@@ -16,6 +16,7 @@ import selectors
 import threading
 from collections import deque
 from pathlib import Path
+from typing import TextIO
 
 LOG = logging.getLogger(__name__)
 
@@ -195,20 +196,60 @@ class LogStore:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            name, text = item
-            path = self.path(name)
+        """Write in batches, files kept open: a busy function costs one write per batch, not per call."""
+        files: dict[str, TextIO] = {}
+        stop = False
+        while not stop:
+            batch = [self._q.get()]
+            while len(batch) < 512:
+                try:
+                    batch.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            flushes: list[threading.Event] = []
+            texts: dict[str, list[str]] = {}
+            for item in batch:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    flushes.append(item)
+                else:
+                    texts.setdefault(item[0], []).append(item[1])
+            for name, parts in texts.items():
+                self._write(files, name, "".join(parts))
+            for f in files.values():
+                try:
+                    f.flush()
+                except OSError:
+                    pass
+            for ev in flushes:
+                ev.set()
+            if len(files) > 64:
+                self._close_files(files)
+        self._close_files(files)
+
+    def _write(self, files: dict[str, TextIO], name: str, text: str) -> None:
+        path = self.path(name)
+        try:
+            f = files.get(name)
+            if f is None or f.closed or not path.exists():  # removed or rotated by someone else
+                if f is not None:
+                    f.close()
+                f = files[name] = open(path, "a", encoding="utf-8")
+            f.write(text)
+            if f.tell() > FILE_ROTATE_BYTES:
+                f.close()
+                del files[name]
+                os.replace(path, path.with_suffix(".log.1"))
+        except OSError as e:
+            files.pop(name, None)
+            LOG.warning("function %s: cannot write its log to %s: %s", name, path, e)
+
+    @staticmethod
+    def _close_files(files: dict[str, TextIO]) -> None:
+        for f in files.values():
             try:
-                with open(path, "a", encoding="utf-8") as f:
-                    f.write(text)
-                    size = f.tell()
-                if size > FILE_ROTATE_BYTES:
-                    os.replace(path, path.with_suffix(".log.1"))
-            except OSError as e:
-                LOG.warning("function %s: cannot write its log to %s: %s", name, path, e)
+                f.close()
+            except OSError:
+                pass
+        files.clear()

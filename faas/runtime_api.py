@@ -39,6 +39,137 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
 
 
+class ProtocolError(Exception):
+    """The runtime sent something that is not the Runtime API."""
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    oversize: int = 0  # a response body over the limit: its size (the body itself was discarded)
+
+
+def read_request(reader) -> Request | None:  # type: ignore[no-untyped-def]
+    """One HTTP/1.1 request from a buffered reader; None at end of stream."""
+    line = reader.readline(8192)
+    if not line:
+        return None
+    try:
+        method, target, _version = line.decode("latin-1").split(" ", 2)
+    except ValueError:
+        raise ProtocolError("bad request line") from None
+    headers: dict[str, str] = {}
+    total = 0
+    while True:
+        h = reader.readline(8192)
+        total += len(h)
+        if total > MAX_HEADER_BYTES:
+            raise ProtocolError("headers too large")
+        if h in (b"\r\n", b"\n"):
+            break
+        if not h:
+            return None
+        k, _, v = h.decode("latin-1").partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length") or 0)
+    path = target.split("?", 1)[0]
+    if method == "POST" and path.endswith("/response") and length > RESPONSE_LIMIT:
+        _discard(reader, length)
+        return Request(method, path, headers, b"", oversize=length)
+    body = reader.read(length) if length else b""
+    if len(body) < length:
+        return None
+    return Request(method, path, headers, body)
+
+
+def next_reply(inv: Invocation) -> Reply:
+    """The answer to GET .../invocation/next: the event and Lambda's headers."""
+    out = [
+        ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+        ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_epoch_ms)),
+        ("Lambda-Runtime-Invoked-Function-Arn", inv.invoked_arn),
+        ("Lambda-Runtime-Trace-Id", inv.trace_id),
+        ("Content-Type", "application/json"),
+    ]
+    if inv.client_context:
+        out.append(("Lambda-Runtime-Client-Context", inv.client_context))
+    if inv.identity:
+        out.append(("Lambda-Runtime-Cognito-Identity", inv.identity))
+    return Reply(200, inv.payload, tuple(out))
+
+
+def oversize_reply(size: int) -> Reply:
+    message = f"Response payload size ({size} bytes) exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes)."
+    return Reply(413, _status_body(413, message, "RequestEntityTooLarge"))
+
+
+def send_reply(conn: socket.socket, reply: Reply, close: bool = False) -> None:
+    head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}", f"Content-Length: {len(reply.body)}"]
+    head.extend(f"{k}: {v}" for k, v in reply.headers)
+    if close:
+        head.append("Connection: close")
+    data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+    if len(reply.body) < 65536:
+        conn.sendall(data + reply.body)
+    else:
+        conn.sendall(data)
+        conn.sendall(reply.body)
+
+
+ACCEPTED = b'{"status":"OK"}'
+
+
+class DirectConnection:
+    """A runtime's connection driven by the calling thread itself (the warm path).
+
+    A runtime that asks for it (header `Faas-Direct: 1` on GET next; the project's own
+    bootstraps do, as they use one connection strictly in turn) has its connection taken
+    over by its environment: the thread of the call writes the event and reads the result,
+    so a warm call costs no thread hand-offs. The GET next that the runtime sends right
+    after each result is read at the start of the following call.
+    """
+
+    def __init__(self, conn: socket.socket, reader) -> None:  # type: ignore[no-untyped-def]
+        self.conn = conn
+        self.reader = reader
+        self.pending_next = False
+
+    def exchange(self, inv: Invocation, timeout_s: float) -> Request:
+        """Hand over the event, return the runtime's next request (its result). Raises
+        TimeoutError at the deadline, ConnectionError / ProtocolError when the runtime is gone."""
+        self.conn.settimeout(max(0.001, timeout_s))
+        if self.pending_next:
+            req = read_request(self.reader)
+            if req is None:
+                raise ConnectionError("the runtime closed its connection")
+            if req.method != "GET" or req.path != PREFIX + "/invocation/next":
+                raise ProtocolError(f"expected GET next, got {req.method} {req.path}")
+            self.pending_next = False
+        send_reply(self.conn, next_reply(inv))
+        req = read_request(self.reader)
+        if req is None:
+            raise ConnectionError("the runtime closed its connection")
+        return req
+
+    def reply(self, reply: Reply) -> None:
+        send_reply(self.conn, reply)
+        self.pending_next = True
+
+    def close(self) -> None:
+        try:
+            self.conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.reader.close()
+            self.conn.close()
+        except OSError:
+            pass
+
+
 class RuntimeHandler(Protocol):
     """What the server needs from its environment; every method may block the connection's thread."""
 
@@ -47,6 +178,9 @@ class RuntimeHandler(Protocol):
 
     def on_next(self) -> Invocation | None:
         """The next event, blocking until there is one; None closes the connection."""
+
+    def park(self, direct: DirectConnection) -> None:
+        """Take over a connection whose runtime asked for direct mode (at its first GET next)."""
 
     def on_response(self, request_id: str, body: bytes) -> int:
         """A result; returns the HTTP status to answer (202, or 4xx)."""
@@ -128,109 +262,68 @@ class RuntimeApiServer:
 
     def _serve(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb", buffering=65536)
+        handed_over = False
         try:
             while not self._closed.is_set():
-                if not self._handle_one(conn, reader):
+                req = read_request(reader)
+                if req is None:
                     return
+                if req.oversize:
+                    request_id = req.path[len(PREFIX) + len("/invocation/"):-len("/response")]
+                    send_reply(conn, Reply(self.handler.on_oversized_response(request_id, req.oversize), oversize_reply(req.oversize).body))
+                    continue
+                if (
+                    req.method == "GET" and req.path == PREFIX + "/invocation/next"
+                    and req.headers.get("faas-direct") == "1"
+                ):
+                    handed_over = True
+                    self.handler.park(DirectConnection(conn, reader))
+                    return
+                reply = self._route(req)
+                if reply is None:
+                    return
+                send_reply(conn, reply)
+        except ProtocolError as e:
+            try:
+                send_reply(conn, Reply(400, _status_body(400, str(e), "InvalidRequest")), close=True)
+            except OSError:
+                pass
         except (OSError, ValueError) as e:
             if not self._closed.is_set():
                 LOG.debug("runtime api %s: connection ended: %s", self.name, e)
         finally:
-            with self._lock:
-                self._conns.discard(conn)
-            try:
-                reader.close()
-                conn.close()
-            except OSError:
-                pass
+            if not handed_over:
+                with self._lock:
+                    self._conns.discard(conn)
+                    try:
+                        reader.close()
+                        conn.close()
+                    except OSError:
+                        pass
 
-    def _handle_one(self, conn: socket.socket, reader) -> bool:  # type: ignore[no-untyped-def]
-        line = reader.readline(8192)
-        if not line:
-            return False
-        try:
-            method, target, _version = line.decode("latin-1").split(" ", 2)
-        except ValueError:
-            self._send(conn, Reply(400, _status_body(400, "bad request line", "InvalidRequest")), close=True)
-            return False
-        headers: dict[str, str] = {}
-        total = 0
-        while True:
-            h = reader.readline(8192)
-            total += len(h)
-            if total > MAX_HEADER_BYTES:
-                self._send(conn, Reply(400, _status_body(400, "headers too large", "InvalidRequest")), close=True)
-                return False
-            if h in (b"\r\n", b"\n", b""):
-                break
-            k, _, v = h.decode("latin-1").partition(":")
-            headers[k.strip().lower()] = v.strip()
-        length = int(headers.get("content-length") or 0)
-        path = target.split("?", 1)[0]
-        if method == "POST" and path.endswith("/response") and length > RESPONSE_LIMIT:
-            _discard(reader, length)
-            request_id = path[len(PREFIX) + len("/invocation/"):-len("/response")]
-            status = self.handler.on_oversized_response(request_id, length)
-            body = _status_body(status, f"Response payload size ({length} bytes) exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes).", "RequestEntityTooLarge")
-            self._send(conn, Reply(status, body))
-            return True
-        body = reader.read(length) if length else b""
-        if len(body) < length:
-            return False
-        reply = self._route(method, path, headers, body)
-        if reply is None:
-            return False
-        self._send(conn, reply)
-        return True
-
-    def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply | None:
+    def _route(self, req: Request) -> Reply | None:
         h = self.handler
+        method, path, headers, body = req.method, req.path, req.headers, req.body
         if method == "GET" and path == PREFIX + "/invocation/next":
             inv = h.on_next()
-            if inv is None:
-                return None
-            out = [
-                ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
-                ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_epoch_ms)),
-                ("Lambda-Runtime-Invoked-Function-Arn", inv.invoked_arn),
-                ("Lambda-Runtime-Trace-Id", inv.trace_id),
-                ("Content-Type", "application/json"),
-            ]
-            if inv.client_context:
-                out.append(("Lambda-Runtime-Client-Context", inv.client_context))
-            if inv.identity:
-                out.append(("Lambda-Runtime-Cognito-Identity", inv.identity))
-            return Reply(200, inv.payload, tuple(out))
+            return None if inv is None else next_reply(inv)
         if method == "POST" and path.startswith(PREFIX + "/invocation/"):
             rest = path[len(PREFIX) + len("/invocation/"):]
             request_id, _, action = rest.partition("/")
             if action == "response":
-                return Reply(h.on_response(request_id, body), b'{"status":"OK"}')
+                return Reply(h.on_response(request_id, body), ACCEPTED)
             if action == "error":
                 error_type = headers.get("lambda-runtime-function-error-type", "Unhandled")
-                return Reply(h.on_error(request_id, body, error_type), b'{"status":"OK"}')
+                return Reply(h.on_error(request_id, body, error_type), ACCEPTED)
         if method == "POST" and path == PREFIX + "/init/error":
             error_type = headers.get("lambda-runtime-function-error-type", "Runtime.Unknown")
-            return Reply(h.on_init_error(body, error_type), b'{"status":"OK"}')
+            return Reply(h.on_init_error(body, error_type), ACCEPTED)
         if method == "GET" and path == ENVIRONMENT_PATH:
             spec = h.on_environment()
             if spec is None:
                 return None
             return Reply(200, spec, (("Content-Type", "application/json"),))
         return Reply(404, _status_body(404, f"unknown route {method} {path}", "InvalidRequest"))
-
-    @staticmethod
-    def _send(conn: socket.socket, reply: Reply, close: bool = False) -> None:
-        head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}", f"Content-Length: {len(reply.body)}"]
-        head.extend(f"{k}: {v}" for k, v in reply.headers)
-        if close:
-            head.append("Connection: close")
-        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        if len(reply.body) < 65536:
-            conn.sendall(data + reply.body)
-        else:
-            conn.sendall(data)
-            conn.sendall(reply.body)
 
 
 def _discard(reader, length: int) -> None:  # type: ignore[no-untyped-def]

@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Callable
 
 from faas.environment import Outcome
 from faas.errors import RequestTooLarge
+from faas.ids import request_id as new_request_id
+from faas.ids import trace_id
 from faas.limits import Limiter
 from faas.logs import LogStore
 from faas.models import SYNC_PAYLOAD_LIMIT, FunctionVersion, Invocation, Result, function_arn
@@ -23,10 +24,6 @@ from faas.registry import Registry
 
 LOG = logging.getLogger(__name__)
 MB = 1024 * 1024
-
-
-def trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Parent={uuid.uuid4().hex[:16]};Sampled=0"
 
 
 class Scheduler:
@@ -60,7 +57,7 @@ class Scheduler:
             raise RequestTooLarge(
                 f"{len(payload)} byte payload is too large for the RequestResponse invocation type (limit {SYNC_PAYLOAD_LIMIT} bytes)"
             )
-        request_id = request_id or str(uuid.uuid4())
+        request_id = request_id or new_request_id()
         spec = fv.spec
         init_ms: float | None = None
         init_logs = ""

@@ -38,8 +38,9 @@ try:
 except Exception as e:
     call("POST", "/2018-06-01/runtime/init/error", json.dumps({"errorMessage": str(e), "errorType": "Runtime.ImportModuleError"}).encode())
     sys.exit(1)
+DIRECT = [("Faas-Direct", "1")] if os.environ.get("FAKE_DIRECT") == "1" else []
 while True:
-    status, h, event = call("GET", "/2018-06-01/runtime/invocation/next")
+    status, h, event = call("GET", "/2018-06-01/runtime/invocation/next", headers=DIRECT)
     rid = h["lambda-runtime-aws-request-id"]
     try:
         out = json.dumps(handler(json.loads(event), h)).encode()
@@ -54,7 +55,8 @@ while True:
 class ProcessExecutor:
     """Implements faas.executor.Executor with host processes instead of containers."""
 
-    def __init__(self) -> None:
+    def __init__(self, direct: bool = True) -> None:
+        self.direct = direct
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.callbacks: list[EventCallback] = []
@@ -66,7 +68,8 @@ class ProcessExecutor:
         self._n += 1
         cid = f"proc{self._n:04d}" + "0" * 56
         out = os.open(spec.runtime_dir / "out", os.O_WRONLY)
-        env = {**os.environ, "FAAS_RUNTIME_SOCKET": str(spec.runtime_dir / "runtime.sock"), "FAKE_TASK_ROOT": str(spec.task_dir)}
+        env = {**os.environ, "FAAS_RUNTIME_SOCKET": str(spec.runtime_dir / "runtime.sock"), "FAKE_TASK_ROOT": str(spec.task_dir),
+               "FAKE_DIRECT": "1" if self.direct else "0"}
         proc = subprocess.Popen([sys.executable, "-c", FAKE_RUNTIME], stdout=out, stderr=out, env=env, start_new_session=True)
         os.close(out)
         self.procs[cid] = proc

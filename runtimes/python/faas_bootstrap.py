@@ -492,12 +492,17 @@ def main():
         sys.exit(1)
 
 
+DIRECT = {"Faas-Direct": "1"}
+
+
 def serve(client, handler):
     global _request_id
     environ = os.environ
     next_path = RUNTIME_API + "/invocation/next"
     while True:
-        status, headers, body = client.request("GET", next_path)
+        # Faas-Direct: this client uses its one connection strictly in turn, so the platform
+        # may drive it from the calling thread (no thread hand-offs on a warm call).
+        status, headers, body = client.request("GET", next_path, headers=DIRECT)
         if status != 200:
             raise RuntimeAPIError("GET %s answered %d" % (next_path, status))
         request_id = headers.get("lambda-runtime-aws-request-id", "")
