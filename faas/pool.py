@@ -369,6 +369,7 @@ class Pool:
                 if st is not None:
                     st.starting -= 1
             return
+        env.fresh = False  # provisioned: initialised ahead of any call, so no call reports its init
         with self._lock:
             st = self._versions.setdefault(fv.key, st or _Version())
             st.starting -= 1
