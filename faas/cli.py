@@ -58,7 +58,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def say(message: str) -> None:
     """Progress from engine and image preparation: dim, on stderr."""
-    err.print(message, style="dim", markup=False)
+    err.print(message, style="dim", markup=False, emoji=False)  # "sbx:x:993" is no emoji
 
 
 def human_size(size: int) -> str:
@@ -142,6 +142,13 @@ def _deploy_line(function: dict[str, Any]) -> str:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
+    if Path(args.dir).is_file():  # an AWS SAM template: every AWS::Serverless::Function in it
+        from faas import sam
+
+        with GatewayClient(gateway_url(args.gateway)) as client:
+            failed = sam.deploy(client, Path(args.dir), say=lambda m: out.print(m, markup=False),
+                                warn=lambda m: err.print(m, style="yellow", markup=False))
+        return EXIT_ERROR if failed else EXIT_OK
     folders = find_function_folders([Path(args.dir)])
     failed = 0
     with GatewayClient(gateway_url(args.gateway)) as client:
@@ -153,10 +160,56 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 raise
             except FaasError as e:
                 err.print(f"error: {e.message}", style="red", markup=False)
+                _print_init_logs(e)
                 failed += 1
                 continue
             out.print(_deploy_line(function), markup=False)
+    if getattr(args, "watch", False):
+        from faas import devloop
+
+        try:
+            devloop.watch_until_interrupted(gateway_url(args.gateway), folders, out=out, err=err)
+        except KeyboardInterrupt:
+            err.print("stopped watching", markup=False)
+            return EXIT_OK
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _print_init_logs(error: FaasError) -> None:
+    """A new version that failed to start: its init output says why (the gateway sends it as Logs)."""
+    logs = str((getattr(error, "details", None) or {}).get("Logs") or "").rstrip("\n")
+    if logs:
+        err.print("\n".join("    " + line for line in logs.splitlines()), style="dim", markup=False)
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        versions = client.versions(args.name)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("version", "status", "created", "sha256", "size", "source"):
+        table.add_column(column, justify="right" if column in ("version", "size") else "left", no_wrap=column != "source")
+    for v in versions:
+        problem = v.get("problem") or {}
+        status = "live" if v.get("live") else (f"failed: {problem.get('error_type')}" if problem else "")
+        table.add_row(str(v.get("version")), status, _when(v.get("created")), str(v.get("code_sha256") or "")[:12],
+                      human_size(int(v.get("code_size") or 0)), str(v.get("source_dir") or ""))
+    out.print(table)
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        try:
+            answer = client.rollback(args.name, args.version)
+        except FaasError as e:
+            err.print(f"error: {e.message}", style="red", markup=False)
+            _print_init_logs(e)
+            return EXIT_ERROR
+    if answer.get("changed"):
+        out.print(f"{args.name}: version {answer.get('version')} is live (was {answer.get('previous_version')})", markup=False)
+    else:
+        out.print(f"{args.name}: version {answer.get('version')} is already live", markup=False)
+    return EXIT_OK
 
 
 def _status(environments: dict[str, int] | None) -> str:
@@ -188,7 +241,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             str(f.get("runtime")),
             f"{f.get('memory')} MB",
             f"{f.get('timeout')} s",
-            _status(f.get("environments")),
+            (f.get("deploy_problem") or {}).get("summary") or _status(f.get("environments")),
             _when(f.get("created")),
         )
     out.print(table)
@@ -243,10 +296,45 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     with GatewayClient(gateway_url(args.gateway)) as client:
-        text = client.logs(args.name, tail=args.tail)
-    sys.stdout.write(text)
+        if not getattr(args, "follow", False):
+            text = client.logs(args.name, tail=args.tail)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return EXIT_OK
+        cursor: str | None = None
+        while True:  # until Ctrl-C, the function's removal (404) or the gateway's exit
+            text, cursor = client.follow_logs(args.name, cursor, tail=args.tail)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+
+def cmd_calls(args: argparse.Namespace) -> int:
+    from faas.records import print_calls
+
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        calls = client.calls(args.name, limit=args.limit)
+    if args.json:
+        out.print_json(json.dumps(calls))
+    else:
+        print_calls(out, calls)
+    return EXIT_OK
+
+
+def cmd_failures(args: argparse.Namespace) -> int:
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        failures = client.failures(args.name, limit=args.limit)
+    if not failures:
+        err.print(f"no failed async events for {args.name}", markup=False)
+    for record in failures:
+        sys.stdout.write(json.dumps(record) + "\n")
     sys.stdout.flush()
     return EXIT_OK
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    from faas import top
+
+    return top.run(gateway_url(args.gateway), interval_s=args.interval, window_s=args.window, once=args.once, console=out)
 
 
 def _load_config(args: argparse.Namespace) -> Config:
@@ -274,6 +362,16 @@ def _prepare_runtimes(config: Config, *, force: bool = False) -> Any:
         if callable(close):
             close()
     return engine
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from faas.scaffold import starter_files, write_starter
+
+    folder = write_starter(args.name, args.runtime, Path(args.dir))
+    for rel in starter_files(args.name, args.runtime):
+        out.print(f"created {folder / rel}", markup=False)
+    out.print(f"next: faas deploy {folder} && faas invoke {args.name} --payload '{{\"name\": \"you\"}}'", markup=False)
+    return EXIT_OK
 
 
 def cmd_runtimes_build(args: argparse.Namespace) -> int:
@@ -329,6 +427,16 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
         )
 
 
+def _deploy_then_watch(base_url: str, folders: list[Path], stop: threading.Event, watch: bool) -> None:
+    """Thread body for `faas up`: deploy the folders, then redeploy them (and every function
+    deployed from a folder here) on save until the gateway stops."""
+    _deploy_when_ready(base_url, folders, stop)
+    if watch and not stop.is_set():
+        from faas import devloop
+
+        devloop.watch_sources(base_url, folders, stop, out=out, err=err)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     config = _load_config(args)
     folders = find_function_folders(Path(d) for d in args.dirs)
@@ -345,7 +453,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     err.print(f"faas gateway on {base_url} ({config.threads} threads, state in {config.state_dir})", markup=False)
     stop = threading.Event()
-    deployer = threading.Thread(target=_deploy_when_ready, args=(base_url, folders, stop), name="faas-up-deploy", daemon=True)
+    deployer = threading.Thread(target=_deploy_then_watch, args=(base_url, folders, stop, not getattr(args, "no_watch", False)),
+                                name="faas-up-deploy", daemon=True)
     deployer.start()
     loglevel = "info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning"
     try:
@@ -355,6 +464,34 @@ def cmd_up(args: argparse.Namespace) -> int:
         deployer.join(timeout=5)
     err.print("faas gateway stopped" if code == 0 else f"faas gateway exited with status {code}", markup=False)
     return code
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    """faas as a compose service: build its image, up (and wait until healthy), down, or pass on."""
+    from faas import compose
+    from faas.docker_executor import DockerExecutor
+    from faas.engine import ensure_engine
+
+    engine = ensure_engine(Config.load().state_dir, say=say)
+    executor = DockerExecutor(base_url=engine.base_url)
+    try:
+        if args.action == "build":
+            tag = compose.build(executor, force=args.force, say=say)
+            out.print(f"gateway image {tag} is ready (also tagged faas-gateway:latest)", markup=False)
+            return EXIT_OK
+        files = [f.expanduser().resolve() for f in args.file] or compose.default_files()
+        project = compose.ComposeProject(files, compose.compose_client(say=say))
+        if args.action == "up":
+            url = compose.up(project, executor, extra=args.args, force=args.force, say=say, status=say)
+            out.print(f"ready: {url} (faas deploy DIR; curl {url}/function/NAME; boto3/aws: --endpoint-url {url})",
+                      markup=False)
+        elif args.action == "down":
+            compose.down(project, executor, extra=args.args, say=say)
+        else:
+            project.run(args.action, *args.args)
+        return EXIT_OK
+    finally:
+        executor.close()
 
 
 # ------------------------------------------------------------------ parser and main
@@ -385,11 +522,34 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
     up.add_argument("--state-dir", type=Path, help="state folder (default $FAAS_STATE_DIR or ~/.local/state/faas)")
     up.add_argument("--threads", type=int, help="gateway threads, i.e. calls served at once (default 64)")
+    up.add_argument("--no-watch", action="store_true", help="do not redeploy functions when their source folder changes")
     up.set_defaults(func=cmd_up)
 
+    from faas.models import RUNTIMES
+
+    init = sub.add_parser("init", help="write a starter function (function.yaml and a handler) into ./NAME",
+                          description="Write a working starter function for a runtime into DIR/NAME; "
+                          "deploy it with `faas deploy DIR/NAME`.", epilog=EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    init.add_argument("name", metavar="NAME", help="the function's name (letters, digits, '-' and '_')")
+    init.add_argument("--runtime", choices=RUNTIMES, default="python3.11", help="default: python3.11")
+    init.add_argument("--dir", default=".", metavar="DIR", help="where the function's folder goes (default: .)")
+    init.set_defaults(func=cmd_init)
+
     deploy = client_command("deploy", "zip a function folder and deploy it to the gateway")
-    deploy.add_argument("dir", metavar="DIR", help="a function folder (with function.yaml), or a folder of them")
+    deploy.add_argument("dir", metavar="DIR", help="a function folder (with function.yaml), a folder of them, "
+                        "or an AWS SAM template.yaml")
+    deploy.add_argument("--watch", action="store_true", help="then redeploy on every save until Ctrl-C")
     deploy.set_defaults(func=cmd_deploy)
+
+    versions = client_command("versions", "list a function's numbered versions (the live one marked)")
+    versions.add_argument("name", metavar="NAME")
+    versions.set_defaults(func=cmd_versions)
+
+    rollback = client_command("rollback", "make an earlier version live (default: the one before the live one)")
+    rollback.add_argument("name", metavar="NAME")
+    rollback.add_argument("version", metavar="VERSION", type=int, nargs="?", help="the version to make live")
+    rollback.set_defaults(func=cmd_rollback)
 
     ls = client_command("ls", "list deployed functions")
     ls.set_defaults(func=cmd_ls)
@@ -408,7 +568,39 @@ def build_parser() -> argparse.ArgumentParser:
     logs = client_command("logs", "print a function's recent log lines")
     logs.add_argument("name", metavar="NAME")
     logs.add_argument("--tail", type=int, default=200, metavar="N", help="how many lines (default 200)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines as calls happen (Ctrl-C stops)")
     logs.set_defaults(func=cmd_logs)
+
+    calls = client_command("calls", "list a function's recent invocation records")
+    calls.add_argument("name", metavar="NAME")
+    calls.add_argument("--limit", type=int, default=50, metavar="N", help="how many (default 50, newest first)")
+    calls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    calls.set_defaults(func=cmd_calls)
+
+    failures = client_command("failures", "print a function's failed async events (Lambda's on-failure records)")
+    failures.add_argument("name", metavar="NAME")
+    failures.add_argument("--limit", type=int, default=50, metavar="N", help="how many (default 50, newest first)")
+    failures.set_defaults(func=cmd_failures)
+
+    top = client_command("top", "live view of calls/s, p50/p99, errors and environments per function")
+    top.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes (default 1)")
+    top.add_argument("--window", type=int, default=10, metavar="S", help="seconds the rates and percentiles cover (default 10)")
+    top.add_argument("--once", action="store_true", help="print one frame and exit (also when not on a terminal)")
+    top.set_defaults(func=cmd_top)
+
+    compose_cmd = sub.add_parser(
+        "compose", help="run faas itself as a Docker Compose service (compose.yaml)",
+        description="faas in a container next to your other compose services. build: the gateway image "
+        "(offline, from Debian packages); up: build it if needed, start the service and wait until it is "
+        "healthy; down: stop it and its function containers; anything else goes to the compose client. "
+        "Settings: FAAS_PORT, FAAS_COMPOSE_STATE_DIR, FAAS_IMAGE (see compose.yaml).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    compose_cmd.add_argument("-f", "--file", action="append", default=[], type=Path, metavar="FILE",
+                             help="compose file, repeatable (default ./compose.yaml, else the faas source tree's)")
+    compose_cmd.add_argument("--force", action="store_true", help="rebuild the gateway image even when up to date")
+    compose_cmd.add_argument("action", metavar="ACTION", help="build | up | down | another compose command (ps, logs, ...)")
+    compose_cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed on to the compose client")
+    compose_cmd.set_defaults(func=cmd_compose)
 
     runtimes = sub.add_parser("runtimes", help="manage runtime images")
     runtimes_sub = runtimes.add_subparsers(dest="runtimes_command", metavar="COMMAND", required=True)

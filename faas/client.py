@@ -124,6 +124,29 @@ class GatewayClient:
     def remove(self, name: str) -> None:
         self._request("DELETE", f"/system/functions/{quote(name, safe='')}")
 
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return list(self._request("GET", f"/system/functions/{quote(name, safe='')}/versions").json())
+
+    def rollback(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """Make an earlier version live (default: the one before the live one)."""
+        body = {"version": version} if version is not None else {}
+        return dict(self._request("POST", f"/system/functions/{quote(name, safe='')}/rollback", json=body).json())
+
+    def follow_logs(self, name: str, cursor: str | None, *, tail: int = 200, wait_s: float = 20.0) -> tuple[str, str]:
+        """One long poll of `faas logs --follow`: (new text, next cursor)."""
+        params: dict[str, Any] = {"tail": tail, "wait": wait_s}
+        if cursor is not None:
+            params["cursor"] = cursor
+        response = self._request("GET", f"/system/functions/{quote(name, safe='')}/logs/follow", params=params,
+                                 timeout=wait_s + 30)
+        return response.text, response.headers.get("X-Faas-Log-Cursor", cursor or "0:0")
+
+    def calls(self, name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        return list(self._request("GET", f"/system/functions/{quote(name, safe='')}/calls", params={"tail": limit}).json())
+
+    def failures(self, name: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        return list(self._request("GET", f"/system/functions/{quote(name, safe='')}/failures", params={"tail": limit}).json())
+
     def logs(self, name: str, *, tail: int = 200) -> str:
         return self._request("GET", f"/system/functions/{quote(name, safe='')}/logs", params={"tail": tail}).text
 

@@ -30,6 +30,12 @@ def _machine_memory_mb() -> int:
     return 4096
 
 
+def _delays(value: Any) -> tuple[float, ...]:
+    """'1,2' (an environment variable) or [1, 2] (faas.yaml): the async retry delays."""
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(float(p) for p in parts)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the gateway and CLI can be told; see README 'Configuration'."""
@@ -42,6 +48,15 @@ class Config:
     memory_budget_mb: int = 8192
     api_token: str | None = None
     network_fallback: bool = True
+    prestart_min: int = 1  # pre-started containers kept per runtime in use
+    prestart_max: int = 4
+    budget_wait_s: float = 5.0  # how long a call may queue for memory before 429
+    # Async (Event) calls: Lambda waits 1 then 2 minutes before the two retries, and drops
+    # an event after 6 hours; tests shorten these.
+    async_workers: int = 4
+    async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
+    async_max_event_age_s: float = 21600.0
+    records_per_function: int = 1000  # invocation records kept per function (`faas calls`)
 
     @property
     def gateway_url(self) -> str:
@@ -65,7 +80,10 @@ class Config:
         names = {
             "FAAS_HOST": "host", "FAAS_PORT": "port", "FAAS_THREADS": "threads",
             "FAAS_KEEP_ALIVE": "keep_alive_s", "FAAS_MEMORY_BUDGET": "memory_budget_mb",
-            "FAAS_API_TOKEN": "api_token",
+            "FAAS_API_TOKEN": "api_token", "FAAS_PRESTART_MIN": "prestart_min", "FAAS_PRESTART_MAX": "prestart_max",
+            "FAAS_BUDGET_WAIT": "budget_wait_s",
+            "FAAS_ASYNC_WORKERS": "async_workers", "FAAS_ASYNC_RETRY_DELAYS": "async_retry_delays_s",
+            "FAAS_ASYNC_MAX_EVENT_AGE": "async_max_event_age_s", "FAAS_RECORDS_PER_FUNCTION": "records_per_function",
         }
         for var, key in names.items():
             if env.get(var):
@@ -87,6 +105,13 @@ class Config:
                 memory_budget_mb=int(values.pop("memory_budget_mb")),
                 api_token=values.pop("api_token", None) or None,
                 network_fallback=bool(values.pop("network_fallback", True)),
+                prestart_min=int(values.pop("prestart_min", 1)),
+                prestart_max=int(values.pop("prestart_max", 4)),
+                budget_wait_s=float(values.pop("budget_wait_s", 5.0)),
+                async_workers=int(values.pop("async_workers", 4)),
+                async_retry_delays_s=_delays(values.pop("async_retry_delays_s", (60.0, 120.0))),
+                async_max_event_age_s=float(values.pop("async_max_event_age_s", 21600.0)),
+                records_per_function=int(values.pop("records_per_function", 1000)),
             )
         except (TypeError, ValueError) as e:
             raise ValidationError(f"bad setting: {e}") from e
@@ -94,8 +119,16 @@ class Config:
             raise ValidationError(f"port must be 1..65535, got {cfg.port}")
         if not 1 <= cfg.threads <= 1024:
             raise ValidationError(f"threads must be 1..1024, got {cfg.threads}")
+        if not 0 <= cfg.prestart_min <= cfg.prestart_max <= 64:
+            raise ValidationError("need 0 <= prestart_min <= prestart_max <= 64")
         if cfg.keep_alive_s <= 0:
             raise ValidationError("keep_alive_s must be positive")
+        if not 1 <= cfg.async_workers <= 64:
+            raise ValidationError(f"async_workers must be 1..64, got {cfg.async_workers}")
+        if len(cfg.async_retry_delays_s) != 2 or min(cfg.async_retry_delays_s) < 0:
+            raise ValidationError("async_retry_delays_s must be two delays in seconds, e.g. 60,120")
+        if cfg.async_max_event_age_s <= 0 or cfg.records_per_function < 1:
+            raise ValidationError("async_max_event_age_s and records_per_function must be positive")
         return cfg
 
     def with_(self, **changes: Any) -> "Config":

@@ -26,7 +26,7 @@ from faas.executor import LOG_FIFO_NAME, SOCKET_NAME, ContainerSpec, Executor
 from faas.logs import LogPump, LogSink
 from faas.models import FunctionVersion, Invocation
 from faas.runtime_api import (
-    ACCEPTED, PREFIX, DirectConnection, ProtocolError, Reply, RuntimeApiServer, oversize_reply,
+    ACCEPTED, PREFIX, DirectConnection, NotDelivered, ProtocolError, Reply, RuntimeApiServer, oversize_reply,
 )
 
 LOG = logging.getLogger(__name__)
@@ -75,13 +75,20 @@ def error_payload(message: str, error_type: str, **extra: object) -> bytes:
 class _Slot:
     """The one call in flight: the result lands here from the Runtime API thread."""
 
-    __slots__ = ("inv", "done", "outcome", "started")
+    __slots__ = ("inv", "done", "outcome", "started", "taken")
 
     def __init__(self, inv: Invocation) -> None:
         self.inv = inv
         self.done = threading.Event()
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
+        self.taken = False  # the runtime may have received the event (so the call must not be retried)
+
+    def lost(self, oom: bool) -> Outcome:
+        """What the call gets when its environment ends under it."""
+        if not self.taken:
+            return Outcome(b"", "faas.NotDelivered", "undelivered")
+        return _exit_outcome(self.inv.request_id, oom=oom)
 
 
 class Environment:
@@ -186,6 +193,7 @@ class Environment:
             self._slot = slot
             self.calls += 1
         if self._direct is not None:
+            slot.taken = True  # a failure before it is sent is reported by exchange() as NotDelivered
             self._invoke_direct(self._direct, slot)
         else:
             self._inbox.put(inv)
@@ -202,7 +210,7 @@ class Environment:
         duration = (time.monotonic() - slot.started) * 1000
         with self._lock:
             self._slot = None
-            if self.status is Status.BUSY and outcome.status not in ("timeout", "oom", "exit") and not self._oom:
+            if self.status is Status.BUSY and outcome.status not in ("timeout", "oom", "exit", "undelivered") and not self._oom:
                 self._transition(Status.READY)
                 self.last_used = time.monotonic()
         logs = self.logs.take()
@@ -229,6 +237,15 @@ class Environment:
                 raise ProtocolError(f"unexpected {req.method} {req.path} during a call")
         except TimeoutError:
             return  # the deadline passed: the caller's wait ends at once and reports the timeout
+        except NotDelivered as e:
+            # Gone while idle (killed, engine restarted): the event never reached it, so the
+            # scheduler may give the call to another environment.
+            LOG.info("environment %s of %s: gone before call %s reached it: %s", self.id, self._fname(), inv.request_id, e)
+            with self._lock:
+                if slot.outcome is None:
+                    slot.outcome = Outcome(b"", "faas.NotDelivered", "undelivered")
+            slot.done.set()
+            threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
         except (OSError, ProtocolError, ValueError) as e:
             # The runtime is gone (killed, OOM) or broke the protocol: the engine's die event names
             # the cause (OOM or exit) within moments; wait briefly for it, then say it exited.
@@ -239,6 +256,15 @@ class Environment:
                         slot.outcome = _exit_outcome(inv.request_id, oom=self._oom)
                 slot.done.set()
             threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
+
+    def on_undelivered(self, request_id: str) -> None:
+        with self._lock:
+            slot = self._slot
+            if slot is None or slot.inv.request_id != request_id or slot.outcome is not None:
+                return
+            slot.outcome = Outcome(b"", "faas.NotDelivered", "undelivered")
+        slot.done.set()
+        threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
 
     def park(self, direct: DirectConnection) -> None:
         """The runtime's first GET next, on a connection it lets us drive: it is initialised."""
@@ -262,7 +288,7 @@ class Environment:
         self._ready.set()
         self._inbox.put(None)
         if slot is not None and slot.outcome is None:
-            slot.outcome = _exit_outcome(slot.inv.request_id, oom=self._oom)
+            slot.outcome = slot.lost(self._oom)
             slot.done.set()
         self.server.close()
         if self._direct is not None:
@@ -302,7 +328,7 @@ class Environment:
                     "",
                 )
         if slot is not None and slot.outcome is None:
-            slot.outcome = _exit_outcome(slot.inv.request_id, oom=self._oom)
+            slot.outcome = slot.lost(self._oom)
             slot.done.set()
         self._ready.set()
         self.destroy()
@@ -327,7 +353,11 @@ class Environment:
 
     def on_next(self) -> Invocation | None:
         self._mark_ready()
-        return self._inbox.get()
+        inv = self._inbox.get()
+        with self._lock:
+            if self._slot is not None and inv is not None and self._slot.inv is inv:
+                self._slot.taken = True
+        return inv
 
     def _finish(self, request_id: str, outcome: Outcome) -> int:
         with self._lock:

@@ -43,6 +43,22 @@ class FunctionNotFound(FaasError):
     kind = "User"
 
 
+class ResourceConflict(FaasError):
+    """The function or alias exists already (Lambda's ResourceConflictException)."""
+
+    status = 409
+    error_type = "ResourceConflictException"
+    kind = "User"
+
+
+class PreconditionFailed(FaasError):
+    """A RevisionId or CodeSha256 sent by the caller is not the current one."""
+
+    status = 412
+    error_type = "PreconditionFailedException"
+    kind = "User"
+
+
 class InvalidRequestContent(FaasError):
     """The invocation body is not JSON."""
 
@@ -98,6 +114,14 @@ class EnvironmentFailed(FaasError):
     """An execution environment died or failed to start (not the function's own error)."""
 
     error_type = "Runtime.ExitError"
+
+
+class VersionInitFailed(FaasError):
+    """A new version failed to initialise, so it did not go live; the previous version still serves."""
+
+    status = 400
+    error_type = "InitializationFailedException"
+    kind = "User"
 
 
 class GatewayUnavailable(FaasError):

@@ -37,7 +37,14 @@ if TYPE_CHECKING:
 # Runtime name (function.yaml) -> folder under runtimes/. Other runtimes add themselves here.
 RUNTIME_FOLDERS: dict[str, str] = {
     "python3.11": "python",
+    "nodejs20.x": "node",
+    "provided": "provided",
 }
+# Images built only when asked for (the tests), never by `faas up`: name -> folder. awslambdaric
+# is the provided image with python3, for AWS's own runtime interface client.
+EXTRA_FOLDERS: dict[str, str] = {"awslambdaric": "awslambdaric"}
+# Other folders whose files a folder's Dockerfile copies: part of that image's hash.
+FOLDER_USES: dict[str, tuple[str, ...]] = {"awslambdaric": ("provided",)}
 IMAGE_REPOSITORY = "faas-runtime"
 BASE_REPOSITORY = "faas-base"
 SHARED_FOLDER = "base"  # runtimes/base/: files shared by every runtime, part of every hash
@@ -57,7 +64,7 @@ def runtimes_root() -> Path:
 
 def runtime_folder(runtime: str) -> str:
     try:
-        return RUNTIME_FOLDERS[runtime]
+        return RUNTIME_FOLDERS.get(runtime) or EXTRA_FOLDERS[runtime]
     except KeyError:
         raise ImageBuildError(f"no runtime image recipe for {runtime!r} (known: {', '.join(sorted(RUNTIME_FOLDERS))})") from None
 
@@ -130,7 +137,8 @@ def runtime_image_tag(runtime: str, *, root: Path | None = None) -> str:
     """faas-runtime/<folder>:<first 12 hex of the runtime's files' hash>; pure, no engine."""
     root = root or runtimes_root()
     folder = runtime_folder(runtime)
-    return f"{IMAGE_REPOSITORY}/{folder}:{tree_hash([root / folder, root / SHARED_FOLDER], root)[:12]}"
+    folders = [root / folder, root / SHARED_FOLDER, *(root / used for used in FOLDER_USES.get(folder, ()))]
+    return f"{IMAGE_REPOSITORY}/{folder}:{tree_hash(folders, root)[:12]}"
 
 
 def ensure_runtime_image(
@@ -145,8 +153,32 @@ def ensure_runtime_image(
     """The runtime's image tag, building the base and/or the image first when absent (or force)."""
     root = root or runtimes_root()
     folder, recipe = _recipe(runtime, root)
-    tag = runtime_image_tag(runtime, root=root)
-    base_tag = base_image_tag(runtime, root=root)
+    return build_on_base(
+        executor, runtime_image_tag(runtime, root=root), recipe, base_image_tag(runtime, root=root), root,
+        dockerfile=f"{folder}/Dockerfile", labels={"faas.runtime": runtime}, what=runtime,
+        force=force, say=say, work_dir=work_dir,
+    )
+
+
+def build_on_base(
+    executor: "DockerExecutor",
+    tag: str,
+    recipe: BaseRecipe,
+    base_tag: str,
+    context_dir: Path,
+    *,
+    what: str,
+    dockerfile: str = "Dockerfile",
+    labels: dict[str, str] | None = None,
+    force: bool = False,
+    say: Callable[[str], None] | None = None,
+    work_dir: Path | None = None,
+    prepare: Callable[[Callable[[str], None]], None] | None = None,
+) -> str:
+    """Build tag from context_dir with the Debian base as build argument BASE, making the base
+    first when absent; nothing when tag exists. Shared by the runtime images and the gateway's
+    own image (faas.gateway_image), so both build one at a time with the same progress.
+    prepare(step) runs once a build is certain, before `docker build`: it may fill context_dir."""
     if not force and _exists(executor, tag):
         return tag
     with _build_lock(work_dir), _Progress(say) as progress:
@@ -155,6 +187,8 @@ def ensure_runtime_image(
         started = time.monotonic()
         if force or not _exists(executor, base_tag):
             _build_base(recipe, base_tag, executor, progress, work_dir)
+        if prepare is not None:
+            prepare(progress.step)
         progress.step(f"docker build {tag}")
         build_step = ["docker build"]
 
@@ -166,15 +200,15 @@ def ensure_runtime_image(
 
         try:
             executor.build_image(
-                root, tag, {"BASE": base_tag}, on_line,
-                dockerfile=f"{folder}/Dockerfile",
-                labels={"faas.runtime": runtime, "faas.base": base_tag},
+                context_dir, tag, {"BASE": base_tag}, on_line,
+                dockerfile=dockerfile,
+                labels={**(labels or {}), "faas.base": base_tag},
             )
         except ImageBuildError as e:
-            raise ImageBuildError(f"{runtime}: {build_step[0]} failed: {e.message}") from e
+            raise ImageBuildError(f"{what}: {build_step[0]} failed: {e.message}") from e
         except FaasError as e:
-            raise ImageBuildError(f"{runtime}: {build_step[0]} failed: {e.message}") from e
-        progress.done(f"built {tag} for {runtime} in {time.monotonic() - started:.0f} s")
+            raise ImageBuildError(f"{what}: {build_step[0]} failed: {e.message}") from e
+        progress.done(f"built {tag} for {what} in {time.monotonic() - started:.0f} s")
     return tag
 
 

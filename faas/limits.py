@@ -35,7 +35,10 @@ class Limiter:
                 else:
                     del self._in_flight[spec.name]
 
-    def in_flight(self, name: str) -> int:
+    def in_flight(self, name: str | None = None) -> int:
+        """Calls in flight of one function, or of all."""
+        if name is None:
+            return sum(self._in_flight.values())
         return self._in_flight.get(name, 0)
 
 

@@ -171,16 +171,22 @@ def _walk(root: Path, current: Path, rel: str, stack: tuple[Path, ...]) -> Itera
             LOG.warning("zip %s: skipping %s, not a regular file", root, rel_path)
 
 
-def zip_folder(folder: Path) -> bytes:
+def zip_folder(folder: Path, *, validate: bool = True, spec: FunctionSpec | None = None) -> bytes:
     """Zip a function folder the way unpack() expects, byte-for-byte reproducibly.
 
     function.yaml is validated first so that a broken function is refused on the
-    developer's machine, before anything is uploaded.
+    developer's machine, before anything is uploaded. validate=False skips that, for the
+    file watcher, which lets the gateway refuse a broken save so that `faas ls` and
+    `faas logs` show why. With `spec` (a SAM template's function, or a configuration change
+    through the management API) the folder needs no function.yaml: any there is left out
+    and `spec` is written as the zip's function.yaml.
     """
     folder = Path(folder)
-    spec = read_spec(folder)
+    name = spec.name if spec is not None else read_spec(folder).name if validate else "?"
     root = folder.resolve()
     files = sorted(_walk(root, root, "", (root,)))
+    if spec is not None:
+        files = [f for f in files if f[0] not in SPEC_NAMES]
     total = 0
     for rel, real, _mode in files:
         total += real.stat().st_size
@@ -197,10 +203,14 @@ def zip_folder(folder: Path) -> bytes:
                 shutil.copyfileobj(src, dst, CHUNK)
             if buffer.tell() > ZIPPED_LIMIT:
                 raise _zipped_too_large(buffer.tell())
+        if spec is not None:
+            info = zipfile.ZipInfo(SPEC_NAMES[0], date_time=ZIP_EPOCH)
+            info.create_system, info.external_attr = 3, (stat.S_IFREG | FILE_MODE) << 16
+            zf.writestr(info, yaml.safe_dump(spec.to_mapping(), sort_keys=True), zipfile.ZIP_DEFLATED)
     data = buffer.getvalue()
     if len(data) > ZIPPED_LIMIT:
         raise _zipped_too_large(len(data))
-    LOG.debug("zipped %s (function %s): %d files, %d bytes", folder, spec.name, len(files), len(data))
+    LOG.debug("zipped %s (function %s): %d files, %d bytes", folder, name, len(files), len(data))
     return data
 
 

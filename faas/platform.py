@@ -6,22 +6,31 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from faas import log_follow
+from faas.activity import Activity
+from faas.async_invoke import AsyncInvoker, Policy
 from faas.config import Config
-from faas.errors import ShuttingDown
+from faas.deploys import Deployer, DeployProblem, VersionInfo
+from faas.errors import RequestTooLarge, ShuttingDown, TooManyRequests, ValidationError
 from faas.executor import Executor
-from faas.launcher import Launcher, state_label
-from faas.limits import Limiter
+from faas.launcher import STEM_MEMORY_MB, Launcher, state_label
+from faas.limits import Limiter, MemoryBudget
 from faas.logs import LogPump, LogStore
-from faas.models import FunctionVersion, Result
+from faas.metrics import Metrics
+from faas.models import ASYNC_PAYLOAD_LIMIT, FunctionSpec, FunctionVersion, Result
 from faas.packages import unpack
 from faas.pool import Pool
+from faas.prestart import StemCells
+from faas.records import RecordStore
 from faas.registry import Registry
 from faas.scheduler import Scheduler
 from faas.store import Store
+from faas.watcher import IncomingWatcher
 
 LOG = logging.getLogger(__name__)
 
@@ -64,15 +73,39 @@ class Platform:
         self.pump = LogPump()
         self.log_store = LogStore(root / "logs")
         self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
-        self.pool = Pool(self.launcher.launch, config.keep_alive_s)
+        self.budget = MemoryBudget(config.memory_budget_mb)
+        self.stems = StemCells(
+            self.launcher.start_stem, self.budget, STEM_MEMORY_MB, floor=config.prestart_min, ceiling=config.prestart_max
+        )
+        self.launcher.stems = self.stems
+        self.pool = Pool(
+            self.launcher.launch, config.keep_alive_s, budget=self.budget, budget_wait_s=config.budget_wait_s, stems=self.stems
+        )
         self.launcher.on_dead = self.pool.forget
         self.limiter = Limiter()
         self.scheduler = Scheduler(self.registry, self.pool, self.limiter, self.log_store, executor.memory_peak_bytes)
+        # Observability (/metrics, /ui, `faas top`): O(1) listeners on every call's path.
+        self.activity = Activity()
+        self.metrics = Metrics.for_platform(self)
+        self.scheduler.listeners.extend((self.metrics.record, self.activity.record))
+        # Invocation records (`faas calls`) and the durable async queue (Event calls).
+        self.records = RecordStore(self.store.path, keep_per_function=config.records_per_function)
+        self.scheduler.listeners.append(self.records.add)
+        self.async_invoker = AsyncInvoker(
+            self.store.path, root / "failures",
+            lambda name, payload, qualifier, rid: self.scheduler.invoke(name, payload, qualifier=qualifier, request_id=rid),
+            policy=self._async_policy,
+            workers=config.async_workers, retry_delays_s=config.async_retry_delays_s,
+        )
         self.registry.subscribe(self._version_changed)
         executor.subscribe(self.launcher.route_event)
         self._closing = threading.Event()
+        self._draining = threading.Event()
         self._ticker = threading.Thread(target=self._tick_loop, name="pool-tick", daemon=True)
         self._ticker.start()
+        # Deploys: a new version goes live only once its first environment has initialised.
+        self.deployer = Deployer(self.store, self.registry, self.pool.warm, self.pool.add_idle, self.log_store)
+        self.incoming = IncomingWatcher(root / "incoming", lambda data, name: self.deploy_zip(data, expected_name=name))
 
     @classmethod
     def create(cls, config: Config | None = None) -> "Platform":
@@ -86,33 +119,145 @@ class Platform:
 
     # ---- functions ---------------------------------------------------------------------
 
-    def deploy_zip(self, data: bytes, *, expected_name: str | None = None, source_dir: str | None = None) -> DeployOutcome:
-        """Validate a zip (function.yaml inside), store it, make it live; on any error nothing changes."""
+    def deploy_zip(
+        self,
+        data: bytes,
+        *,
+        expected_name: str | None = None,
+        source_dir: str | None = None,
+        spec_override: FunctionSpec | None = None,
+    ) -> DeployOutcome:
+        """Validate a zip (function.yaml inside), store it, make it live once it has initialised.
+
+        The one deploy path: the admin API, STATE/incoming/ and the management API all come
+        here. On a refused package nothing changes; a version that fails to initialise keeps
+        its number but the live version stays (VersionInitFailed).
+        """
         self._refuse_if_closing()
-        package = unpack(data, self.packages_root, expected_name=expected_name)
-        version, changed = self.registry.publish(
-            package.spec, package.sha256, package.code_dir, package.unzipped_size, source_dir
-        )
+        try:
+            package = unpack(data, self.packages_root, expected_name=expected_name, spec_override=spec_override)
+        except ValidationError as e:
+            if expected_name:
+                self.deployer.refused(expected_name, e.message)
+            raise
+        version, changed = self.deployer.deploy(package, source_dir)
         if changed:
             LOG.info("function %s: version %d is live (%s)", version.name, version.version, package.sha256[:12])
         return DeployOutcome(version, changed)
 
     def remove(self, name: str) -> None:
-        self.registry.remove(name)
-        self.pool.retire_function(name)
-        self.log_store.remove(name)
+        with self.deployer.lock(name):
+            self.registry.remove(name)
+            self.pool.retire_function(name)
+            self.log_store.remove(name)
+            self.deployer.forget(name)
+        self.activity.forget(name)
+        self.async_invoker.drop(name)
+        self.records.remove(name)
 
     def functions(self) -> list[FunctionVersion]:
         return self.registry.all()
 
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every numbered version of a function, oldest first, the live one marked."""
+        return self.deployer.versions(name)
+
+    def rollback(self, name: str, version: int | None = None) -> tuple[FunctionVersion, FunctionVersion]:
+        """Make an earlier version live (default: the one before); (now live, live before)."""
+        self._refuse_if_closing()
+        return self.deployer.rollback(name, version)
+
+    def deploy_problems(self) -> dict[str, DeployProblem]:
+        """Functions whose latest deploy did not go live, and why (`faas ls` status)."""
+        return self.deployer.problems()
+
     def get(self, name: str) -> FunctionVersion:
         return self.registry.live(name)
+
+    def resolve(self, name: str, qualifier: str | None = None) -> FunctionVersion:
+        """The version a call with this qualifier (None, $LATEST, a number, an alias) runs."""
+        return self.registry.resolve(name, qualifier)
+
+    def version_label(self, name: str, qualifier: str | None = None) -> str:
+        """$LATEST or the version number, as Lambda reports the executed version."""
+        return self.registry.label(name, qualifier)
+
+    # ---- what Lambda's management API needs beyond deploys (gateway/management.py) ----
+
+    def all_versions(self, name: str) -> list[FunctionVersion]:
+        """Every numbered version of a function, oldest first."""
+        self.registry.live(name)
+        return self.store.versions(name)
+
+    def aliases(self, name: str) -> dict[str, str]:
+        return self.registry.aliases(name)
+
+    def put_alias(self, name: str, alias: str, target: str) -> None:
+        self.registry.put_alias(name, alias, target)
+
+    def delete_alias(self, name: str, alias: str) -> bool:
+        return self.registry.delete_alias(name, alias)
+
+    def settings(self, name: str) -> dict[str, object]:
+        """What Lambda keeps beside code and configuration: role, tags, event invoke config."""
+        return self.store.settings(name)
+
+    def put_setting(self, name: str, key: str, value: object) -> None:
+        self.store.put_setting(name, key, value)
 
     def invoke(
         self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None
     ) -> Result:
         self._refuse_if_closing()
-        return self.scheduler.invoke(name, payload, qualifier=qualifier, client_context=client_context)
+        try:
+            return self.scheduler.invoke(name, payload, qualifier=qualifier, client_context=client_context)
+        except TooManyRequests:
+            self.metrics.throttled(name)
+            self.activity.throttled(name)
+            raise
+
+    def invoke_async(
+        self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None
+    ) -> str:
+        """Queue an Event call durably and return its request id. The function must exist now
+        (as on Lambda, where Invoke checks it before answering 202); the client context is
+        dropped, as Lambda passes it to synchronous calls only."""
+        self._refuse_if_closing()
+        self.registry.resolve(name, qualifier)
+        if len(payload) > ASYNC_PAYLOAD_LIMIT:
+            raise RequestTooLarge(
+                f"{len(payload)} byte payload is too large for the Event invocation type (limit {ASYNC_PAYLOAD_LIMIT} bytes)"
+            )
+        return self.async_invoker.submit(name, qualifier, payload)
+
+    def calls(self, name: str, *, limit: int = 50) -> list[dict[str, object]]:
+        """The function's most recent invocation records, newest first."""
+        self.registry.live(name)
+        return self.records.list(name, limit)
+
+    def failures(self, name: str, *, limit: int = 50) -> list[dict[str, object]]:
+        """Records of the function's async events that failed every attempt or aged out."""
+        return self.async_invoker.failures(name, limit)
+
+    def _async_policy(self, name: str) -> Policy:
+        """The function's event invoke config (put-function-event-invoke-config), else the defaults."""
+        found = self.store.settings(name).get("event_invoke_config") or {}
+        return Policy(
+            max_retries=int(found.get("MaximumRetryAttempts", 2)),
+            max_age_s=float(found.get("MaximumEventAgeInSeconds", self.config.async_max_event_age_s)),
+        )
+
+    def follow_logs(self, name: str, cursor: str | None, *, wait_s: float = 20.0, tail: int = 200) -> tuple[str, str]:
+        """(new log text, cursor) for `faas logs --follow`: without a cursor the last `tail`
+        lines, else what was written after the cursor, waiting up to wait_s for it."""
+        self.registry.live(name)
+        path = self.log_store.path(name)
+        if cursor is None:
+            self.log_store.flush()
+            data, after = log_follow.start(path, tail)
+        else:
+            data, after = log_follow.wait_since(path, cursor, wait_s)
+        return data.decode("utf-8", "replace"), after
 
     def logs(self, name: str, *, tail: int = 200) -> list[str]:
         self.registry.live(name)
@@ -129,14 +274,27 @@ class Platform:
         elif old is not None and new.key != old.key:
             self.pool.retire(old.key)
 
+    def begin_drain(self) -> None:
+        """SIGTERM: from now on new calls get 503 ShuttingDown; calls in flight go on."""
+        self._draining.set()
+
+    def wait_drained(self, timeout_s: float) -> bool:
+        """Wait (bounded) until no call is in flight; True if none is."""
+        deadline = time.monotonic() + timeout_s
+        while self.limiter.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.limiter.in_flight()
+
     def _refuse_if_closing(self) -> None:
-        if self._closing.is_set():
+        if self._closing.is_set() or self._draining.is_set():
             raise ShuttingDown("faas is shutting down and takes no new calls")
 
     def _tick_loop(self) -> None:
         while not self._closing.wait(TICK_S):
             try:
-                self.pool.tick()
+                live = self.registry.all()
+                self.pool.tick(live)
+                self.stems.reconcile({fv.spec.runtime for fv in live})
             except Exception:  # the tick must survive anything one environment does
                 LOG.exception("pool tick failed")
 
@@ -145,8 +303,12 @@ class Platform:
         if self._closing.is_set():
             return
         self._closing.set()
+        self.incoming.close()
+        self.async_invoker.stop()
         longest = max((fv.spec.timeout for fv in self.registry.all()), default=3)
         self.pool.shutdown(longest + 1.0 if wait_s is None else wait_s)
+        self.async_invoker.close()
+        self.records.close()
         for env in self.launcher.live_environments():
             env.destroy()
         self.executor.remove_labelled({"faas.state": self.label})

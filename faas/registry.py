@@ -43,6 +43,10 @@ class Registry:
         self._live: dict[str, FunctionVersion] = {v.name: v for v in store.live_all()}
         # Numbered versions are immutable, so once read they can be served from memory.
         self._versions: dict[tuple[str, int], FunctionVersion] = {}
+        # Aliases: {function: {alias: target}}, target a version number or $LATEST; replaced, never mutated.
+        self._aliases: dict[str, dict[str, str]] = {}
+        for fn, alias, target in store.aliases_all():
+            self._aliases.setdefault(fn, {})[alias] = target
         self._listeners: list[Listener] = []
         LOG.info("registry: %d live function(s)", len(self._live))
 
@@ -56,7 +60,7 @@ class Registry:
 
     def resolve(self, name: str, qualifier: str | None = None) -> FunctionVersion:
         """The version a call with this qualifier runs: None or $LATEST is the live one,
-        a number that version. Aliases are not supported yet (FunctionNotFound)."""
+        a number that version, an alias the version it points to."""
         if qualifier is None or qualifier in ("", LATEST):
             return self.live(name)
         if not _QUALIFIER_RE.match(qualifier):
@@ -64,7 +68,10 @@ class Registry:
                 f"qualifier {qualifier!r} is not valid: use $LATEST, a version number, or an alias name"
             )
         if not qualifier.isdigit():
-            raise not_found(name, qualifier)
+            target = self._aliases.get(name, {}).get(qualifier)
+            if target is None:
+                raise not_found(name, qualifier)
+            return self.resolve(name, target)
         number = int(qualifier)
         if number > MAX_VERSION:
             raise not_found(name, qualifier)
@@ -82,6 +89,33 @@ class Registry:
                 raise not_found(name, qualifier)
             self._versions[(name, number)] = found
             return found
+
+    def label(self, name: str, qualifier: str | None) -> str:
+        """What Lambda reports as the executed version: $LATEST for an unqualified call (or an
+        alias pointing at $LATEST), else the version number."""
+        if qualifier and not qualifier.isdigit() and qualifier != LATEST:
+            qualifier = self._aliases.get(name, {}).get(qualifier, qualifier)
+        if qualifier is None or qualifier in ("", LATEST):
+            return LATEST
+        return qualifier
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """{alias: target} of one function."""
+        return dict(self._aliases.get(name, {}))
+
+    def put_alias(self, name: str, alias: str, target: str) -> None:
+        """Create or move an alias; the target ($LATEST or a number) must exist."""
+        with self._lock:
+            self.resolve(name, target)
+            self._store.put_alias(name, alias, target)
+            self._aliases[name] = {**self._aliases.get(name, {}), alias: target}
+
+    def delete_alias(self, name: str, alias: str) -> bool:
+        with self._lock:
+            deleted = self._store.delete_alias(name, alias)
+            rest = {a: t for a, t in self._aliases.get(name, {}).items() if a != alias}
+            self._aliases[name] = rest
+        return deleted
 
     def all(self) -> list[FunctionVersion]:
         """Every live version, sorted by name."""
@@ -125,6 +159,7 @@ class Registry:
             old = self._live.pop(name, None)
             for key in [k for k in self._versions if k[0] == name]:
                 del self._versions[key]
+            self._aliases.pop(name, None)
             if not deleted and old is None:
                 raise not_found(name)
             if old is not None:

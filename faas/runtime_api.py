@@ -43,6 +43,10 @@ class ProtocolError(Exception):
     """The runtime sent something that is not the Runtime API."""
 
 
+class NotDelivered(ConnectionError):
+    """The runtime was gone before it received the event: the call never started, so it can be retried."""
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -141,14 +145,17 @@ class DirectConnection:
         """Hand over the event, return the runtime's next request (its result). Raises
         TimeoutError at the deadline, ConnectionError / ProtocolError when the runtime is gone."""
         self.conn.settimeout(max(0.001, timeout_s))
-        if self.pending_next:
-            req = read_request(self.reader)
-            if req is None:
-                raise ConnectionError("the runtime closed its connection")
-            if req.method != "GET" or req.path != PREFIX + "/invocation/next":
-                raise ProtocolError(f"expected GET next, got {req.method} {req.path}")
-            self.pending_next = False
-        send_reply(self.conn, next_reply(inv))
+        try:
+            if self.pending_next:
+                req = read_request(self.reader)
+                if req is None:
+                    raise NotDelivered("the runtime closed its connection")
+                if req.method != "GET" or req.path != PREFIX + "/invocation/next":
+                    raise ProtocolError(f"expected GET next, got {req.method} {req.path}")
+                self.pending_next = False
+            send_reply(self.conn, next_reply(inv))
+        except (ConnectionError, ValueError) as e:  # ValueError: the reader was closed under us
+            raise NotDelivered(str(e)) from e
         req = read_request(self.reader)
         if req is None:
             raise ConnectionError("the runtime closed its connection")
@@ -181,6 +188,9 @@ class RuntimeHandler(Protocol):
 
     def park(self, direct: DirectConnection) -> None:
         """Take over a connection whose runtime asked for direct mode (at its first GET next)."""
+
+    def on_undelivered(self, request_id: str) -> None:
+        """The event of this call could not be sent: the runtime is gone."""
 
     def on_response(self, request_id: str, body: bytes) -> int:
         """A result; returns the HTTP status to answer (202, or 4xx)."""
@@ -272,13 +282,20 @@ class RuntimeApiServer:
                     request_id = req.path[len(PREFIX) + len("/invocation/"):-len("/response")]
                     send_reply(conn, Reply(self.handler.on_oversized_response(request_id, req.oversize), oversize_reply(req.oversize).body))
                     continue
-                if (
-                    req.method == "GET" and req.path == PREFIX + "/invocation/next"
-                    and req.headers.get("faas-direct") == "1"
-                ):
-                    handed_over = True
-                    self.handler.park(DirectConnection(conn, reader))
-                    return
+                if req.method == "GET" and req.path == PREFIX + "/invocation/next":
+                    if req.headers.get("faas-direct") == "1":
+                        handed_over = True
+                        self.handler.park(DirectConnection(conn, reader))
+                        return
+                    inv = self.handler.on_next()
+                    if inv is None:
+                        return
+                    try:
+                        send_reply(conn, next_reply(inv))
+                    except OSError:
+                        self.handler.on_undelivered(inv.request_id)
+                        raise
+                    continue
                 reply = self._route(req)
                 if reply is None:
                     return
@@ -304,9 +321,6 @@ class RuntimeApiServer:
     def _route(self, req: Request) -> Reply | None:
         h = self.handler
         method, path, headers, body = req.method, req.path, req.headers, req.body
-        if method == "GET" and path == PREFIX + "/invocation/next":
-            inv = h.on_next()
-            return None if inv is None else next_reply(inv)
         if method == "POST" and path.startswith(PREFIX + "/invocation/"):
             rest = path[len(PREFIX) + len("/invocation/"):]
             request_id, _, action = rest.partition("/")

@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from faas.environment import Outcome
+from faas.environment import Outcome, error_payload
 from faas.errors import RequestTooLarge
 from faas.ids import request_id as new_request_id
 from faas.ids import trace_id
@@ -24,6 +24,7 @@ from faas.registry import Registry
 
 LOG = logging.getLogger(__name__)
 MB = 1024 * 1024
+UNDELIVERED_ATTEMPTS = 3  # an environment found gone before the event reached it: try another
 
 
 class Scheduler:
@@ -59,31 +60,17 @@ class Scheduler:
             )
         request_id = request_id or new_request_id()
         spec = fv.spec
-        init_ms: float | None = None
-        init_logs = ""
-        peak = 0
         with self.limiter.lease(spec):
-            try:
-                with self.pool.acquire(fv) as lease:
-                    start = lease.start
-                    init_ms, init_logs = lease.init_duration_ms, lease.init_logs
-                    now = time.monotonic()
-                    inv = Invocation(
-                        request_id=request_id,
-                        payload=payload,
-                        deadline=now + spec.timeout,
-                        deadline_epoch_ms=int((time.time() + spec.timeout) * 1000),
-                        invoked_arn=function_arn(spec.name, qualifier if qualifier not in (None, "$LATEST") else None),
-                        trace_id=trace_id(),
-                        client_context=client_context,
-                        identity=identity,
-                    )
-                    outcome = lease.env.invoke(inv, spec.timeout)
-                    if lease.env.container_id and outcome.status not in ("timeout", "oom"):
-                        peak = self.memory_peak_bytes(lease.env.container_id)
-            except InitFailed as failed:
-                start, init_ms, outcome = "cold", failed.init_duration_ms, failed.outcome
-                init_logs, outcome = outcome.logs, Outcome(outcome.payload, outcome.error_type, outcome.status)
+            for attempt in range(1, UNDELIVERED_ATTEMPTS + 1):
+                start, init_ms, init_logs, outcome, peak = self._attempt(fv, payload, request_id, qualifier, client_context, identity)
+                if outcome.status != "undelivered" or attempt == UNDELIVERED_ATTEMPTS:
+                    break
+                LOG.info("function %s: call %s not delivered (environment gone), trying another", fv.key, request_id)
+        if outcome.status == "undelivered":
+            outcome = Outcome(
+                error_payload(f"RequestId: {request_id} Error: Runtime exited before it received the event", "Runtime.ExitError"),
+                "Runtime.ExitError", "exit",
+            )
         max_mb = spec.memory if outcome.status == "oom" else min(spec.memory, math.ceil(peak / MB)) if peak else 0
         result = Result(
             request_id=request_id,
@@ -101,6 +88,34 @@ class Scheduler:
         for listener in self.listeners:
             listener(fv, result)
         return result
+
+    def _attempt(
+        self, fv: FunctionVersion, payload: bytes, request_id: str, qualifier: str | None,
+        client_context: str | None, identity: str | None,
+    ) -> tuple[str, float | None, str, Outcome, int]:
+        """One environment's try at the call: (start type, init ms, init logs, outcome, peak memory)."""
+        spec = fv.spec
+        peak = 0
+        try:
+            with self.pool.acquire(fv) as lease:
+                now = time.monotonic()
+                inv = Invocation(
+                    request_id=request_id,
+                    payload=payload,
+                    deadline=now + spec.timeout,
+                    deadline_epoch_ms=int((time.time() + spec.timeout) * 1000),
+                    invoked_arn=function_arn(spec.name, qualifier if qualifier not in (None, "$LATEST") else None),
+                    trace_id=trace_id(),
+                    client_context=client_context,
+                    identity=identity,
+                )
+                outcome = lease.env.invoke(inv, spec.timeout)
+                if lease.env.container_id and outcome.status not in ("timeout", "oom", "undelivered"):
+                    peak = self.memory_peak_bytes(lease.env.container_id)
+                return lease.start, lease.init_duration_ms, lease.init_logs, outcome, peak
+        except InitFailed as failed:
+            o = failed.outcome
+            return "cold", failed.init_duration_ms, o.logs, Outcome(o.payload, o.error_type, o.status), 0
 
     def _frame_logs(
         self, fv: FunctionVersion, request_id: str, outcome: Outcome, init_ms: float | None, init_logs: str, max_mb: int

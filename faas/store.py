@@ -23,7 +23,7 @@ from faas.models import FunctionSpec, FunctionVersion, function_arn
 
 LOG = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: function_settings, async_events, invocations (tables only added: 1 -> 2 is CREATE IF NOT EXISTS)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS functions (
     name TEXT PRIMARY KEY,
@@ -48,6 +48,38 @@ CREATE TABLE IF NOT EXISTS aliases (
     version INTEGER NOT NULL,
     PRIMARY KEY (name, alias)
 );
+CREATE TABLE IF NOT EXISTS function_settings (
+    name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, key)
+);
+CREATE TABLE IF NOT EXISTS async_events (
+    request_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    qualifier TEXT,
+    payload BLOB NOT NULL,
+    received REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL,
+    running INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS async_events_due ON async_events (running, next_attempt);
+CREATE TABLE IF NOT EXISTS invocations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    finished REAL NOT NULL,
+    start TEXT NOT NULL,
+    init_ms REAL,
+    duration_ms REAL NOT NULL,
+    max_memory_mb INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error_type TEXT
+);
+CREATE INDEX IF NOT EXISTS invocations_by_name ON invocations (name, id);
 """
 _VERSION_COLUMNS = "v.name, v.version, v.sha256, v.spec_json, v.code_dir, v.code_size, v.source_dir, v.created"
 _SPEC_FIELDS = frozenset(f.name for f in fields(FunctionSpec))
@@ -239,9 +271,45 @@ class Store:
             found = db.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount > 0
             found = db.execute("DELETE FROM versions WHERE name = ?", (name,)).rowcount > 0 or found
             db.execute("DELETE FROM aliases WHERE name = ?", (name,))
+            db.execute("DELETE FROM function_settings WHERE name = ?", (name,))
         if found:
             LOG.info("function %s: deleted", name)
         return found
+
+    # ---- aliases and Lambda-only settings (role, tags, async config) ---------------------
+
+    def aliases_all(self) -> list[tuple[str, str, str]]:
+        """(function, alias, target) for every alias; target is a version number or $LATEST."""
+        return [(n, a, str(v)) for n, a, v in self._query("SELECT name, alias, version FROM aliases ORDER BY name, alias")]
+
+    def put_alias(self, name: str, alias: str, target: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO aliases (name, alias, version) VALUES (?, ?, ?)"
+                " ON CONFLICT(name, alias) DO UPDATE SET version = excluded.version",
+                (name, alias, target),
+            )
+
+    def delete_alias(self, name: str, alias: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM aliases WHERE name = ? AND alias = ?", (name, alias)).rowcount > 0
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """Settings Lambda keeps beside the code (role, tags, event invoke config), JSON-decoded."""
+        rows = self._query("SELECT key, value FROM function_settings WHERE name = ?", (name,))
+        return {k: json.loads(v) for k, v in rows}
+
+    def put_setting(self, name: str, key: str, value: Any) -> None:
+        """Store one setting; None deletes it."""
+        with self._write() as db:
+            if value is None:
+                db.execute("DELETE FROM function_settings WHERE name = ? AND key = ?", (name, key))
+            else:
+                db.execute(
+                    "INSERT INTO function_settings (name, key, value) VALUES (?, ?, ?)"
+                    " ON CONFLICT(name, key) DO UPDATE SET value = excluded.value",
+                    (name, key, json.dumps(value, sort_keys=True)),
+                )
 
     def referenced_shas(self) -> set[str]:
         """Packages some version still points at: garbage collection must keep these."""

@@ -70,6 +70,12 @@ def describe(fv: FunctionVersion, *, environments: dict[str, int] | None = None)
     }
 
 
+def _deploy_problems(plat: Any) -> dict[str, dict[str, Any]]:
+    """{function: its latest deploy problem}; a platform without deploy tracking has none."""
+    problems = getattr(plat, "deploy_problems", None)
+    return {name: p.to_json() for name, p in problems().items()} if problems else {}
+
+
 def _tail_arg() -> int:
     raw = request.args.get("tail", "200")
     try:
@@ -122,14 +128,41 @@ def create_blueprint(config: Config | None) -> Blueprint:
     def list_functions() -> Response:
         plat = platform()
         counts = environment_counts(plat.environments())
-        return _json([describe(fv, environments=counts.get(fv.name)) for fv in plat.functions()])
+        problems = _deploy_problems(plat)
+        return _json([
+            {**describe(fv, environments=counts.get(fv.name)), "deploy_problem": problems.get(fv.name)}
+            for fv in plat.functions()
+        ])
 
     @bp.get("/system/functions/<name>")
     def get_function(name: str) -> Response:
         plat = platform()
         fv = plat.get(name)
         counts = environment_counts(plat.environments())
-        return _json(describe(fv, environments=counts.get(fv.name)))
+        return _json({**describe(fv, environments=counts.get(fv.name)), "deploy_problem": _deploy_problems(plat).get(name)})
+
+    @bp.get("/system/functions/<name>/versions")
+    def versions(name: str) -> Response:
+        return _json([
+            {**describe(info.version), "live": info.live, "problem": info.problem.to_json() if info.problem else None}
+            for info in platform().versions(name)
+        ])
+
+    @bp.post("/system/functions/<name>/rollback")
+    def rollback(name: str) -> Response:
+        raw = request.get_data(cache=False) or b"{}"
+        try:
+            wanted = json.loads(raw)
+        except ValueError:
+            raise ValidationError('rollback body must be JSON: {} or {"version": N}') from None
+        version = wanted.get("version") if isinstance(wanted, dict) else None
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise ValidationError(f"version must be a version number (1, 2, ...), got {version!r}")
+        live, before = platform().rollback(name, version)
+        body = describe(live)
+        body["previous_version"] = before.version
+        body["changed"] = live.version != before.version
+        return _json(body)
 
     @bp.delete("/system/functions/<name>")
     def remove_function(name: str) -> Response:
@@ -142,6 +175,29 @@ def create_blueprint(config: Config | None) -> Blueprint:
         lines = platform().logs(name, tail=_tail_arg())
         text = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
         return Response(text, mimetype="text/plain")
+
+    @bp.get("/system/functions/<name>/logs/follow")
+    def follow_logs(name: str) -> Response:
+        """Long poll for `faas logs --follow`: new lines after ?cursor= (the last ?tail= lines
+        without one), waiting up to ?wait= seconds; the next cursor is in X-Faas-Log-Cursor."""
+        try:
+            wait_s = float(request.args.get("wait", "20"))
+        except ValueError:
+            raise ValidationError("wait must be a number of seconds") from None
+        text, cursor = platform().follow_logs(name, request.args.get("cursor"), wait_s=wait_s, tail=_tail_arg())
+        response = Response(text, mimetype="text/plain")
+        response.headers["X-Faas-Log-Cursor"] = cursor
+        return response
+
+    @bp.get("/system/functions/<name>/calls")
+    def calls(name: str) -> Response:
+        """The function's invocation records, newest first (`faas calls`)."""
+        return _json(platform().calls(name, limit=_tail_arg()))
+
+    @bp.get("/system/functions/<name>/failures")
+    def failures(name: str) -> Response:
+        """Async events that failed every attempt or aged out (`faas failures`)."""
+        return _json(platform().failures(name, limit=_tail_arg()))
 
     @bp.get("/system/environments")
     def environments() -> Response:

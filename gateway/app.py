@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response
@@ -18,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from faas.config import Config
 from faas.errors import FaasError, TooManyRequests
+from faas.ids import request_id
 from gateway.common import CONFIG_KEY, PLATFORM_KEY
 
 if TYPE_CHECKING:
@@ -48,8 +48,15 @@ def create_app(platform: "Platform | None" = None, config: Config | None = None)
     from gateway import admin, http_trigger, lambda_api
 
     app.register_blueprint(lambda_api.bp)
+    from gateway import management
+
+    app.register_blueprint(management.bp)
     app.register_blueprint(http_trigger.bp)
     app.register_blueprint(admin.create_blueprint(config))
+    from gateway import metrics, ui
+
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(ui.bp)
     app.register_error_handler(FaasError, faas_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
     app.register_error_handler(Exception, _unexpected_error_response)
@@ -93,5 +100,5 @@ def _unexpected_error_response(err: Exception) -> Response:
 def _add_request_id(response: Response) -> Response:
     """Every response names a request id; Invoke already set the call's own."""
     if REQUEST_ID_HEADER not in response.headers:
-        response.headers[REQUEST_ID_HEADER] = str(uuid.uuid4())
+        response.headers[REQUEST_ID_HEADER] = request_id()
     return response

@@ -27,6 +27,7 @@ bp = Blueprint("lambda_api", __name__)
 INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
 LOG_TYPES = ("None", "Tail")
 LOG_TAIL_BYTES = 4096  # Lambda returns the last 4 KB of the log in X-Amz-Log-Result
+CLIENT_CONTEXT_LIMIT = 3583  # bytes of base64 Lambda accepts in X-Amz-Client-Context
 # Lambda's FunctionName pattern (Invoke API reference): a name, name:qualifier, a partial
 # ARN ACCOUNT:function:NAME or a full ARN, each optionally with :QUALIFIER.
 FUNCTION_NAME_PATTERN = (
@@ -80,6 +81,11 @@ def decode_client_context(header: str | None) -> str | None:
     """X-Amz-Client-Context is base64 of a JSON object; the function gets the JSON text."""
     if not header:
         return None
+    if len(header) > CLIENT_CONTEXT_LIMIT:
+        raise ValidationError(
+            f"1 validation error detected: Value at 'clientContext' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {CLIENT_CONTEXT_LIMIT}"
+        )
     try:
         text = base64.b64decode(header, validate=True).decode("utf-8")
         parsed = json.loads(text)
@@ -122,9 +128,15 @@ def invoke(function: str) -> Response:
     plat = platform()
 
     if invocation_type == "DryRun":
-        plat.get(name)  # FunctionNotFound -> 404, as Lambda's DryRun checks the function
+        # Lambda's DryRun checks that the function (and the version or alias) exists and may
+        # be called, runs nothing, and answers 204 with no body and no executed version.
+        resolve = getattr(plat, "resolve", None)
+        resolve(name, qualifier) if resolve is not None else plat.get(name)
         return Response(status=204)
     if invocation_type == "Event":
+        # 202 once the event is durably queued; the function runs later, so there is no
+        # executed version, log tail or payload to report (X-Amz-Log-Type is ignored, as on
+        # Lambda, and the client context is not passed: Lambda passes it to sync calls only).
         invoke_async = getattr(plat, "invoke_async", None)
         if invoke_async is None:
             raise ValidationError("InvocationType Event is not supported yet")
@@ -138,6 +150,9 @@ def invoke(function: str) -> Response:
     response = Response(result.payload, status=200, mimetype="application/json")
     out = response.headers
     out["x-amzn-RequestId"] = result.request_id
+    # The number of the version that ran, also for an unqualified call: in faas every deploy is
+    # an immutable numbered version and the live one is what Lambda calls $LATEST (Lambda
+    # itself reports "$LATEST" there); an alias reports the version it resolved to, as on Lambda.
     out["X-Amz-Executed-Version"] = str(result.version)
     if result.function_error:
         out["X-Amz-Function-Error"] = result.function_error

@@ -48,12 +48,12 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def runtime_images(engine) -> dict[str, str]:
     from faas.docker_executor import DockerExecutor
-    from faas.images import ensure_runtime_image
+    from faas.images import RUNTIME_FOLDERS, ensure_runtime_image
 
     executor = DockerExecutor(base_url=engine.base_url)
     try:
         return {rt: ensure_runtime_image(rt, executor, say=lambda line: print(f"[images] {line}", file=sys.stderr))
-                for rt in ("python3.11",)}
+                for rt in RUNTIME_FOLDERS}
     finally:
         executor.close()
 
@@ -104,6 +104,13 @@ class Gateway:
 
     def containers(self, client: docker.DockerClient) -> list:
         return client.containers.list(all=True, filters={"label": f"faas.state={self.label}"})
+
+    def function_containers(self, client: docker.DockerClient, name: str) -> list:
+        """The containers serving a function now (pre-started ones carry no function label)."""
+        envs = requests.get(f"{self.url}/system/environments", timeout=10).json()
+        envs = envs.get("environments", envs) if isinstance(envs, dict) else envs
+        ids = {e["container"] for e in envs if e.get("function") == name and e.get("container")}
+        return [c for c in self.containers(client) if c.id[:12] in ids]
 
 
 def start_gateway(state_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Gateway:

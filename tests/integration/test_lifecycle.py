@@ -44,6 +44,10 @@ def test_sigterm_finishes_calls_in_flight_then_removes_every_container(runtime_i
         time.sleep(0.5)
         assert gw.containers(docker_client)
         gw.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        refused = gw.invoke(name)  # a new call during the drain: a clear 503, not a closed port
+        assert refused.status_code == 503
+        assert "shutting down" in refused.json()["Message"]
         t.join(30)
         assert result == {"status": 200, "body": "finished"}
         assert gw.proc.wait(60) == 0

@@ -204,3 +204,19 @@ def test_memory_budget_is_released_when_environments_end(platform: Platform) -> 
     while platform.budget.used_mb and time.monotonic() < deadline:
         time.sleep(0.01)
     assert platform.budget.used_mb == 0
+
+
+def test_environment_gone_while_idle_costs_the_next_call_nothing(platform: Platform) -> None:
+    platform.stems.shutdown()
+    platform.deploy_zip(fn_zip("idle", "def handler(e, c):\n    return 'ok'\n"))
+    platform.invoke("idle", b"{}")
+    executor = platform.executor
+    for cid, proc in list(executor.procs.items()):  # type: ignore[attr-defined]
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGKILL)  # killed from outside, no engine event seen yet
+        proc.wait()
+    r = platform.invoke("idle", b"{}")
+    assert r.function_error is None and r.payload == b'"ok"'
+    assert r.start == "cold"

@@ -1,0 +1,263 @@
+"""Benchmark: a file saved -> the new code answering, through `faas up`'s file watcher, under load.
+
+Starts its own gateway (`faas up DIR`) on a free loopback port with a temporary state dir and
+a temporary copy of a function, keeps two client threads calling it (about 100 calls/s each
+at most), then saves app.py --saves times, --gap seconds apart (an editing pace), and times
+each save from just before the write to the first answer carrying the new code (a third
+connection polls every 2 ms). Prints one JSON document: p50/p90/max in ms against the
+targets (p50 <= 300 ms, max <= 1000 ms), the load's call count and failed calls (target 0),
+whether each client only ever saw versions go forward, `faas up`'s own per-save figure, the
+machine's load average, and a baseline: a fresh `docker run --rm` per call (what `sam local
+invoke` does, where a save is "live" at the price of a container per call).
+
+    .venv/bin/python bench/redeploy.py [--saves 20] [--gap 1.0] [--baseline 5] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+FAAS = str(Path(sys.executable).parent / "faas")
+NAME = "bench-redeploy"
+TARGET_P50_MS = 300.0
+TARGET_MAX_MS = 1000.0
+POLL_S = 0.002
+SAVE_TIMEOUT_S = 30.0
+
+
+def code(mark: int) -> str:
+    return f"MARK = {mark}\n\ndef handler(event, context):\n    return {{'mark': MARK}}\n"
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"n": len(values), "p50_ms": round(statistics.median(values), 1), "p90_ms": round(pct(values, 90), 1),
+            "min_ms": round(min(values), 1), "max_ms": round(max(values), 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Client:
+    """One keep-alive connection to the Invoke API."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def mark(self) -> int | None:
+        """The answering code's MARK; None for any failed call (status, function error, transport)."""
+        try:
+            self.conn.request("POST", f"/2015-03-31/functions/{NAME}/invocations", body=b"{}",
+                              headers={"Content-Type": "application/json"})
+            r = self.conn.getresponse()
+            body = r.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            return None
+        if r.status != 200 or r.getheader("X-Amz-Function-Error"):
+            return None
+        return int(json.loads(body)["mark"])
+
+
+def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
+
+
+class LineClock:
+    """Notes when each line of `faas up`'s output appears (polled every 2 ms), to split a
+    save's time into "the watcher's deploy answered" and "the first call that saw it"."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        offset, partial = 0, b""
+        while not self._stop.is_set():
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            if chunk:
+                offset += len(chunk)
+                now = time.perf_counter()
+                *complete, partial = (partial + chunk).split(b"\n")
+                self.lines.extend((now, line.decode("utf-8", "replace")) for line in complete)
+            time.sleep(POLL_S)
+
+    def first(self, needle: str, after: float) -> float | None:
+        return next((t for t, line in list(self.lines) if t >= after and needle in line), None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def baseline_ms(folder: Path, runs: int) -> list[float]:
+    """A fresh container per call, the way `sam local invoke` runs a function."""
+    from faas.images import runtime_image_tag
+
+    cmd = ["docker", "run", "--rm", "--network", "none", "-v", f"{folder}:/var/task:ro", "-w", "/var/task",
+           "--entrypoint", "python3", runtime_image_tag("python3.11"), "-c",
+           "import json, app; print(json.dumps(app.handler({}, None)))"]
+    out: list[float] = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        out.append((time.perf_counter() - t) * 1000)
+        if '"mark"' not in done.stdout:
+            raise RuntimeError(f"baseline container failed: {done.stderr[-500:]}")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--saves", type=int, default=20)
+    ap.add_argument("--gap", type=float, default=1.0, help="seconds between a save going live and the next save")
+    ap.add_argument("--baseline", type=int, default=5, help="docker run --rm calls for the baseline (0: skip)")
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="faas-bench-redeploy-"))
+    folder = work / NAME
+    folder.mkdir()
+    (folder / "function.yaml").write_text(f"name: {NAME}\nruntime: python3.11\nhandler: app.handler\n")
+    (folder / "app.py").write_text(code(0))
+    port = free_port()
+    env = {**os.environ, "FAAS_STATE_DIR": str(work / "state"), "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
+    log_path = work / "faas-up.log"
+    log = open(log_path, "wb")
+    gw = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(work / "state"), str(folder)], env=env,
+                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    load_before = os.getloadavg()
+    try:
+        if not wait_until(lambda: "watching" in log_path.read_text(errors="replace") or gw.poll() is not None, 600):
+            raise RuntimeError("faas up did not start watching within 600 s")
+        if gw.poll() is not None:
+            raise RuntimeError(f"faas up exited with {gw.returncode}")
+        probe = Client(port)
+        if not wait_until(lambda: probe.mark() == 0, 60):
+            raise RuntimeError("the function never answered")
+
+        stop = threading.Event()
+        seen: list[list[int]] = [[], []]
+        failed = [0, 0]
+
+        def load(i: int) -> None:
+            c = Client(port)
+            while not stop.is_set():
+                mark = c.mark()
+                if mark is None:
+                    failed[i] += 1
+                else:
+                    seen[i].append(mark)
+                time.sleep(0.005)
+
+        threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(2)]
+        for t in threads:
+            t.start()
+        times: list[float] = []
+        answered: list[float | None] = []
+        writes: list[float] = []
+        clock = LineClock(log_path)
+        probe_failed = 0
+        try:
+            for n in range(1, args.saves + 1):
+                time.sleep(args.gap)
+                t0 = time.perf_counter()
+                writes.append(t0)
+                (folder / "app.py").write_text(code(n))
+                deadline = time.monotonic() + SAVE_TIMEOUT_S
+                while True:
+                    mark = probe.mark()
+                    if mark is None:
+                        probe_failed += 1
+                    elif mark == n:
+                        times.append((time.perf_counter() - t0) * 1000)
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"save {n} was not live after {SAVE_TIMEOUT_S} s")
+                    time.sleep(POLL_S)
+            wait_until(lambda: all(s and s[-1] == args.saves for s in seen), 10, 0.01)
+            time.sleep(0.5)
+            for n, t0 in enumerate(writes, start=1):
+                at = clock.first(f"{NAME}  version {n + 1}  live", t0)
+                answered.append(round((at - t0) * 1000, 1) if at is not None else None)
+        finally:
+            clock.close()
+            stop.set()
+            for t in threads:
+                t.join(30)
+        load_after = os.getloadavg()
+        reported = [float(m) for m in re.findall(rf"{NAME}  version \d+  live  \((\d+) ms after the save\)",
+                                                  log_path.read_text(errors="replace"))]
+        base = baseline_ms(folder, args.baseline) if args.baseline else []
+        s = summary(times)
+        result = {
+            "command": "bench/redeploy.py " + " ".join(sys.argv[1:]),
+            "machine": {"cpus": os.cpu_count(), "loadavg_1m_before": round(load_before[0], 2),
+                        "loadavg_1m_after": round(load_after[0], 2)},
+            "save_to_new_code_answering": s,
+            "each_save_ms": [round(t, 1) for t in times],
+            # when `faas up` printed the save's line (its deploy had answered), from the write; +-2 ms
+            "each_save_deploy_answered_ms": answered,
+            "targets": {"p50_ms": TARGET_P50_MS, "max_ms": TARGET_MAX_MS, "failed_calls": 0},
+            "met": {"p50": s["p50_ms"] <= TARGET_P50_MS, "max": s["max_ms"] <= TARGET_MAX_MS,
+                    "no_failed_calls": sum(failed) + probe_failed == 0},
+            "load": {"clients": 2, "calls": sum(len(x) for x in seen) + sum(failed), "failed_calls": sum(failed),
+                     "probe_calls_failed": probe_failed,
+                     "versions_only_went_forward": all(x == sorted(x) for x in seen)},
+            "faas_up_reported_ms": summary(reported) if reported else None,
+        }
+        if base:
+            result["baseline_docker_run_per_call"] = summary(base)
+            result["ratio_baseline_p50_over_save_to_live_p50"] = round(statistics.median(base) / s["p50_ms"], 2)
+        text = json.dumps(result, indent=2)
+        print(text)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text + "\n")
+        return 0
+    finally:
+        if gw.poll() is None:
+            gw.send_signal(signal.SIGTERM)
+            try:
+                gw.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(gw.pid, signal.SIGKILL)
+                gw.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

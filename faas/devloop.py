@@ -1,0 +1,118 @@
+"""The developer's side of live redeploy: watch function folders, upload saves, say what happened.
+
+`faas up` watches the folders it was given and the source folder of every function
+deployed from a folder on this machine (the gateway records it as source_dir), picking up
+functions deployed later by listing the gateway every few seconds; `faas deploy DIR
+--watch` watches DIR. Both print one line per save that went live, and the error with the
+new version's init output when it did not (the old version then keeps serving).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from rich.console import Console
+
+from faas.client import GatewayClient
+from faas.errors import FaasError
+from faas.watcher import Redeploy, SourceWatcher
+
+LOG = logging.getLogger(__name__)
+
+REFRESH_S = 2.0  # how often `faas up` looks for functions newly deployed from a folder
+
+
+def _upload(client: GatewayClient):  # type: ignore[no-untyped-def]
+    def upload(name: str, data: bytes, folder: Path) -> dict[str, Any]:
+        result = client.deploy(name, data, source_dir=str(folder))
+        answer = dict(result.function)
+        answer["changed"] = result.changed
+        return answer
+
+    return upload
+
+
+def redeploy_printer(out: Console, err: Console):  # type: ignore[no-untyped-def]
+    """report(Redeploy) for a terminal: a line per save, the init output of a version that failed."""
+
+    def report(r: Redeploy) -> None:
+        who = r.name or str(r.folder)
+        if r.ok:
+            if r.changed:
+                out.print(f"{who}  version {r.version}  live  ({r.took_ms:.0f} ms after the save)", markup=False)
+            else:
+                out.print(f"{who}  unchanged (version {r.version})", style="dim", markup=False)
+            return
+        if r.version is None:
+            err.print(f"{who}: not deployed, the live version still serves: {r.message}", style="red", markup=False)
+        else:
+            err.print(f"{who}: {r.message}", style="red", markup=False)
+        if r.logs.strip():
+            err.print("\n".join("    " + line for line in r.logs.rstrip("\n").splitlines()), style="dim", markup=False)
+
+    return report
+
+
+def _local_folder(raw: object) -> Path | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    path = Path(raw)
+    return path.resolve() if path.is_absolute() and path.is_dir() else None
+
+
+def watch_sources(base_url: str, folders: Iterable[Path], stop: threading.Event, *, out: Console, err: Console) -> None:
+    """For `faas up`: redeploy on save until stop is set."""
+    pinned = {Path(f).resolve() for f in folders}
+    with GatewayClient(base_url) as upload_client, GatewayClient(base_url) as list_client:
+        watcher = SourceWatcher(_upload(upload_client), redeploy_printer(out, err))
+        try:
+            for folder in sorted(pinned):
+                watcher.add(folder)
+            listed: dict[Path, str] = {}
+            announced = False
+            while not stop.is_set():
+                try:
+                    functions = list_client.functions()
+                except FaasError as e:  # the gateway is restarting or stopping: keep what is watched
+                    LOG.debug("watcher: cannot list functions: %s", e.message)
+                    functions = None
+                if functions is not None:
+                    now: dict[Path, str] = {}
+                    for f in functions:
+                        folder = _local_folder(f.get("source_dir"))
+                        if folder is not None:
+                            now[folder] = str(f.get("name"))
+                    for folder, name in now.items():
+                        watcher.add(folder, name)
+                    for folder in set(listed) - set(now) - pinned:  # removed, or deployed from elsewhere now
+                        watcher.remove(folder)
+                    listed = now
+                    if not announced:
+                        announced = True
+                        watched = watcher.folders()
+                        if watched:
+                            out.print(f"watching {len(watched)} folder(s) for changes; a save redeploys", style="dim",
+                                      markup=False)
+                stop.wait(REFRESH_S)
+        finally:
+            watcher.close()
+
+
+def watch_until_interrupted(base_url: str, folders: Iterable[Path], *, out: Console, err: Console) -> None:
+    """For `faas deploy DIR --watch`: redeploy on save until Ctrl-C (KeyboardInterrupt)."""
+    folders = [Path(f).resolve() for f in folders]
+    with GatewayClient(base_url) as client:
+        watcher = SourceWatcher(_upload(client), redeploy_printer(out, err))
+        try:
+            for folder in folders:
+                watcher.add(folder)
+            out.print(f"watching {', '.join(str(f) for f in folders)}; a save redeploys (Ctrl-C to stop)", style="dim",
+                      markup=False)
+            stop = threading.Event()
+            while not stop.wait(3600):
+                pass
+        finally:
+            watcher.close()

@@ -1,0 +1,174 @@
+"""Invocation records: one row per call (request id, version, start type, durations, memory,
+status, error type) in SQLite, listed by `faas calls NAME`.
+
+The scheduler calls add() on the hot path, so add() only puts a tuple on a bounded queue;
+a background writer takes whatever has queued up and inserts it in one transaction, so a
+burst of calls costs one commit, not one per call. Retention is bounded per function: the
+writer prunes a function's oldest rows once it has more than `keep` of them. Records are
+diagnostics, not state: when the writer cannot keep up they are dropped (and counted)
+rather than slowing calls down, and a crash loses at most the last batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from faas.errors import FaasError
+from faas.models import FunctionVersion, Result
+
+LOG = logging.getLogger(__name__)
+
+BATCH = 512  # most rows per transaction
+QUEUE_LIMIT = 100_000  # rows waiting for the writer; past this, records are dropped
+PRUNE_EVERY = 64  # inserts of one function between two prunes of its old rows
+COLUMNS = (
+    "name", "version", "request_id", "finished", "start", "init_ms", "duration_ms",
+    "max_memory_mb", "memory_mb", "status", "error_type",
+)
+_Row = tuple[Any, ...]
+
+
+class RecordStore:
+    """Writes call records in the background and answers `faas calls` from SQLite."""
+
+    def __init__(self, db_path: Path, *, keep_per_function: int = 1000) -> None:
+        self.keep = keep_per_function
+        self.dropped = 0
+        self._q: queue.Queue[_Row | threading.Event | None] = queue.Queue(QUEUE_LIMIT)
+        self._lock = threading.Lock()  # the connection is shared by the writer and readers
+        try:
+            # The store created the table (schema version 2); this is a second connection
+            # so that record writes never wait on, or hold, the store's lock.
+            self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None, timeout=10.0)
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as e:
+            raise FaasError(f"cannot open the invocation records in {db_path}: {e}") from e
+        self._since_prune: dict[str, int] = {}
+        self._thread = threading.Thread(target=self._run, name="records-writer", daemon=True)
+        self._thread.start()
+
+    # ---- hot path --------------------------------------------------------------------
+
+    def add(self, fv: FunctionVersion, result: Result) -> None:
+        """Scheduler listener: queue the call's record; never blocks, never raises."""
+        row = (
+            fv.name, fv.version, result.request_id, time.time(), result.start, result.init_duration_ms,
+            round(result.duration_ms, 3), result.max_memory_mb, fv.spec.memory, result.status, result.error_type,
+        )
+        try:
+            self._q.put_nowait(row)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                LOG.warning("function %s: invocation records dropped (%d so far): the writer is behind", fv.name, self.dropped)
+
+    # ---- readers ---------------------------------------------------------------------
+
+    def list(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The function's most recent calls, newest first."""
+        self.flush()
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(COLUMNS)} FROM invocations WHERE name = ? ORDER BY id DESC LIMIT ?", (name, limit)
+            ).fetchall()
+        return [dict(zip(COLUMNS, row)) for row in rows]
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every record queued so far is written."""
+        done = threading.Event()
+        try:
+            self._q.put(done, timeout=timeout)
+        except queue.Full:
+            return
+        done.wait(timeout)
+
+    def remove(self, name: str) -> None:
+        self.flush()
+        with self._lock:
+            self._db.execute("DELETE FROM invocations WHERE name = ?", (name,))
+
+    def close(self) -> None:
+        try:
+            self._q.put(None, timeout=5.0)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=10)
+        with self._lock:
+            self._db.close()
+
+    # ---- the writer --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            item = self._q.get()
+            rows: list[_Row] = []
+            waiters: list[threading.Event] = []
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    rows.append(item)
+                if stop or len(rows) >= BATCH:
+                    break
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+            if rows:
+                self._write(rows)
+            for waiter in waiters:
+                waiter.set()
+
+    def _write(self, rows: list[_Row]) -> None:
+        placeholders = ", ".join("?" for _ in COLUMNS)
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(f"INSERT INTO invocations ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)
+                    for name in {r[0] for r in rows}:
+                        count = self._since_prune.get(name, 0) + sum(1 for r in rows if r[0] == name)
+                        if count >= PRUNE_EVERY:
+                            self._prune(name)
+                            count = 0
+                        self._since_prune[name] = count
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as e:  # records are diagnostics: a full disk must not stop calls
+            LOG.warning("could not write %d invocation record(s): %s", len(rows), e)
+
+    def _prune(self, name: str) -> None:
+        """Keep the newest `keep` rows of one function."""
+        row = self._db.execute(
+            "SELECT id FROM invocations WHERE name = ? ORDER BY id DESC LIMIT 1 OFFSET ?", (name, self.keep)
+        ).fetchone()
+        if row is not None:
+            self._db.execute("DELETE FROM invocations WHERE name = ? AND id <= ?", (name, row[0]))
+
+
+def print_calls(console: Any, calls: list[dict[str, Any]]) -> None:
+    """`faas calls`: one line per call, newest first, full request ids (to grep the logs)."""
+    from datetime import datetime
+
+    console.print(f"{'time':<8}  {'request id':<36}  {'ver':>3}  {'start':<10}  {'init ms':>8}  {'run ms':>9}  "
+                  f"{'memory':>11}  {'status':<7}  error", markup=False, style="bold")
+    for c in calls:
+        init = c.get("init_ms")
+        console.print(
+            f"{datetime.fromtimestamp(float(c['finished'])).strftime('%H:%M:%S'):<8}  {c['request_id']:<36}  "
+            f"{c['version']:>3}  {c['start']:<10}  {(f'{init:.1f}' if isinstance(init, (int, float)) else '-'):>8}  "
+            f"{float(c['duration_ms']):>9.1f}  {str(c['max_memory_mb']) + '/' + str(c['memory_mb']) + ' MB':>11}  "
+            f"{c['status']:<7}  {c.get('error_type') or ''}",
+            markup=False,
+        )

@@ -1,0 +1,285 @@
+"""AWS SAM templates: `faas deploy template.yaml` deploys every AWS::Serverless::Function.
+
+What is read: CodeUri (a folder, or a .zip, relative to the template), Handler, Runtime,
+MemorySize, Timeout, Environment.Variables, ReservedConcurrentExecutions, Description,
+EphemeralStorage.Size, FunctionName, Architectures, and the Globals section's Function
+settings (a function's own value wins; Environment.Variables are merged, as SAM does).
+Every other property, every other resource and every value faas cannot work out is named
+in a warning: an existing SAM project runs here without a function.yaml, and nothing it
+asks for is silently dropped. !Ref and !Sub of template parameters (their Default) and of
+AWS pseudo parameters are resolved; !Ref of another resource becomes its logical id.
+
+Each function is packaged as a normal faas package with a function.yaml written from the
+template, so the gateway validates and deploys it exactly as `faas deploy DIR`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from faas.errors import FaasError, GatewayUnavailable, ValidationError
+from faas.models import ACCOUNT_ID, FunctionSpec
+from faas.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
+
+LOG = logging.getLogger(__name__)
+
+FUNCTION_TYPE = "AWS::Serverless::Function"
+# SAM property -> function.yaml key, for plain values.
+SCALARS = {"Handler": "handler", "Runtime": "runtime", "MemorySize": "memory", "Timeout": "timeout",
+           "ReservedConcurrentExecutions": "concurrency", "Description": "description"}
+HANDLED = {*SCALARS, "CodeUri", "Environment", "EphemeralStorage", "FunctionName", "Architectures", "PackageType"}
+RUNTIME_ALIASES = {"provided.al2": "provided", "provided.al2023": "provided"}
+PSEUDO = {
+    "AWS::Region": "us-east-1", "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "faas", "AWS::StackId": "faas",
+    "AWS::NotificationARNs": [],
+}
+_SUB_RE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+class Unresolved(Exception):
+    """A value faas cannot work out locally (a resource attribute, a condition)."""
+
+
+@dataclass(frozen=True)
+class SamFunction:
+    logical_id: str
+    spec: FunctionSpec
+    code: Path  # a folder or a .zip file
+
+
+@dataclass
+class Template:
+    path: Path
+    functions: list[SamFunction] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML with CloudFormation's short forms (!Ref, !Sub, !GetAtt ...) read as the long forms."""
+
+
+def _construct_tag(loader: _Loader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_Loader.add_multi_constructor("!", _construct_tag)
+
+
+def is_template(path: Path) -> bool:
+    """A YAML/JSON file that looks like a SAM or CloudFormation template."""
+    if not path.is_file() or path.suffix.lower() not in (".yaml", ".yml", ".json", ".template"):
+        return False
+    try:
+        head = path.read_text(errors="replace")[:65536]
+    except OSError:
+        return False
+    return "AWS::Serverless" in head or "AWSTemplateFormatVersion" in head
+
+
+def load(path: Path) -> Template:
+    """Read a template: every function's spec and code location, and the warnings."""
+    path = Path(path).resolve()
+    try:
+        raw = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as e:
+        raise ValidationError(f"{path}: cannot be read: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ValidationError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("Resources"), Mapping):
+        raise ValidationError(f"{path}: not a SAM template (no Resources section)")
+    template = Template(path)
+    params: dict[str, Any] = dict(PSEUDO)
+    for pname, pdef in (raw.get("Parameters") or {}).items():
+        if isinstance(pdef, Mapping) and "Default" in pdef:
+            params[pname] = pdef["Default"]
+    resources: Mapping[str, Any] = raw["Resources"]
+    globals_ = ((raw.get("Globals") or {}).get("Function") or {}) if isinstance(raw.get("Globals"), Mapping) else {}
+    skipped: list[str] = []
+    problems: list[str] = []
+    for logical_id, resource in resources.items():
+        kind = resource.get("Type") if isinstance(resource, Mapping) else None
+        if kind != FUNCTION_TYPE:
+            skipped.append(f"{logical_id} ({kind})")
+            continue
+        props = merge_globals(globals_, resource.get("Properties") or {})
+        try:
+            template.functions.append(_function(template, str(logical_id), props, params, set(resources)))
+        except ValidationError as e:
+            problems.append(e.message)
+    if skipped:
+        template.warnings.append(f"resources faas does not run, not deployed: {', '.join(skipped)}")
+    if problems:
+        raise ValidationError(f"{path}: " + "; ".join(problems))
+    if not template.functions:
+        raise ValidationError(f"{path}: no {FUNCTION_TYPE} resources in the template")
+    names = [f.spec.name for f in template.functions]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValidationError(f"{path}: two functions would be named {', '.join(duplicates)}")
+    return template
+
+
+def merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
+    """SAM's rule: the function's value wins; maps are merged key by key; lists are joined."""
+    out = dict(globals_)
+    for key, value in props.items():
+        base = out.get(key)
+        if isinstance(base, Mapping) and isinstance(value, Mapping):
+            out[key] = merge_globals(base, value)
+        elif isinstance(base, list) and isinstance(value, list):
+            out[key] = base + value
+        else:
+            out[key] = value
+    return out
+
+
+def resolve(value: Any, params: Mapping[str, Any], resources: set[str], where: str, warnings: list[str]) -> Any:
+    """Work out a value's intrinsic functions; Unresolved when faas cannot."""
+    if isinstance(value, Mapping) and len(value) == 1:
+        (key, arg), = value.items()
+        if key == "Ref":
+            if arg in params:
+                return params[arg]
+            if arg in resources:
+                warnings.append(f"{where}: !Ref {arg} (a resource faas does not create) is its logical id, {arg!r}")
+                return arg
+            raise Unresolved(f"!Ref {arg}")
+        if key == "Fn::Sub":
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1] if len(arg) > 1 else {})
+            local = {**params, **{k: resolve(v, params, resources, where, warnings) for k, v in extra.items()}}
+
+            def sub(match: re.Match[str]) -> str:
+                ref = match.group(1)
+                if ref in local:
+                    return str(local[ref])
+                raise Unresolved(f"${{{ref}}} in !Sub")
+
+            return _SUB_RE.sub(sub, text)
+        if key == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+            parts = resolve(arg[1], params, resources, where, warnings)
+            return str(arg[0]).join(str(resolve(p, params, resources, where, warnings)) for p in parts)
+        if key.startswith("Fn::"):
+            raise Unresolved(f"!{key[4:]}")
+    if isinstance(value, Mapping):
+        return {k: resolve(v, params, resources, where, warnings) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, params, resources, where, warnings) for v in value]
+    return value
+
+
+def _function(template: Template, logical_id: str, props: Mapping[str, Any], params: Mapping[str, Any], resources: set[str]) -> SamFunction:
+    warnings = template.warnings
+    ignored = sorted(k for k in props if k not in HANDLED)
+    if ignored:
+        warnings.append(f"{logical_id}: not supported by faas, ignored: {', '.join(ignored)}")
+
+    def value(key: str) -> Any:
+        try:
+            return resolve(props[key], params, resources, f"{logical_id}.{key}", warnings)
+        except Unresolved as e:
+            raise ValidationError(f"{logical_id}.{key}: faas cannot work out {e} locally") from None
+
+    if props.get("PackageType", "Zip") != "Zip":
+        raise ValidationError(f"{logical_id}: PackageType {props.get('PackageType')} (container images) is not supported")
+    raw: dict[str, Any] = {}
+    name = value("FunctionName") if "FunctionName" in props else logical_id
+    raw["name"] = name
+    for key, target in SCALARS.items():
+        if key in props:
+            raw[target] = value(key)
+    if isinstance(raw.get("runtime"), str):
+        raw["runtime"] = RUNTIME_ALIASES.get(raw["runtime"], raw["runtime"])
+    env = props.get("Environment") or {}
+    if isinstance(env, Mapping):
+        extra = sorted(k for k in env if k != "Variables")
+        if extra:
+            warnings.append(f"{logical_id}.Environment: not supported by faas, ignored: {', '.join(extra)}")
+        variables: dict[str, Any] = {}
+        for var, raw_value in (env.get("Variables") or {}).items():
+            try:
+                variables[var] = resolve(raw_value, params, resources, f"{logical_id}.Environment.Variables.{var}", warnings)
+            except Unresolved as e:
+                warnings.append(f"{logical_id}: environment variable {var} left out: faas cannot work out {e} locally")
+        raw["environment"] = variables
+    storage = props.get("EphemeralStorage")
+    if isinstance(storage, Mapping) and "Size" in storage:
+        raw["ephemeral_storage"] = storage["Size"]
+    arch = props.get("Architectures")
+    if arch not in (None, ["x86_64"]):
+        warnings.append(f"{logical_id}: Architectures {arch} - faas runs the code on this machine's architecture")
+    code_uri = value("CodeUri") if "CodeUri" in props else None
+    if "InlineCode" in props:
+        raise ValidationError(f"{logical_id}: InlineCode is not supported; put the code in a folder and set CodeUri")
+    if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
+        raise ValidationError(f"{logical_id}: CodeUri must be a local folder or .zip relative to the template, got {code_uri!r}")
+    code = (template.path.parent / code_uri).resolve()
+    if not code.exists():
+        raise ValidationError(f"{logical_id}: CodeUri {code_uri!r} does not exist ({code})")
+    spec = FunctionSpec.from_mapping(raw, source=f"{template.path.name} {logical_id}")
+    return SamFunction(logical_id, spec, code)
+
+
+# ---------------------------------------------------------------------------- packaging
+
+
+def package(fn: SamFunction) -> bytes:
+    """The function's code with a function.yaml written from the template, as a faas package."""
+    if fn.code.is_dir():
+        return zip_folder(fn.code, spec=fn.spec)
+    try:
+        with zipfile.ZipFile(fn.code) as src:
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+                for info in src.infolist():
+                    if info.filename not in SPEC_NAMES:
+                        dst.writestr(info, src.read(info))
+                spec_info = zipfile.ZipInfo(SPEC_NAMES[0], date_time=ZIP_EPOCH)
+                spec_info.create_system, spec_info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
+                dst.writestr(spec_info, yaml.safe_dump(fn.spec.to_mapping(), sort_keys=True), zipfile.ZIP_DEFLATED)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValidationError(f"{fn.logical_id}: CodeUri {fn.code} is not a readable zip: {e}") from e
+    return buffer.getvalue()
+
+
+def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callable[[str], None]) -> int:
+    """`faas deploy template.yaml`: every function of the template through the gateway's
+    admin API (client is a faas.client.GatewayClient); returns how many failed."""
+    template = load(path)
+    for warning in template.warnings:
+        warn(f"warning: {warning}")
+    failed = 0
+    for fn in template.functions:
+        try:
+            result = client.deploy(fn.spec.name, package(fn))
+        except FaasError as e:
+            if isinstance(e, GatewayUnavailable):
+                raise
+            warn(f"error: {fn.logical_id}: {e.message}")
+            failed += 1
+            continue
+        state = f"deployed {fn.spec.name} version" if result.changed else f"{fn.spec.name} unchanged (version"
+        say(f"{state} {result.function.get('version')}{'' if result.changed else ')'} from {fn.logical_id}")
+    return failed

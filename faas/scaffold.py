@@ -1,0 +1,132 @@
+"""`faas init NAME --runtime RUNTIME`: a starter function that deploys and answers as it is.
+
+One template per runtime, each the smallest function that shows the parts a user changes
+first: the handler, an environment variable from function.yaml, a log line, and an answer
+to both a plain event ({"name": ...}) and a function URL call (?name=...). The provided
+template is a shell bootstrap in the shape of AWS's custom runtime tutorial, so it runs on
+Lambda's provided.al2023 unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from faas.errors import ValidationError
+from faas.models import NAME_RE, RUNTIMES
+
+
+@dataclass(frozen=True)
+class StarterFile:
+    """One file of a starter function: its text and whether it must be executable."""
+
+    text: str
+    executable: bool = False
+
+
+_FUNCTION_YAML = """\
+name: {name}
+runtime: {runtime}
+{handler_comment}handler: {handler}
+memory: 128
+timeout: 3
+environment:
+  GREETING: Hello
+"""
+
+_PYTHON_APP = '''\
+import logging
+import os
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+
+def handler(event, context):
+    """Greets whoever ?name= or {"name": ...} names; GREETING comes from function.yaml."""
+    params = event.get("queryStringParameters") or {}
+    name = params.get("name") or event.get("name") or "world"
+    logger.info("greeting %s", name)
+    return {"message": f"{os.environ['GREETING']}, {name}!", "requestId": context.aws_request_id}
+'''
+
+_NODE_APP = """\
+// Greets whoever ?name= or {"name": ...} names; GREETING comes from function.yaml.
+export const handler = async (event, context) => {
+  const name = event.queryStringParameters?.name ?? event.name ?? 'world';
+  console.log(`greeting ${name}`);
+  return { message: `${process.env.GREETING}, ${name}!`, requestId: context.awsRequestId };
+};
+"""
+
+_PROVIDED_BOOTSTRAP = """\
+#!/bin/sh
+# A custom runtime in shell (AWS's tutorial, in sh): load the handler named by _HANDLER
+# (FILE.FUNCTION: FUNCTION in FILE.sh), then answer events from the Runtime API with curl.
+# Replace this file by your Go or Rust binary named `bootstrap` to run compiled code.
+set -eu
+api="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+. "$LAMBDA_TASK_ROOT/${_HANDLER%%.*}.sh"
+handler_function=${_HANDLER#*.}
+headers=/tmp/headers
+while true; do
+    event=$(curl -sS -D "$headers" "$api/invocation/next")
+    request_id=$(sed -n 's/^[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *\\([^[:space:]]*\\).*/\\1/p' "$headers")
+    if response=$("$handler_function" "$event"); then
+        curl -sS -o /dev/null "$api/invocation/$request_id/response" --data-binary "$response"
+    else
+        curl -sS -o /dev/null "$api/invocation/$request_id/error" \\
+            -H 'Lambda-Runtime-Function-Error-Type: Unhandled' \\
+            --data-binary '{"errorMessage": "the handler failed", "errorType": "HandlerError"}'
+    fi
+done
+"""
+
+_PROVIDED_HANDLER = """\
+# The handler: prints the response (JSON) for the event in $1; what it writes to stderr is logged.
+handler() {
+    name=$(printf '%s' "$1" | sed -n 's/.*"name" *: *"\\([^"]*\\)".*/\\1/p')
+    echo "greeting ${name:-world}" >&2
+    printf '{"message": "%s, %s!"}' "$GREETING" "${name:-world}"
+}
+"""
+
+_HANDLERS = {"python3.11": "app.handler", "nodejs20.x": "index.handler", "provided": "function.handler"}
+
+
+def starter_files(name: str, runtime: str) -> dict[str, StarterFile]:
+    """The files of a starter function, by path relative to its folder; pure."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValidationError(f"function name must match {NAME_RE.pattern} (letters, digits, '-' and '_'), got {name!r}")
+    if runtime not in RUNTIMES:
+        raise ValidationError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    comment = "# provided: ./bootstrap is the runtime; this one runs FUNCTION from FILE.sh\n" if runtime == "provided" else ""
+    files = {
+        "function.yaml": StarterFile(
+            _FUNCTION_YAML.format(name=name, runtime=runtime, handler=_HANDLERS[runtime], handler_comment=comment)
+        )
+    }
+    if runtime == "python3.11":
+        files["app.py"] = StarterFile(_PYTHON_APP)
+    elif runtime == "nodejs20.x":
+        files["index.mjs"] = StarterFile(_NODE_APP)
+    else:
+        files["bootstrap"] = StarterFile(_PROVIDED_BOOTSTRAP, executable=True)
+        files["function.sh"] = StarterFile(_PROVIDED_HANDLER)
+    return files
+
+
+def write_starter(name: str, runtime: str, parent: Path) -> Path:
+    """Write the starter function into parent/name; refuses a folder that exists and is not empty."""
+    files = starter_files(name, runtime)
+    folder = Path(parent) / name
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ValidationError(f"{folder} already exists and is not empty: choose another name or --dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    for rel, starter in files.items():
+        path = folder / rel
+        path.write_text(starter.text)
+        mode = 0o755 if starter.executable else 0o644
+        os.chmod(path, mode)
+    return folder

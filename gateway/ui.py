@@ -1,0 +1,108 @@
+"""GET /ui: the live dashboard, and the small JSON API it (and `faas top`) polls.
+
+The page is static HTML, CSS and JavaScript in gateway/static/, with uPlot vendored for the
+latency chart: nothing is built and nothing is fetched from the internet when it runs.
+It invokes functions through the real Invoke API (with X-Amz-Log-Type: Tail, for the REPORT
+line), so what the form shows is what boto3 would get.
+
+The JSON API reads what the platform's listeners already keep (faas.activity) and the
+pool's snapshot; a poll costs the call path nothing but a short lock on the activity ring.
+Like the Invoke API it needs no API token: it reads and invokes, it never deploys.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, request, send_file
+
+from faas.errors import ValidationError
+from faas.metrics import async_queue_depth
+from gateway.admin import describe, environment_counts
+from gateway.common import platform
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_LIMIT = 500
+MAX_SERIES_S = 600
+
+bp = Blueprint("ui", __name__, static_folder=str(STATIC), static_url_path="/ui/static")
+
+
+def _json(value: Any) -> Response:
+    response = Response(json.dumps(value, default=str, separators=(",", ":")), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ValidationError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+@bp.get("/ui")
+@bp.get("/ui/")
+def index() -> Response:
+    response = send_file(STATIC / "index.html", mimetype="text/html", max_age=0)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/ui/api/overview")
+def overview() -> Response:
+    """Functions (version, limits, environments, recent stats), environments, the async queue."""
+    plat = platform()
+    window = _int_arg("window", 10, 1, MAX_SERIES_S)
+    environments = list(plat.environments())
+    counts = environment_counts(environments)
+    activity = getattr(plat, "activity", None)
+    stats = activity.summary(window) if activity is not None else {}
+    functions = []
+    for fv in plat.functions():
+        item = describe(fv, environments=counts.get(fv.name))
+        item["concurrency"] = fv.spec.concurrency
+        item["stats"] = stats.get(fv.name)
+        functions.append(item)
+    return _json({
+        "time": time.time(),
+        "window_s": window,
+        "functions": functions,
+        "environments": environments,
+        "async_queue_depth": async_queue_depth(plat),
+    })
+
+
+@bp.get("/ui/api/invocations")
+def invocations() -> Response:
+    """Calls after the cursor `since` (0: the newest `limit`); answer {"cursor", "invocations"}."""
+    activity = getattr(platform(), "activity", None)
+    since = _int_arg("since", 0, 0, 2**62)
+    limit = _int_arg("limit", 100, 1, MAX_LIMIT)
+    function = request.args.get("function") or None
+    if activity is None:
+        return _json({"cursor": 0, "invocations": []})
+    cursor, entries = activity.recent(since, limit, function)
+    return _json({"cursor": cursor, "invocations": entries})
+
+
+@bp.get("/ui/api/series")
+def series() -> Response:
+    """One function's p50/p99 latency, calls and errors per second over the last `seconds`."""
+    function = request.args.get("function") or ""
+    if not function:
+        raise ValidationError("function is required")
+    seconds = _int_arg("seconds", 300, 1, MAX_SERIES_S)
+    activity = getattr(platform(), "activity", None)
+    if activity is None:
+        return _json({"function": function, "t": [], "p50": [], "p99": [], "calls": [], "errors": [], "throttled": []})
+    return _json({"function": function, **activity.series(function, seconds)})

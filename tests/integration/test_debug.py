@@ -1,0 +1,139 @@
+"""The debugger path for real: debugpy inside a hardened python3.11 runtime container with
+`network: none`, reached from 127.0.0.1:PORT on the host through the unix socket in the
+runtime folder, answering the Debug Adapter Protocol `initialize` handshake; then the call
+it was holding runs once the IDE has attached.
+
+The container runs runtimes/python/faas_debug.py as the bootstrap will (a script instead of
+a handler). Until the runtime image carries Debian's python3-debugpy, the test lends it the
+host's copy of that package, read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+import docker
+import pytest
+
+from faas.debug import DebugRelay, dap_initialize, dap_read, dap_send
+from faas.executor import SANDBOX_UID
+from tests.integration.conftest import ROOT, free_port
+
+HOST_PACKAGES = Path("/usr/lib/python3/dist-packages")
+TARGET = """
+import sys
+print("the function runs", flush=True)
+sys.exit(0)
+"""
+
+
+def image_has_debugpy(client: docker.DockerClient, image: str) -> bool:
+    out = client.containers.run(image, entrypoint=["python3", "-c", "import importlib.util as u; print(bool(u.find_spec('debugpy')))"],
+                                remove=True, network_mode="none", user=f"{SANDBOX_UID}:{SANDBOX_UID}")
+    return out.strip() == b"True"
+
+
+def host_debugpy() -> Path:
+    """Debian's python3-debugpy on the host (installed when missing, as root)."""
+    if not (HOST_PACKAGES / "debugpy" / "__init__.py").exists():
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            pytest.fail("the runtime image has no debugpy and python3-debugpy is not installed here")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "python3-debugpy"]
+        if subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600)
+            subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=600)
+    return HOST_PACKAGES
+
+
+@pytest.fixture
+def debuggee(runtime_images: dict[str, str], docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[tuple[DebugRelay, object]]:
+    image = runtime_images["python3.11"]
+    rt = tmp_path / "rt"
+    code = tmp_path / "code"
+    for d in (rt, code):
+        d.mkdir()
+        d.chmod(0o755)
+    shutil.copy(ROOT / "runtimes" / "python" / "faas_debug.py", code / "faas_debug.py")
+    (code / "target.py").write_text(TARGET)
+    for f in code.iterdir():
+        f.chmod(0o644)
+    relay = DebugRelay(free_port(), rt / "debug.sock", label="test")
+    volumes = {str(rt): {"bind": "/run/faas", "mode": "ro"}, str(code): {"bind": "/opt/faasdebug", "mode": "ro"}}
+    environment = {}
+    if not image_has_debugpy(docker_client, image):
+        volumes[str(host_debugpy())] = {"bind": "/opt/hostpython", "mode": "ro"}
+        environment["PYTHONPATH"] = "/opt/hostpython"
+    container = docker_client.containers.run(
+        image, entrypoint=["python3", "/opt/faasdebug/faas_debug.py", "/opt/faasdebug/target.py"],
+        detach=True, network_mode="none", user=f"{SANDBOX_UID}:{SANDBOX_UID}", read_only=True,
+        tmpfs={"/tmp": "rw,size=64m,mode=1777"}, cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        volumes=volumes, environment=environment, labels={"faas.test": "debug"},
+    )
+    try:
+        yield relay, container
+    finally:
+        relay.close()
+        container.remove(force=True)
+
+
+def wait_for_log(container, text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = container.logs().decode(errors="replace")
+        if text in logs:
+            return logs
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} not in the container's output:\n{container.logs().decode(errors='replace')}")
+
+
+def test_dap_initialize_through_the_relay_with_network_none(debuggee) -> None:
+    relay, container = debuggee
+    wait_for_log(container, "faas debug: waiting for a debugger to attach")
+    response = dap_initialize(relay.port, timeout=30)
+    assert response["success"] is True, response
+    capabilities = response["body"]
+    assert capabilities["supportsConfigurationDoneRequest"] is True
+    assert "exceptionBreakpointFilters" in capabilities
+    assert relay.sessions == 1
+    assert "the function runs" not in container.logs().decode()  # it still waits for the debugger
+
+
+def test_the_call_runs_once_the_ide_attached_and_an_ide_may_come_back(debuggee) -> None:
+    relay, container = debuggee
+    wait_for_log(container, "faas debug: waiting for a debugger to attach")
+    assert dap_initialize(relay.port, timeout=30)["success"] is True  # a first look, then gone
+    with socket.create_connection(("127.0.0.1", relay.port), timeout=30) as ide:  # and back, to attach
+        buffer = bytearray()
+        seq = 0
+
+        def request(command: str, **arguments: object) -> None:
+            nonlocal seq
+            seq += 1
+            dap_send(ide, {"seq": seq, "type": "request", "command": command, "arguments": arguments})
+
+        def until(predicate) -> dict:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                message = dap_read(ide, buffer)
+                if predicate(message):
+                    return message
+            raise AssertionError("no such DAP message")
+
+        request("initialize", clientID="faas", adapterID="python", pathFormat="path", linesStartAt1=True,
+                columnsStartAt1=True)
+        assert until(lambda m: m.get("command") == "initialize")["success"] is True
+        request("attach", justMyCode=True)
+        until(lambda m: m.get("event") == "initialized")
+        request("configurationDone")
+        until(lambda m: m.get("command") == "configurationDone")
+        logs = wait_for_log(container, "the function runs")
+        assert "faas debug: debugger attached" in logs
+        assert relay.attached.is_set()
+    assert relay.sessions == 2

@@ -1,0 +1,125 @@
+"""SAM templates: what is read, what is merged from Globals, and what is named in a warning."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from faas import sam
+from faas.errors import ValidationError
+from faas.packages import unpack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, template: str, code: dict[str, str] | None = None) -> Path:
+    for rel, text in (code or {"src/app.py": "def handler(e, c):\n    return 1\n"}).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent(template))
+    return path
+
+
+def test_the_example_app_deploys_two_functions_with_globals_merged() -> None:
+    template = sam.load(ROOT / "functions" / "sam-app" / "template.yaml")
+    greeter, counter = template.functions
+    assert (greeter.logical_id, greeter.spec.name, counter.spec.name) == ("GreeterFunction", "GreeterFunction", "sam-word-count")
+    assert greeter.spec.timeout == 5 and greeter.spec.memory == 128 and counter.spec.memory == 256
+    assert greeter.spec.environment == {"STAGE": "dev", "APP_NAME": "sam-app", "GREETING": "Hello"}
+    assert counter.spec.environment["RESULTS_PREFIX"] == "dev-us-east-1"
+    assert counter.spec.concurrency == 2 and greeter.spec.concurrency is None
+    assert template.warnings == ["GreeterFunction: not supported by faas, ignored: Events"]
+
+
+def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Globals:
+          Function:
+            Tracing: Active
+            Runtime: provided.al2023
+        Resources:
+          Table:
+            Type: AWS::DynamoDB::Table
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src
+              Handler: bootstrap
+              Policies: [AWSLambdaBasicExecutionRole]
+              Environment:
+                Variables:
+                  TABLE: !Ref Table
+                  ARN: !GetAtt Table.Arn
+    """)
+    template = sam.load(path)
+    (fn,) = template.functions
+    assert fn.spec.runtime == "provided"
+    assert fn.spec.environment == {"TABLE": "Table"}
+    text = "\n".join(template.warnings)
+    assert "Fn: not supported by faas, ignored: Policies, Tracing" in text
+    assert "environment variable ARN left out" in text and "GetAtt" in text
+    assert "!Ref Table" in text
+    assert "Table (AWS::DynamoDB::Table)" in text
+
+
+@pytest.mark.parametrize(
+    "props, message",
+    [
+        ("CodeUri: src\n      Handler: app.handler\n      Runtime: python3.12", "runtime must be one of"),
+        ("CodeUri: src\n      Handler: app.handler\n      Runtime: python3.11\n      MemorySize: 64", "memory must be between 128"),
+        ("CodeUri: s3://bucket/key.zip\n      Handler: app.handler\n      Runtime: python3.11", "CodeUri must be a local folder"),
+        ("CodeUri: nowhere\n      Handler: app.handler\n      Runtime: python3.11", "does not exist"),
+        ("PackageType: Image\n      ImageUri: x", "container images"),
+    ],
+)
+def test_invalid_functions_are_refused_with_the_reason(tmp_path: Path, props: str, message: str) -> None:
+    body = "\n".join("      " + line.strip() for line in props.splitlines())
+    path = write(tmp_path, f"Resources:\n  Fn:\n    Type: AWS::Serverless::Function\n    Properties:\n{body}\n")
+    with pytest.raises(ValidationError, match=message):
+        sam.load(path)
+
+
+def test_a_template_without_functions_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n")
+    with pytest.raises(ValidationError, match="no AWS::Serverless::Function"):
+        sam.load(path)
+
+
+def test_packages_carry_the_template_configuration_and_unpack_like_any_deploy(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src
+              Handler: app.handler
+              Runtime: python3.11
+              Timeout: 9
+    """, {"src/app.py": "x = 1\n", "src/function.yaml": "name: stale\n"})
+    (fn,) = sam.load(path).functions
+    data = sam.package(fn)
+    assert data == sam.package(fn)  # reproducible: redeploying unchanged code changes nothing
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert sorted(names) == ["app.py", "function.yaml"]
+    assert yaml.safe_load(zipfile.ZipFile(io.BytesIO(data)).read("function.yaml"))["timeout"] == 9
+    assert unpack(data, tmp_path / "packages", expected_name="Fn").spec == fn.spec
+
+
+def test_merge_globals_follows_sams_rules() -> None:
+    merged = sam.merge_globals(
+        {"Timeout": 3, "Environment": {"Variables": {"A": "1", "B": "1"}}, "Layers": ["l1"]},
+        {"Timeout": 9, "Environment": {"Variables": {"B": "2"}}, "Layers": ["l2"]},
+    )
+    assert merged == {"Timeout": 9, "Environment": {"Variables": {"A": "1", "B": "2"}}, "Layers": ["l1", "l2"]}
+
+
+def test_is_template() -> None:
+    assert sam.is_template(ROOT / "functions" / "sam-app" / "template.yaml")
+    assert not sam.is_template(ROOT / "functions" / "hello" / "function.yaml")
