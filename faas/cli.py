@@ -283,8 +283,10 @@ def _print_payload(console: Console, payload: bytes, stream: Any) -> None:
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     payload = read_payload(args.payload)
+    if args.debug:
+        err.print(f"waiting for a debugger on 127.0.0.1:{args.debug} (the call runs once one attaches)", markup=False)
     with GatewayClient(gateway_url(args.gateway)) as client:
-        result = client.invoke(args.name, payload, tail=args.tail, qualifier=args.qualifier)
+        result = client.invoke(args.name, payload, tail=args.tail, qualifier=args.qualifier, debug_port=args.debug)
     if result.log_tail:
         err.print(result.log_tail.rstrip("\n"), style="dim", markup=False)
     if result.function_error:
@@ -343,6 +345,7 @@ def _load_config(args: argparse.Namespace) -> Config:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "threads": getattr(args, "threads", None),
+        "debug": getattr(args, "debug", None),
     }
     return Config.load({k: v for k, v in overrides.items() if v is not None})
 
@@ -523,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--state-dir", type=Path, help="state folder (default $FAAS_STATE_DIR or ~/.local/state/faas)")
     up.add_argument("--threads", type=int, help="gateway threads, i.e. calls served at once (default 64)")
     up.add_argument("--no-watch", action="store_true", help="do not redeploy functions when their source folder changes")
+    up.add_argument("--debug", metavar="NAME[:PORT]",
+                    help="run every call of NAME under a debugger on 127.0.0.1:PORT (default 5678), one at a time")
     up.set_defaults(func=cmd_up)
 
     from faas.models import RUNTIMES
@@ -563,6 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--payload", metavar="JSON", help="the event: inline JSON, @file, or @- for stdin (default {})")
     invoke.add_argument("--qualifier", metavar="VERSION", help="a version to call instead of the live one")
     invoke.add_argument("--tail", action="store_true", help="also print the end of the call's log (stderr)")
+    invoke.add_argument("--debug", nargs="?", type=int, const=5678, metavar="PORT",
+                        help="run the call under a debugger on 127.0.0.1:PORT (default 5678) and wait for it to attach")
     invoke.set_defaults(func=cmd_invoke)
 
     logs = client_command("logs", "print a function's recent log lines")

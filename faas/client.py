@@ -153,11 +153,15 @@ class GatewayClient:
     def environments(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/system/environments").json())
 
-    def invoke(self, name: str, payload: bytes, *, tail: bool = False, qualifier: str | None = None) -> InvokeResponse:
-        """Lambda's Invoke API, as boto3 calls it."""
+    def invoke(
+        self, name: str, payload: bytes, *, tail: bool = False, qualifier: str | None = None, debug_port: int | None = None
+    ) -> InvokeResponse:
+        """Lambda's Invoke API, as boto3 calls it (plus faas's debugger header)."""
         headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": "RequestResponse"}
         if tail:
             headers["X-Amz-Log-Type"] = "Tail"
+        if debug_port:
+            headers["X-Faas-Debug-Port"] = str(debug_port)
         params = {"Qualifier": qualifier} if qualifier else None
         response = self._request(
             "POST",
@@ -165,7 +169,7 @@ class GatewayClient:
             data=payload,
             headers=headers,
             params=params,
-            timeout=INVOKE_TIMEOUT_S,
+            timeout=None if debug_port else INVOKE_TIMEOUT_S,  # a debugging session lasts as long as it lasts
         )
         log_result = response.headers.get("X-Amz-Log-Result")
         return InvokeResponse(

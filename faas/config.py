@@ -36,6 +36,16 @@ def _delays(value: Any) -> tuple[float, ...]:
     return tuple(float(p) for p in parts)
 
 
+def _debug_target(value: Any) -> tuple[str, int] | None:
+    """'hello' or 'hello:5890' -> (name, port); the default port is debugpy's 5678."""
+    if not value:
+        return None
+    if isinstance(value, (tuple, list)):
+        return str(value[0]), int(value[1])
+    name, _, port = str(value).partition(":")
+    return name, int(port or 5678)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the gateway and CLI can be told; see README 'Configuration'."""
@@ -48,6 +58,7 @@ class Config:
     memory_budget_mb: int = 8192
     api_token: str | None = None
     network_fallback: bool = True
+    debug: tuple[str, int] | None = None  # (function, port): `faas up --debug NAME[:PORT]`
     prestart_min: int = 1  # pre-started containers kept per runtime in use
     prestart_max: int = 4
     budget_wait_s: float = 5.0  # how long a call may queue for memory before 429
@@ -81,7 +92,7 @@ class Config:
             "FAAS_HOST": "host", "FAAS_PORT": "port", "FAAS_THREADS": "threads",
             "FAAS_KEEP_ALIVE": "keep_alive_s", "FAAS_MEMORY_BUDGET": "memory_budget_mb",
             "FAAS_API_TOKEN": "api_token", "FAAS_PRESTART_MIN": "prestart_min", "FAAS_PRESTART_MAX": "prestart_max",
-            "FAAS_BUDGET_WAIT": "budget_wait_s",
+            "FAAS_BUDGET_WAIT": "budget_wait_s", "FAAS_DEBUG": "debug",
             "FAAS_ASYNC_WORKERS": "async_workers", "FAAS_ASYNC_RETRY_DELAYS": "async_retry_delays_s",
             "FAAS_ASYNC_MAX_EVENT_AGE": "async_max_event_age_s", "FAAS_RECORDS_PER_FUNCTION": "records_per_function",
         }
@@ -105,6 +116,7 @@ class Config:
                 memory_budget_mb=int(values.pop("memory_budget_mb")),
                 api_token=values.pop("api_token", None) or None,
                 network_fallback=bool(values.pop("network_fallback", True)),
+                debug=_debug_target(values.pop("debug", None)),
                 prestart_min=int(values.pop("prestart_min", 1)),
                 prestart_max=int(values.pop("prestart_max", 4)),
                 budget_wait_s=float(values.pop("budget_wait_s", 5.0)),

@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Callable
 
 from faas.errors import EngineError
-from faas.executor import LOG_FIFO_NAME, SOCKET_NAME, ContainerSpec, Executor
+from faas.debug import SOCKET_NAME as DEBUG_SOCKET_NAME
+from faas.debug import DebugRelay, wait_suspending
+from faas.executor import LOG_FIFO_NAME, RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, ContainerSpec, Executor
 from faas.logs import LogPump, LogSink
 from faas.models import FunctionVersion, Invocation
 from faas.runtime_api import (
@@ -32,6 +34,7 @@ from faas.runtime_api import (
 LOG = logging.getLogger(__name__)
 
 INIT_TIMEOUT_S = 10.0  # Lambda gives the init phase 10 s of its own
+DEBUG_INIT_TIMEOUT_S = 3600.0  # under a debugger, the init waits for the IDE
 
 
 class Status(Enum):
@@ -122,6 +125,7 @@ class Environment:
         self.fresh = True  # not yet leased: its first call reports the init
         self.reserved_mb = 0  # memory held in the host budget; released once, when it dies
         self.connected = threading.Event()  # the bootstrap is up and asking for its function
+        self.debug: DebugRelay | None = None  # a debugger relay (faas invoke --debug)
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._init_failure: Outcome | None = None
@@ -157,17 +161,29 @@ class Environment:
         # Lambda's Init Duration covers the runtime and the function's init, not creating the sandbox.
         self.started_at = time.monotonic()
 
-    def specialise(self, version: FunctionVersion, env_vars: dict[str, str], handler: str) -> None:
-        """Give the environment its function: code into /var/task, identity over the socket."""
+    def specialise(
+        self, version: FunctionVersion, env_vars: dict[str, str], handler: str, debug_port: int | None = None
+    ) -> None:
+        """Give the environment its function: code into /var/task, identity over the socket.
+
+        debug_port: a debugger relay on 127.0.0.1:debug_port (faas invoke --debug); the
+        runtime starts its debugger and waits for an IDE before it loads the function.
+        """
         self.version = version
         link_tree(version.code_dir, self.task_dir)
-        self._spec_msg = json.dumps({"handler": handler, "env": env_vars}).encode()
+        message: dict[str, object] = {"handler": handler, "env": env_vars}
+        if debug_port is not None:
+            self.debug = DebugRelay(debug_port, self.runtime_dir / DEBUG_SOCKET_NAME, label=self.id)
+            message["debug"] = {"socket": f"{RUNTIME_DIR_IN_CONTAINER}/{DEBUG_SOCKET_NAME}"}
+        self._spec_msg = json.dumps(message).encode()
         if self.container_id is not None:
             self.started_at = time.monotonic()  # pre-started: its init begins now
         self._specialised.set()
 
     def wait_ready(self, timeout: float = INIT_TIMEOUT_S) -> Outcome | None:
         """None once the bootstrap asks for its first event; else the init failure as an Outcome."""
+        if self.debug is not None:  # the init waits for an IDE to attach: as long as the user needs
+            timeout = DEBUG_INIT_TIMEOUT_S
         if not self._ready.wait(timeout):
             self._init_failure = Outcome(
                 error_payload(f"Init phase did not complete within {timeout:.0f} seconds", "Runtime.InitTimeout"),
@@ -197,7 +213,7 @@ class Environment:
             self._invoke_direct(self._direct, slot)
         else:
             self._inbox.put(inv)
-        if not slot.done.wait(max(0.0, inv.deadline - time.monotonic())):
+        if not wait_suspending(slot.done, inv.deadline, self.debug):
             with self._lock:
                 if slot.outcome is None:
                     message = f"RequestId: {inv.request_id} Error: Task timed out after {timeout_s:.2f} seconds"
@@ -266,6 +282,11 @@ class Environment:
         slot.done.set()
         threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
 
+    @property
+    def direct_ok(self) -> bool:
+        """Under a debugger the timeout is suspended, which the direct path's socket deadline cannot do."""
+        return self.debug is None
+
     def park(self, direct: DirectConnection) -> None:
         """The runtime's first GET next, on a connection it lets us drive: it is initialised."""
         self._direct = direct
@@ -293,6 +314,8 @@ class Environment:
         self.server.close()
         if self._direct is not None:
             self._direct.close()
+        if self.debug is not None:
+            self.debug.close()
         if self.container_id:
             try:
                 self.executor.kill(self.container_id)

@@ -166,12 +166,13 @@ class Launcher:
         out.update(spec.environment)
         return out
 
-    def launch(self, fv: FunctionVersion, init_type: str = "on-demand") -> Environment:
+    def launch(self, fv: FunctionVersion, init_type: str = "on-demand", debug_port: int | None = None) -> Environment:
         """An initialised environment for fv: a pre-started container if one fits, else a new one.
 
         Raises InitFailed when the function cannot initialise, EngineError when the engine fails.
+        debug_port: a one-off environment under a debugger (always a new container).
         """
-        if self.stems is not None and self.stem_compatible(fv):
+        if self.stems is not None and self.stem_compatible(fv) and debug_port is None:
             stem = self.stems.take(fv.spec.runtime)
             if stem is not None:
                 env = self._specialise_stem(stem, fv, init_type)
@@ -180,7 +181,11 @@ class Launcher:
         env_id = new_env_id()
         env = Environment(env_id, self.envs_root / env_id, self.executor, self.pump, on_dead=self._dead)
         env.runtime = fv.spec.runtime
-        env.specialise(fv, self.lambda_environment(fv, env.id, init_type), fv.spec.handler)
+        try:
+            env.specialise(fv, self.lambda_environment(fv, env.id, init_type), fv.spec.handler, debug_port)
+        except BaseException:
+            env.destroy()
+            raise
         env.start(self.container_spec(env, fv))
         assert env.container_id is not None
         with self._lock:

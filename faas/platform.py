@@ -206,11 +206,23 @@ class Platform:
         self.store.put_setting(name, key, value)
 
     def invoke(
-        self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None
+        self,
+        name: str,
+        payload: bytes,
+        *,
+        qualifier: str | None = None,
+        client_context: str | None = None,
+        debug_port: int | None = None,
     ) -> Result:
+        """A synchronous call. debug_port (faas invoke --debug, or `faas up --debug NAME`): the call
+        runs in an environment of its own under a debugger listening on 127.0.0.1:debug_port."""
         self._refuse_if_closing()
+        if debug_port is None and self.config.debug and self.config.debug[0] == name:
+            debug_port = self.config.debug[1]
         try:
-            return self.scheduler.invoke(name, payload, qualifier=qualifier, client_context=client_context)
+            return self.scheduler.invoke(
+                name, payload, qualifier=qualifier, client_context=client_context, debug_port=debug_port
+            )
         except TooManyRequests:
             self.metrics.throttled(name)
             self.activity.throttled(name)

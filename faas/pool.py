@@ -152,6 +152,23 @@ class Pool:
                     st.starting += 1
                     start = True
 
+    @contextmanager
+    def one_off(self, fv: FunctionVersion, debug_port: int) -> Iterator[Lease]:
+        """An environment of its own for one call under a debugger, removed after it."""
+        mb = fv.spec.memory
+        self.budget.reserve(mb, self.budget_wait_s, lambda missing: self._evict(missing, fv.key))
+        try:
+            env = self._launch(fv, "on-demand", debug_port=debug_port)  # type: ignore[call-arg]
+        except BaseException:
+            self.budget.release(mb)
+            raise
+        env.reserved_mb = mb
+        env.fresh = False
+        try:
+            yield Lease(env, "cold", env.init_duration_ms, env.init_logs)
+        finally:
+            env.destroy()
+
     def _wait_slice(self, st: _Version) -> float:
         return max(0.05, self.avg_start_ms / 1000)
 

@@ -283,7 +283,7 @@ class RuntimeApiServer:
                     send_reply(conn, Reply(self.handler.on_oversized_response(request_id, req.oversize), oversize_reply(req.oversize).body))
                     continue
                 if req.method == "GET" and req.path == PREFIX + "/invocation/next":
-                    if req.headers.get("faas-direct") == "1":
+                    if req.headers.get("faas-direct") == "1" and getattr(self.handler, "direct_ok", True):
                         handed_over = True
                         self.handler.park(DirectConnection(conn, reader))
                         return

@@ -52,6 +52,7 @@ class Scheduler:
         client_context: str | None = None,
         identity: str | None = None,
         request_id: str | None = None,
+        debug_port: int | None = None,
     ) -> Result:
         fv = self.registry.resolve(name, qualifier)
         if len(payload) > SYNC_PAYLOAD_LIMIT:
@@ -62,7 +63,9 @@ class Scheduler:
         spec = fv.spec
         with self.limiter.lease(spec):
             for attempt in range(1, UNDELIVERED_ATTEMPTS + 1):
-                start, init_ms, init_logs, outcome, peak = self._attempt(fv, payload, request_id, qualifier, client_context, identity)
+                start, init_ms, init_logs, outcome, peak = self._attempt(
+                    fv, payload, request_id, qualifier, client_context, identity, debug_port
+                )
                 if outcome.status != "undelivered" or attempt == UNDELIVERED_ATTEMPTS:
                     break
                 LOG.info("function %s: call %s not delivered (environment gone), trying another", fv.key, request_id)
@@ -91,13 +94,13 @@ class Scheduler:
 
     def _attempt(
         self, fv: FunctionVersion, payload: bytes, request_id: str, qualifier: str | None,
-        client_context: str | None, identity: str | None,
+        client_context: str | None, identity: str | None, debug_port: int | None = None,
     ) -> tuple[str, float | None, str, Outcome, int]:
         """One environment's try at the call: (start type, init ms, init logs, outcome, peak memory)."""
         spec = fv.spec
         peak = 0
         try:
-            with self.pool.acquire(fv) as lease:
+            with (self.pool.one_off(fv, debug_port) if debug_port else self.pool.acquire(fv)) as lease:
                 now = time.monotonic()
                 inv = Invocation(
                     request_id=request_id,

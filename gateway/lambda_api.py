@@ -102,6 +102,9 @@ def _too_large(size: int | None, invocation_type: str, limit: int) -> RequestToo
     return RequestTooLarge(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
 
 
+DEBUG_PORT_HEADER = "X-Faas-Debug-Port"
+
+
 @bp.post("/2015-03-31/functions/<function>/invocations")
 def invoke(function: str) -> Response:
     """One Invoke call: validate as Lambda does, run it, answer with Lambda's headers."""
@@ -146,7 +149,14 @@ def invoke(function: str) -> Response:
             response.headers["x-amzn-RequestId"] = request_id
         return response
 
-    result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context)
+    debug = headers.get(DEBUG_PORT_HEADER)
+    if debug is not None:
+        # faas's own extension (`faas invoke --debug`): run under a debugger on 127.0.0.1:PORT.
+        if not debug.isdigit() or not 1024 <= int(debug) <= 65535:
+            raise ValidationError(f"{DEBUG_PORT_HEADER} must be a port number from 1024 to 65535, got {debug!r}")
+        result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context, debug_port=int(debug))
+    else:
+        result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context)
     response = Response(result.payload, status=200, mimetype="application/json")
     out = response.headers
     out["x-amzn-RequestId"] = result.request_id

@@ -44,6 +44,8 @@ def config_environment(config: Config) -> dict[str, str]:
     }
     if config.api_token:
         env["FAAS_API_TOKEN"] = config.api_token
+    if config.debug:
+        env["FAAS_DEBUG"] = f"{config.debug[0]}:{config.debug[1]}"
     return env
 
 

@@ -458,6 +458,11 @@ def init(client):
     if "TZ" in env:
         time.tzset()
     apply_log_level()
+    debug = info.get("debug")
+    if debug:  # `faas invoke --debug`: debugpy listens before the function's module is imported
+        import faas_debug
+
+        faas_debug.start(debug)
     return handler
 
 

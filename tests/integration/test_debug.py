@@ -137,3 +137,67 @@ def test_the_call_runs_once_the_ide_attached_and_an_ide_may_come_back(debuggee) 
         assert "faas debug: debugger attached" in logs
         assert relay.attached.is_set()
     assert relay.sessions == 2
+
+
+def attach_and_run(port: int, timeout: float = 60) -> socket.socket:
+    """Be an IDE: connect (retrying until the relay listens), initialize, attach, configurationDone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ide = socket.create_connection(("127.0.0.1", port), timeout=30)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    buffer = bytearray()
+
+    def until(predicate) -> dict:
+        while True:
+            message = dap_read(ide, buffer)
+            if predicate(message):
+                return message
+
+    dap_send(ide, {"seq": 1, "type": "request", "command": "initialize",
+                   "arguments": {"clientID": "faas-test", "adapterID": "python", "pathFormat": "path"}})
+    assert until(lambda m: m.get("command") == "initialize")["success"] is True
+    dap_send(ide, {"seq": 2, "type": "request", "command": "attach", "arguments": {"justMyCode": True}})
+    until(lambda m: m.get("event") == "initialized")
+    dap_send(ide, {"seq": 3, "type": "request", "command": "configurationDone", "arguments": {}})
+    until(lambda m: m.get("command") == "configurationDone")
+    return ide
+
+
+def test_faas_invoke_debug_waits_for_the_ide_and_suspends_the_timeout(gateway, make_function) -> None:
+    """`faas invoke NAME --debug PORT` end to end: the call waits for an IDE, runs once it has
+    attached, and outlives its 1 s timeout while the IDE stays attached (as SAM CLI does)."""
+    name, folder = make_function("""
+        import time
+        def handler(event, context):
+            time.sleep(2)  # longer than the timeout: only a suspended timeout lets this finish
+            return {"debugged": True}
+    """, timeout=1)
+    gateway.deploy(folder)
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[2] / ".venv")) / "bin" / "faas"),
+         "invoke", name, "--debug", str(port)],
+        env=gateway.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        time.sleep(1.0)
+        assert proc.poll() is None, "the call waits for a debugger"
+        ide = attach_and_run(port)
+        out, errs = proc.communicate(timeout=60)
+        ide.close()
+        assert proc.returncode == 0, errs
+        assert "waiting for a debugger on 127.0.0.1:%d" % port in errs
+        assert '"debugged": true' in out.replace(" ", "").replace('"debugged":true', '"debugged": true')
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    # the debug environment was one-off: nothing of it is left in the pool
+    import requests
+
+    envs = requests.get(f"{gateway.url}/system/environments", timeout=10).json()
+    assert not [e for e in envs if e.get("function") == name]
