@@ -174,7 +174,9 @@ class Environment:
         message: dict[str, object] = {"handler": handler, "env": env_vars}
         if debug_port is not None:
             self.debug = DebugRelay(debug_port, self.runtime_dir / DEBUG_SOCKET_NAME, label=self.id)
-            message["debug"] = {"socket": f"{RUNTIME_DIR_IN_CONTAINER}/{DEBUG_SOCKET_NAME}"}
+            # port: Node's inspector listens inside on the port the IDE uses outside, as its
+            # /json answers name the port the IDE must come back to.
+            message["debug"] = {"socket": f"{RUNTIME_DIR_IN_CONTAINER}/{DEBUG_SOCKET_NAME}", "port": debug_port}
         self._spec_msg = json.dumps(message).encode()
         if self.container_id is not None:
             self.started_at = time.monotonic()  # pre-started: its init begins now

@@ -594,6 +594,44 @@ class Runtime {
 
 // ---- main ---------------------------------------------------------------------------------
 
+// The container half of `faas invoke --debug`: a relay, in a process of its own (the
+// inspector's waitForDebugger() holds this one's event loop), that dials the platform's unix
+// socket and, once an IDE speaks through it, connects to the inspector on this container's
+// own loopback. Then it dials again, for the IDE's next connection (/json, then the socket).
+const DEBUG_RELAY = `
+const net = require('node:net');
+const [path, port] = process.argv.slice(1);
+function dial() {
+  const outer = net.createConnection(path);
+  outer.once('error', () => setTimeout(dial, 200));
+  outer.once('connect', () => {
+    outer.once('data', (first) => {
+      const inner = net.createConnection(Number(port), '127.0.0.1');
+      inner.write(first);
+      outer.pipe(inner);
+      inner.pipe(outer);
+      const end = () => { outer.destroy(); inner.destroy(); };
+      for (const s of [outer, inner]) { s.on('close', end); s.on('error', end); }
+      dial();
+    });
+  });
+}
+dial();
+`;
+
+async function startDebugger(debug) {
+  const inspector = await import('node:inspector');
+  const { spawn } = await import('node:child_process');
+  const port = Number(debug.port) || 9229;
+  inspector.open(port, '127.0.0.1', false);
+  const relay = spawn(process.execPath, ['-e', DEBUG_RELAY, debug.socket || '/run/faas/debug.sock', String(port)],
+    { stdio: ['ignore', 'inherit', 'inherit'] });
+  relay.unref();
+  process.stderr.write('faas debug: waiting for a debugger to attach\n');
+  inspector.waitForDebugger();
+  process.stderr.write('faas debug: debugger attached\n');
+}
+
 async function main() {
   const client = new RuntimeClient(process.env.FAAS_RUNTIME_SOCKET || DEFAULT_SOCKET);
   let spec;
@@ -620,6 +658,7 @@ async function main() {
     // the image's working directory stays
   }
   patchConsole();
+  if (spec.debug) await startDebugger(spec.debug);
 
   const errorCallbacks = {
     uncaughtException: (error) => client.postInitError(error, () => process.exit(129)),

@@ -201,3 +201,56 @@ def test_faas_invoke_debug_waits_for_the_ide_and_suspends_the_timeout(gateway, m
 
     envs = requests.get(f"{gateway.url}/system/environments", timeout=10).json()
     assert not [e for e in envs if e.get("function") == name]
+
+
+def _ws_frame(text: str) -> bytes:
+    """One masked text frame, as a websocket client sends it."""
+    data = text.encode()
+    mask = os.urandom(4)
+    head = bytes([0x81])
+    head += bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + len(data).to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def test_node_function_under_the_inspector(gateway, make_function) -> None:
+    """nodejs20.x: `--debug` opens Node's inspector behind the same relay; its /json answer names
+    the port the IDE uses, and the call runs once a debugger tells it to."""
+    import json as _json
+    import threading
+
+    import requests
+
+    name, folder = make_function("", runtime="nodejs20.x", handler="index.handler", timeout=3,
+                                 files={"index.mjs": "export const handler = async () => ({ inspected: true });\n"})
+    (folder / "app.py").unlink()
+    gateway.deploy(folder)
+    port = free_port()
+    result: dict = {}
+
+    def call() -> None:
+        r = requests.post(f"{gateway.url}/2015-03-31/functions/{name}/invocations", data=b"{}",
+                          headers={"X-Faas-Debug-Port": str(port)}, timeout=120)
+        result["status"], result["body"] = r.status_code, r.json()
+
+    t = threading.Thread(target=call)
+    t.start()
+    deadline = time.monotonic() + 60
+    targets = None
+    while time.monotonic() < deadline and targets is None:
+        try:
+            targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=5,
+                                   headers={"Connection": "close"}).json()
+        except (requests.RequestException, ValueError):
+            time.sleep(0.2)
+    assert targets, "the inspector answered through the relay"
+    ws_url = targets[0]["webSocketDebuggerUrl"]
+    assert f"127.0.0.1:{port}/" in ws_url
+    time.sleep(0.3)  # the /json session ended on the relay
+    path = "/" + ws_url.split("/", 3)[3]
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as ws:
+        ws.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        assert ws.recv(4096).startswith(b"HTTP/1.1 101")
+        ws.sendall(_ws_frame(_json.dumps({"id": 1, "method": "Runtime.runIfWaitingForDebugger"})))
+        t.join(60)
+    assert result == {"status": 200, "body": {"inspected": True}}
