@@ -134,6 +134,8 @@ class Pool:
             start = self._should_start(st)
             if start:
                 st.starting += 1
+            else:
+                self._scale_out(fv, st)
         while True:
             if start:
                 self._start_for(fv, st, waiter)
@@ -167,6 +169,44 @@ class Pool:
         try:
             yield Lease(env, "cold", env.init_duration_ms, env.init_logs)
         finally:
+            env.destroy()
+
+    def _scale_out(self, fv: FunctionVersion, st: _Version) -> None:
+        """Calls are queueing: start one more environment in the background. Lock held.
+
+        Waiting is right for one call (Fn's rule), but load that keeps queueing deserves more
+        environments: one start at a time, off every call's path, so a sustained burst ramps up
+        by one environment per start time while a short one costs at most one container.
+        """
+        if st.starting or self._closed:
+            return
+        st.starting += 1
+        threading.Thread(target=self._start_in_background, args=(fv, st), name=f"scale-{fv.key}", daemon=True).start()
+
+    def _start_in_background(self, fv: FunctionVersion, st: _Version) -> None:
+        mb = fv.spec.memory
+        env: Environment | None = None
+        if self.budget.try_reserve(mb):  # never evicts nor waits: the budget belongs to calls first
+            try:
+                env = self._launch(fv, "on-demand")
+            except Exception as e:  # the calls waiting will start their own and report the error
+                LOG.info("function %s: background start failed: %s", fv.key, e)
+                self.budget.release(mb)
+            else:
+                if env.reserved_mb:
+                    self.budget.release(env.reserved_mb)
+                env.reserved_mb = mb
+                self.started[env.start_type] = self.started.get(env.start_type, 0) + 1
+        with self._lock:
+            st.starting -= 1
+            if env is None:
+                self._wake_one_to_start(st)
+            elif self._closed or fv.key in self._retired:
+                env.fresh = False
+            else:
+                self._hand_out(fv.key, st, env)
+                return
+        if env is not None:
             env.destroy()
 
     def _wait_slice(self, st: _Version) -> float:

@@ -117,8 +117,9 @@ def test_a_burst_on_a_warm_fast_function_queues_instead_of_starting_containers(g
     assert len(environments(gateway, name)) == 1
     for _ in range(3):
         assert parallel(lambda i: gateway.invoke(name).status_code, 8) == [200] * 8
-    # waiting ~1 ms for the busy environment beats a ~200 ms start (Fn's rule)
-    assert len(environments(gateway, name)) <= 3, environments(gateway, name)
+    # waiting ~1 ms for the busy environment beats a ~200 ms start (Fn's rule); queueing load
+    # adds at most one environment per burst, started in the background
+    assert len(environments(gateway, name)) <= 4, environments(gateway, name)
 
 
 def test_first_call_of_a_new_function_is_served_by_a_prestarted_container(gateway: Gateway, make_function) -> None:
