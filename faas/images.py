@@ -181,7 +181,7 @@ def build_on_base(
     prepare(step) runs once a build is certain, before `docker build`: it may fill context_dir."""
     if not force and _exists(executor, tag):
         return tag
-    with _build_lock(work_dir), _Progress(say) as progress:
+    with _build_lock(work_dir, say, tag), _Progress(say) as progress:
         if not force and _exists(executor, tag):  # built by another process meanwhile
             return tag
         started = time.monotonic()
@@ -417,11 +417,16 @@ def _scratch_parent(work_dir: Path | None) -> str:
 
 
 @contextlib.contextmanager
-def _build_lock(work_dir: Path | None) -> Iterator[None]:
+def _build_lock(work_dir: Path | None, say: Callable[[str], None] | None = None, tag: str = "") -> Iterator[None]:
     """One image build at a time on this machine (the gateway and a test run may both try)."""
     path = Path(_scratch_parent(work_dir)) / "faas-image-build.lock"
     with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Say why nothing seems to happen: another faas process is building an image now.
+            (say or print)(f"waiting for another image build on this machine to finish before building {tag}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:

@@ -14,9 +14,11 @@ arbiter removes whatever a dead worker left behind.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -25,10 +27,12 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from faas.config import Config
+from faas.errors import ValidationError
 
 LOG = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT_S = 905  # the longest call Lambda allows (900 s), and a little more
+SWITCH_INTERVAL_S = 0.001
 KEEPALIVE_S = 75  # above the 60 s idle timeout of common load balancers and clients
 
 
@@ -49,8 +53,36 @@ def config_environment(config: Config) -> dict[str, str]:
     return env
 
 
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` stands for is a loopback one (127.0.0.0/8, ::1)."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in found)
+
+
+def check_exposure(config: Config) -> None:
+    """Refuse to listen beyond this machine without an API token: a deploy runs code here."""
+    if config.api_token or config.allow_no_token or is_loopback(config.host):
+        return
+    raise ValidationError(
+        f"refusing to listen on {config.host}:{config.port} without an API token: anyone who can reach that "
+        "address could deploy and run code on this machine. Set FAAS_API_TOKEN (the faas CLI sends it from "
+        "the same variable; the AWS CLI and boto3 use it as their access key id), or listen on 127.0.0.1 "
+        "(the default)."
+    )
+
+
 def settings(config: Config) -> dict[str, Any]:
-    """gunicorn settings for this config (also what gunicorn.conf.py exports)."""
+    """gunicorn settings for this config (also what gunicorn.conf.py exports); refuses an
+    exposed address without an API token (check_exposure)."""
+    check_exposure(config)
     return {
         "bind": [f"{config.host}:{config.port}"],
         "worker_class": "gateway.server.DrainingWorker",
@@ -147,6 +179,10 @@ class GatewayApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         """Called in the worker after fork: the Platform is built here, never before."""
         from gateway.app import create_app
+
+        # Threads that wait on sockets hand the GIL over sooner than the 5 ms default, which
+        # otherwise shows as tail latency when a background thread (logs, records) runs.
+        sys.setswitchinterval(float(os.environ.get("FAAS_SWITCH_INTERVAL", SWITCH_INTERVAL_S)))
 
         return create_app(config=Config.load())
 
