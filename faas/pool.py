@@ -104,6 +104,7 @@ class Pool:
         self._closed = False
         self._drained = threading.Condition(self._lock)
         self.avg_start_ms = 250.0  # how long a new environment takes to be ready, learnt as they start
+        self._avg_run_by_function: dict[str, float] = {}
         self.started = {"cold": 0, "prestarted": 0}
 
     # ---- the call path -------------------------------------------------------------------
@@ -123,7 +124,9 @@ class Pool:
             if self._closed:
                 raise ShuttingDown("faas is shutting down and takes no new calls")
             self._retired.discard(key)
-            st = self._versions.setdefault(key, _Version())
+            st = self._versions.get(key)
+            if st is None:  # a new version: calls probably take what the function's calls took so far
+                st = self._versions[key] = _Version(avg_run_ms=self._avg_run_by_function.get(fv.name))
             while st.idle:
                 env = st.idle.pop()
                 if env.healthy:
@@ -264,7 +267,8 @@ class Pool:
         return Lease(env, "warm", None, "")
 
     def _hand_out(self, key: str, st: _Version, env: Environment) -> None:
-        """A free environment goes to the first call in the queue, else to the idle list. Lock held."""
+        """A free environment goes to the first call in the queue, else to the idle list; a retired
+        version's goes away once no call of that version waits for it. Lock held."""
         while st.waiters:
             waiter = st.waiters.popleft()
             if waiter.env is None:
@@ -272,8 +276,17 @@ class Pool:
                 waiter.env = env
                 waiter.event.set()
                 return
+        if key in self._retired or self._closed:
+            self._destroy_later([env])
+            return
         st.idle.append(env)
         env.last_used = self._clock()
+
+    @staticmethod
+    def _destroy_later(envs: list[Environment]) -> None:
+        """Remove containers off the caller's path (an engine call takes up to a second under load)."""
+        if envs:
+            threading.Thread(target=lambda: [e.destroy() for e in envs], name="pool-remove", daemon=True).start()
 
     def _drop_waiter(self, st: _Version, waiter: _Waiter) -> None:
         try:
@@ -297,7 +310,9 @@ class Pool:
             if st is not None:
                 st.busy.discard(env)
                 st.avg_run_ms = ran_ms if st.avg_run_ms is None else st.avg_run_ms + EWMA * (ran_ms - st.avg_run_ms)
-                keep = env.healthy and not self._closed and fv.key not in self._retired
+                self._avg_run_by_function[fv.name] = st.avg_run_ms
+                # A retired version's environment still serves the calls already queued for it.
+                keep = env.healthy and not self._closed and (fv.key not in self._retired or bool(st.waiters))
                 if keep:
                     self._hand_out(fv.key, st, env)
                 else:
@@ -372,14 +387,14 @@ class Pool:
             if st:
                 st.idle.clear()
                 self._prune(key, st)
-        for env in envs:
-            env.destroy()
+        self._destroy_later(envs)  # the deploy that retired them must not wait for the engine
 
     def retire_function(self, name: str) -> None:
         """A function was removed: every version's environments go (busy ones when their call ends)."""
         prefix = f"{name}:"
         with self._lock:
             keys = [k for k in self._versions if k.startswith(prefix)]
+            self._avg_run_by_function.pop(name, None)
         for key in keys:
             self.retire(key)
 
