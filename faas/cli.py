@@ -442,6 +442,9 @@ def _deploy_then_watch(base_url: str, folders: list[Path], stop: threading.Event
 
 def cmd_up(args: argparse.Namespace) -> int:
     config = _load_config(args)
+    from gateway.server import check_exposure
+
+    check_exposure(config)  # before the engine and the images: refuse at once
     folders = find_function_folders(Path(d) for d in args.dirs)
     base_url = _public_url(config)
     with GatewayClient(base_url) as probe:

@@ -230,6 +230,7 @@ class Deployer:
         except FaasError as e:  # the engine failed: nothing is known about the code, nothing changes
             LOG.warning("function %s: version %d could not be started for the %s: %s", name, target.version, why, e.message)
             raise
+        ready = time.monotonic()
         # The environment's init output and Init Duration are reported by its first call, as usual.
         self._log_store.append(name, f"[faas] version {target.version} is live ({why}; initialised before it took any call)\n")
         self._adopt(target, env)
@@ -237,8 +238,9 @@ class Deployer:
         self._clear(name)
         with self._meta:
             self._failed.pop((name, target.version), None)
-        LOG.info("function %s: version %d is live (%s, was %s; switch took %.0f ms)", name, target.version, why,
-                 previous.version if previous else "-", (time.monotonic() - started) * 1000)
+        LOG.info("function %s: version %d is live (%s, was %s; ready in %.0f ms, old version retired in %.0f ms)",
+                 name, target.version, why, previous.version if previous else "-", (ready - started) * 1000,
+                 (time.monotonic() - ready) * 1000)
         return live
 
     def _init_failed(

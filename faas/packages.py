@@ -44,6 +44,12 @@ IGNORED = (
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MAX_COMPONENT = 255  # bytes per path component, the usual filesystem limit
 MAX_SPEC_BYTES = 1024 * 1024  # function.yaml is a few hundred bytes; anything this big is not one
+# Zip bombs: an entry may unpack to RATIO_GRACE bytes whatever its ratio (tiny files compress
+# well), beyond that to at most MAX_RATIO times its compressed size (deflate's own ceiling is
+# about 1032:1; code compresses 3-10:1). Checked while inflating, before the bytes are written.
+MAX_RATIO = 100
+RATIO_GRACE = 1024 * 1024
+MAX_ENTRIES = 100_000  # files and folders in one package: each costs an inode and a syscall or three
 CHUNK = 1024 * 1024
 TMP_PREFIX = ".tmp-"
 STALE_TMP_S = 3600.0  # a temp folder this old belongs to a deploy that crashed
@@ -86,6 +92,8 @@ def _unzipped_too_large(size: int, *, at_least: bool = False) -> ValidationError
 
 def parse_spec(text: bytes | str, source: str) -> FunctionSpec:
     """Parse and validate the text of a function.yaml; `source` names it in every message."""
+    if len(text) > MAX_SPEC_BYTES:  # YAML parsing is slow and memory-hungry: refuse before it starts
+        raise ValidationError(f"{source}: is {len(text)} bytes, over {MAX_SPEC_BYTES}; that is not a function.yaml")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -121,7 +129,8 @@ def read_spec(folder: Path) -> FunctionSpec:
         raise ValidationError(f"{folder}: not a folder")
     path = _spec_file(folder)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)  # a huge file (or a link to /dev/zero) is not read whole
     except OSError as e:
         raise ValidationError(f"{path}: cannot be read: {e.strerror}") from e
     return parse_spec(data, str(path))
@@ -332,12 +341,20 @@ def _extract(zf: zipfile.ZipFile, entries: list[_Entry], dest: Path) -> tuple[in
         target.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         mode = EXEC_MODE if entry.executable else FILE_MODE
         digest = hashlib.sha256()
+        written = 0
+        most = max(RATIO_GRACE, MAX_RATIO * entry.info.compress_size)
         try:
             with zf.open(entry.info) as src, _open_new(target, mode) as dst:
                 while chunk := src.read(CHUNK):
                     total += len(chunk)
+                    written += len(chunk)
                     if total > UNZIPPED_LIMIT:
                         raise _unzipped_too_large(total, at_least=True)
+                    if written > most:
+                        raise ValidationError(
+                            f"zip entry {entry.info.filename!r} unpacks to more than {MAX_RATIO} times its compressed "
+                            f"size ({entry.info.compress_size} bytes): refused as a zip bomb"
+                        )
                     digest.update(chunk)
                     dst.write(chunk)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
@@ -386,6 +403,8 @@ def unpack(
         raise ValidationError(f"package is not a valid zip file: {e}") from e
     with zf:
         infos = zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise ValidationError(f"package has {len(infos)} entries, over {MAX_ENTRIES}")
         entries = [e for e in (_check_entry(i) for i in infos) if e is not None]
         _check_layout(entries)
         declared = sum(i.file_size for i in infos)
@@ -397,8 +416,11 @@ def unpack(
                 f"function.yaml names the function {spec.name!r} but it was deployed as {expected_name!r}; "
                 "the two must match"
             )
-        packages_root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=packages_root))
+        try:  # a read-only or full store fails here already
+            packages_root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=packages_root))
+        except OSError as e:
+            raise FaasError(f"could not write package for {spec.name} under {packages_root}: {e}") from e
         try:
             unzipped, files = _extract(zf, entries, tmp)
             sha = content_hash(files, spec)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -184,6 +185,8 @@ def create_blueprint(config: Config | None) -> Blueprint:
             wait_s = float(request.args.get("wait", "20"))
         except ValueError:
             raise ValidationError("wait must be a number of seconds") from None
+        if not math.isfinite(wait_s) or wait_s < 0:  # nan would make the wait endless
+            raise ValidationError(f"wait must be a number of seconds, 0 or more, got {request.args.get('wait')!r}")
         text, cursor = platform().follow_logs(name, request.args.get("cursor"), wait_s=wait_s, tail=_tail_arg())
         response = Response(text, mimetype="text/plain")
         response.headers["X-Faas-Log-Cursor"] = cursor
