@@ -10,57 +10,17 @@ ratios against the baseline measured in the same run. Usage:
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FAAS = str(Path(sys.executable).parent / "faas")
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50_ms": round(statistics.median(values), 3), "p99_ms": round(pct(values, 99), 3),
-            "min_ms": round(min(values), 3), "max_ms": round(max(values), 3)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Client:
-    """A keep-alive HTTP/1.1 connection, as boto3 and curl in a loop would use."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def invoke(self, name: str, payload: bytes = b"{}") -> tuple[int, bytes]:
-        self.conn.request("POST", f"/2015-03-31/functions/{name}/invocations", body=payload,
-                          headers={"Content-Type": "application/json"})
-        r = self.conn.getresponse()
-        return r.status, r.read()
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t) * 1000
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, Client, emit, running_gateway, summary, timed  # noqa: E402
 
 
 def main() -> int:
@@ -72,33 +32,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="faas-bench-"))
-    port = free_port()
-    env = {**os.environ, "FAAS_STATE_DIR": str(state / "state"), "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
-    log = open(state / "gateway.log", "wb")
-    gw = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(state / "state")], env=env,
-                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if gw.poll() is not None or time.monotonic() > deadline:
-                print((state / "gateway.log").read_text(), file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        work = state / "hello"
+    with running_gateway("faas-bench-") as gw:
+        port = gw.port
+        work = gw.tmp / "hello"
         shutil.copytree(ROOT / "functions" / "hello", work)
-
-        def deploy() -> None:
-            subprocess.run([FAAS, "deploy", str(work)], env=env, check=True, capture_output=True)
-
-        deploy()
+        gw.deploy(work)
         client = Client(port)
         time.sleep(1.5)  # the first pre-started container of the runtime
 
@@ -107,11 +45,11 @@ def main() -> int:
         def first_calls(name_prefix: str, extra_yaml: str, n: int) -> list[float]:
             out = []
             for i in range(n):
-                fdir = state / f"{name_prefix}{i}"
+                fdir = gw.tmp / f"{name_prefix}{i}"
                 shutil.copytree(ROOT / "functions" / "hello", fdir)
                 spec = (fdir / "function.yaml").read_text().replace("name: hello", f"name: {name_prefix}{i}")
                 (fdir / "function.yaml").write_text(spec + extra_yaml)
-                subprocess.run([FAAS, "deploy", str(fdir)], env=env, check=True, capture_output=True)
+                gw.deploy(fdir)
                 time.sleep(1.0)
                 out.append(timed(lambda: client.invoke(f"{name_prefix}{i}")))
             return out
@@ -176,21 +114,8 @@ def main() -> int:
                 "baseline_p50_over_cold_start_p50": round(statistics.median(baseline) / statistics.median(cold), 2),
             },
         }
-        text = json.dumps(result, indent=2)
-        print(text)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text + "\n")
+        emit(result, args.out)
         return 0
-    finally:
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(gw.pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())

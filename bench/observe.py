@@ -20,12 +20,8 @@ import argparse
 import http.client
 import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,10 +30,8 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from invoke import Client, free_port, summary, timed  # noqa: E402  (bench/invoke.py's helpers)
+from common import ROOT, Client, emit, running_gateway, summary, timed  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-FAAS = str(Path(sys.executable).parent / "faas")
 # What gateway/static/app.js polls, and how often (seconds).
 DASHBOARD_POLLS = (
     ("/ui/api/overview?window=10", 1.0),
@@ -173,27 +167,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="faas-bench-observe-"))
-    port = free_port()
-    env = {**os.environ, "FAAS_STATE_DIR": str(state / "state"), "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
-    log = open(state / "gateway.log", "wb")
-    gw = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(state / "state")], env=env,
-                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if gw.poll() is not None or time.monotonic() > deadline:
-                print((state / "gateway.log").read_text(), file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        subprocess.run([FAAS, "deploy", str(ROOT / "functions" / "hello")], env=env, check=True, capture_output=True)
+    with running_gateway("faas-bench-observe-") as gw:
+        port = gw.port
+        gw.deploy(ROOT / "functions" / "hello")
         measure(port, 50, args.concurrency, 1.0)  # bring up the environments both phases will use
 
         samples: dict[str, dict[str, list[Any]]] = {m: {"warm": [], "p50": [], "p99": [], "tput": []}
@@ -247,21 +223,8 @@ def main() -> int:
             },
             "listeners_in_process": listener_cost_us(),
         }
-        text = json.dumps(result, indent=2)
-        print(text)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text + "\n")
+        emit(result, args.out)
         return 0
-    finally:
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(gw.pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,18 +20,16 @@ import http.client
 import json
 import os
 import re
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-FAAS = str(Path(sys.executable).parent / "faas")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Client, emit, running_gateway, summary  # noqa: E402
+
 NAME = "bench-redeploy"
 TARGET_P50_MS = 300.0
 TARGET_MAX_MS = 1000.0
@@ -43,43 +41,30 @@ def code(mark: int) -> str:
     return f"MARK = {mark}\n\ndef handler(event, context):\n    return {{'mark': MARK}}\n"
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+def stats(values: list[float]) -> dict[str, float]:
+    """This script's own figures (p90, 1 decimal), as in its earlier results."""
+    return summary(values, (50, 90), digits=1)
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    return {"n": len(values), "p50_ms": round(statistics.median(values), 1), "p90_ms": round(pct(values, 90), 1),
-            "min_ms": round(min(values), 1), "max_ms": round(max(values), 1)}
+def write_function(tmp: Path) -> list[str]:
+    """The function `faas up` watches: written before it starts, named on its command line."""
+    folder = tmp / NAME
+    folder.mkdir()
+    (folder / "function.yaml").write_text(f"name: {NAME}\nruntime: python3.11\nhandler: app.handler\n")
+    (folder / "app.py").write_text(code(0))
+    return [str(folder)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Client:
-    """One keep-alive connection to the Invoke API."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def mark(self) -> int | None:
-        """The answering code's MARK; None for any failed call (status, function error, transport)."""
-        try:
-            self.conn.request("POST", f"/2015-03-31/functions/{NAME}/invocations", body=b"{}",
-                              headers={"Content-Type": "application/json"})
-            r = self.conn.getresponse()
-            body = r.read()
-        except (OSError, http.client.HTTPException):
-            self.conn.close()
-            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            return None
-        if r.status != 200 or r.getheader("X-Amz-Function-Error"):
-            return None
-        return int(json.loads(body)["mark"])
+def mark(client: Client) -> int | None:
+    """The answering code's MARK; None for any failed call (status, function error, transport)."""
+    try:
+        response, body = client.call(NAME)
+    except (OSError, http.client.HTTPException):
+        client.reconnect()
+        return None
+    if response.status != 200 or response.getheader("X-Amz-Function-Error"):
+        return None
+    return int(json.loads(body)["mark"])
 
 
 def wait_until(predicate, timeout: float, step: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
@@ -148,25 +133,16 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="faas-bench-redeploy-"))
-    folder = work / NAME
-    folder.mkdir()
-    (folder / "function.yaml").write_text(f"name: {NAME}\nruntime: python3.11\nhandler: app.handler\n")
-    (folder / "app.py").write_text(code(0))
-    port = free_port()
-    env = {**os.environ, "FAAS_STATE_DIR": str(work / "state"), "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
-    log_path = work / "faas-up.log"
-    log = open(log_path, "wb")
-    gw = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(work / "state"), str(folder)], env=env,
-                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     load_before = os.getloadavg()
-    try:
-        if not wait_until(lambda: "watching" in log_path.read_text(errors="replace") or gw.poll() is not None, 600):
+    with running_gateway("faas-bench-redeploy-", prepare=write_function) as gw:
+        port, folder, log_path = gw.port, gw.tmp / NAME, gw.log_path
+        if not wait_until(lambda: "watching" in log_path.read_text(errors="replace") or gw.proc.poll() is not None,
+                          600):
             raise RuntimeError("faas up did not start watching within 600 s")
-        if gw.poll() is not None:
-            raise RuntimeError(f"faas up exited with {gw.returncode}")
-        probe = Client(port)
-        if not wait_until(lambda: probe.mark() == 0, 60):
+        if gw.proc.poll() is not None:
+            raise RuntimeError(f"faas up exited with {gw.proc.returncode}")
+        probe = Client(port, timeout=30)
+        if not wait_until(lambda: mark(probe) == 0, 60):
             raise RuntimeError("the function never answered")
 
         stop = threading.Event()
@@ -174,13 +150,13 @@ def main() -> int:
         failed = [0, 0]
 
         def load(i: int) -> None:
-            c = Client(port)
+            c = Client(port, timeout=30)
             while not stop.is_set():
-                mark = c.mark()
-                if mark is None:
+                answer = mark(c)
+                if answer is None:
                     failed[i] += 1
                 else:
-                    seen[i].append(mark)
+                    seen[i].append(answer)
                 time.sleep(0.005)
 
         threads = [threading.Thread(target=load, args=(i,), daemon=True) for i in range(2)]
@@ -199,10 +175,10 @@ def main() -> int:
                 (folder / "app.py").write_text(code(n))
                 deadline = time.monotonic() + SAVE_TIMEOUT_S
                 while True:
-                    mark = probe.mark()
-                    if mark is None:
+                    answer = mark(probe)
+                    if answer is None:
                         probe_failed += 1
-                    elif mark == n:
+                    elif answer == n:
                         times.append((time.perf_counter() - t0) * 1000)
                         break
                     if time.monotonic() > deadline:
@@ -222,7 +198,7 @@ def main() -> int:
         reported = [float(m) for m in re.findall(rf"{NAME}  version \d+  live  \((\d+) ms after the save\)",
                                                   log_path.read_text(errors="replace"))]
         base = baseline_ms(folder, args.baseline) if args.baseline else []
-        s = summary(times)
+        s = stats(times)
         result = {
             "command": "bench/redeploy.py " + " ".join(sys.argv[1:]),
             "machine": {"cpus": os.cpu_count(), "loadavg_1m_before": round(load_before[0], 2),
@@ -237,27 +213,13 @@ def main() -> int:
             "load": {"clients": 2, "calls": sum(len(x) for x in seen) + sum(failed), "failed_calls": sum(failed),
                      "probe_calls_failed": probe_failed,
                      "versions_only_went_forward": all(x == sorted(x) for x in seen)},
-            "faas_up_reported_ms": summary(reported) if reported else None,
+            "faas_up_reported_ms": stats(reported) if reported else None,
         }
         if base:
-            result["baseline_docker_run_per_call"] = summary(base)
+            result["baseline_docker_run_per_call"] = stats(base)
             result["ratio_baseline_p50_over_save_to_live_p50"] = round(statistics.median(base) / s["p50_ms"], 2)
-        text = json.dumps(result, indent=2)
-        print(text)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text + "\n")
+        emit(result, args.out)
         return 0
-    finally:
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(gw.pid, signal.SIGKILL)
-                gw.wait(10)
-        shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())

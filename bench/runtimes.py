@@ -16,53 +16,33 @@ pre-started container has, so the call creates and starts its container.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FAAS = str(Path(sys.executable).parent / "faas")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, Client, emit, running_gateway, summary  # noqa: E402
+
 EXAMPLES = {"python3.11": "hello", "nodejs20.x": "hello-node", "provided": "hello-sh"}
 BASELINE = "python3.11"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def stats(values: list[float]) -> dict[str, float]:
+    """This script's own figures (p90, no max, 2 decimals), as in its earlier results."""
+    return summary(values, (50, 90), digits=2, extremes=("min",), half_up=True)
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {"n": len(values), "p50_ms": round(statistics.median(values), 2),
-            "p90_ms": round(ordered[min(len(ordered) - 1, int(0.9 * (len(ordered) - 1) + 0.5))], 2),
-            "min_ms": round(ordered[0], 2)}
-
-
-class Client:
-    """One keep-alive connection to the Invoke API."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-
-    def invoke(self, name: str, payload: bytes = b'{"name": "bench"}') -> float:
-        started = time.perf_counter()
-        self.conn.request("POST", f"/2015-03-31/functions/{name}/invocations", body=payload)
-        response = self.conn.getresponse()
-        body = response.read()
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status != 200 or response.getheader("X-Amz-Function-Error") or b"bench" not in body:
-            raise RuntimeError(f"{name}: {response.status} {body[:300]!r}")
-        return elapsed
+def invoke_ms(client: Client, name: str) -> float:
+    """One call's round trip in ms; any failed call stops the run (a figure of errors is no figure)."""
+    started = time.perf_counter()
+    response, body = client.call(name, b'{"name": "bench"}')
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status != 200 or response.getheader("X-Amz-Function-Error") or b"bench" not in body:
+        raise RuntimeError(f"{name}: {response.status} {body[:300]!r}")
+    return elapsed
 
 
 def main() -> int:
@@ -72,36 +52,17 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="faas-bench-runtimes-"))
-    port = free_port()
-    env = {**os.environ, "FAAS_STATE_DIR": str(state / "state"), "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
-    log = open(state / "gateway.log", "wb")
-    gw = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(state / "state"), "--no-watch"],
-                          env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 900  # the first run builds the runtime images
-        while True:
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                probe.request("GET", "/healthz")
-                if probe.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if gw.poll() is not None or time.monotonic() > deadline:
-                print((state / "gateway.log").read_text(), file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-
+    # ready_timeout: the first run builds the runtime images
+    with running_gateway("faas-bench-runtimes-", extra_args=["--no-watch"], ready_timeout=900) as gw:
         def deploy(runtime: str, name: str, extra_yaml: str = "") -> None:
-            folder = state / "functions" / name
+            folder = gw.tmp / "functions" / name
             shutil.copytree(ROOT / "functions" / EXAMPLES[runtime], folder)
             spec = folder / "function.yaml"
             lines = [f"name: {name}" if line.startswith("name:") else line for line in spec.read_text().splitlines()]
             spec.write_text("\n".join(lines) + "\n" + extra_yaml)
-            subprocess.run([FAAS, "deploy", str(folder)], env=env, check=True, capture_output=True)
+            gw.deploy(folder)
 
-        client = Client(port)
+        client = Client(gw.port)
         runtimes = list(EXAMPLES)
         for runtime in runtimes:  # one warm function per runtime; also starts each runtime's pre-started containers
             deploy(runtime, f"warm-{runtime.split('.')[0]}")
@@ -114,17 +75,17 @@ def main() -> int:
                     name = f"{kind}-{runtime.split('.')[0]}-{i}"
                     deploy(runtime, name, extra)
                     time.sleep(1.0)  # the pre-started container taken by the previous call is replaced
-                    first[runtime][kind].append(client.invoke(name))
+                    first[runtime][kind].append(invoke_ms(client, name))
 
         warm: dict[str, list[float]] = {rt: [] for rt in runtimes}
         for runtime in runtimes:
             for _ in range(20):
-                client.invoke(f"warm-{runtime.split('.')[0]}")
+                invoke_ms(client, f"warm-{runtime.split('.')[0]}")
         block = 25
         for _ in range(max(1, args.calls // block)):
             for runtime in runtimes:
                 name = f"warm-{runtime.split('.')[0]}"
-                warm[runtime].extend(client.invoke(name) for _ in range(block))
+                warm[runtime].extend(invoke_ms(client, name) for _ in range(block))
 
         result: dict[str, object] = {"machine": {"cpus": os.cpu_count()}, "runtimes": {}}
         medians = {
@@ -137,30 +98,17 @@ def main() -> int:
         }
         for runtime in runtimes:
             result["runtimes"][runtime] = {  # type: ignore[index]
-                "first_call_prestarted": summary(first[runtime]["prestarted"]),
-                "first_call_cold": summary(first[runtime]["cold"]),
-                "warm_sequential": summary(warm[runtime]),
+                "first_call_prestarted": stats(first[runtime]["prestarted"]),
+                "first_call_cold": stats(first[runtime]["cold"]),
+                "warm_sequential": stats(warm[runtime]),
                 f"ratio_to_{BASELINE}": {
                     metric: round(value / medians[BASELINE][metric], 2) for metric, value in medians[runtime].items()
                 },
             }
         node = result["runtimes"]["nodejs20.x"][f"ratio_to_{BASELINE}"]  # type: ignore[index]
         result["target_node_within_1_5x_of_python"] = all(ratio <= 1.5 for ratio in node.values())
-        text = json.dumps(result, indent=2)
-        print(text)
-        if args.out:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text + "\n")
+        emit(result, args.out)
         return 0
-    finally:
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(gw.pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())

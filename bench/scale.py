@@ -12,21 +12,16 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from invoke import FAAS, Client, free_port, summary, timed  # noqa: E402
+from common import Client, emit, running_gateway, summary, timed  # noqa: E402
 
 
 def function_zip(name: str) -> bytes:
@@ -75,29 +70,14 @@ def main() -> int:
     ap.add_argument("--warm", type=int, default=100)
     ap.add_argument("--deployed", type=int, default=1000)
     args = ap.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="faas-bench-scale-"))
-    port = free_port()
-    env = {**os.environ, "FAAS_STATE_DIR": str(state / "state"), "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
-    log = open(state / "gateway.log", "wb")
-    gw = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(state / "state")], env=env,
-                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        import http.client
-
-        for _ in range(3000):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                c.request("GET", "/healthz")
-                if c.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
+    with running_gateway("faas-bench-scale-", stop_timeout=120) as gw:
+        port = gw.port
         client = Client(port)
         deploy(port, "f0")
         result: dict[str, object] = {"machine": {"cpus": os.cpu_count()}}
         one = warm_latency(client, "f0", args.calls)
         result["warm_with_1_deployed"] = summary(one)
-        result["gateway_rss_mb_1_deployed"] = rss_mb(gw.pid)
+        result["gateway_rss_mb_1_deployed"] = rss_mb(gw.proc.pid)
 
         with ThreadPoolExecutor(4) as ex:
             list(ex.map(lambda i: deploy(port, f"f{i}"), range(1, args.warm)))
@@ -105,28 +85,19 @@ def main() -> int:
             client.invoke(f"f{i}")
         many = warm_latency(client, "f0", args.calls)
         result[f"warm_with_{args.warm}_deployed_and_warm"] = summary(many)
-        result[f"gateway_rss_mb_{args.warm}_deployed"] = rss_mb(gw.pid)
+        result[f"gateway_rss_mb_{args.warm}_deployed"] = rss_mb(gw.proc.pid)
 
         t = time.monotonic()
         with ThreadPoolExecutor(4) as ex:
             list(ex.map(lambda i: deploy(port, f"f{i}"), range(args.warm, args.deployed)))
         result[f"deploy_{args.deployed - args.warm}_functions_s"] = round(time.monotonic() - t, 1)
-        result[f"gateway_rss_mb_{args.deployed}_deployed"] = rss_mb(gw.pid)
+        result[f"gateway_rss_mb_{args.deployed}_deployed"] = rss_mb(gw.proc.pid)
         result[f"warm_with_{args.deployed}_deployed"] = summary(warm_latency(client, "f0", args.calls))
         result["ratios"] = {
             f"p50_{args.warm}_over_p50_1": round(statistics.median(many) / statistics.median(one), 2),
         }
-        print(json.dumps(result, indent=2))
+        emit(result, None)
         return 0
-    finally:
-        if gw.poll() is None:
-            gw.send_signal(signal.SIGTERM)
-            try:
-                gw.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(gw.pid, signal.SIGKILL)
-        shutil.rmtree(state, ignore_errors=True)
-
 
 if __name__ == "__main__":
     sys.exit(main())
