@@ -57,6 +57,9 @@ class Config:
     keep_alive_s: float = 600.0
     memory_budget_mb: int = 8192
     api_token: str | None = None
+    # Listen beyond loopback without api_token: only where something else guards the port
+    # (a container whose port is published on the host's 127.0.0.1 only, compose.bridge.yaml).
+    allow_no_token: bool = False
     network_fallback: bool = True
     debug: tuple[str, int] | None = None  # (function, port): `faas up --debug NAME[:PORT]`
     prestart_min: int = 1  # pre-started containers kept per runtime in use
@@ -92,6 +95,7 @@ class Config:
             "FAAS_HOST": "host", "FAAS_PORT": "port", "FAAS_THREADS": "threads",
             "FAAS_KEEP_ALIVE": "keep_alive_s", "FAAS_MEMORY_BUDGET": "memory_budget_mb",
             "FAAS_API_TOKEN": "api_token", "FAAS_PRESTART_MIN": "prestart_min", "FAAS_PRESTART_MAX": "prestart_max",
+            "FAAS_ALLOW_NO_TOKEN": "allow_no_token",
             "FAAS_BUDGET_WAIT": "budget_wait_s", "FAAS_DEBUG": "debug",
             "FAAS_ASYNC_WORKERS": "async_workers", "FAAS_ASYNC_RETRY_DELAYS": "async_retry_delays_s",
             "FAAS_ASYNC_MAX_EVENT_AGE": "async_max_event_age_s", "FAAS_RECORDS_PER_FUNCTION": "records_per_function",
@@ -115,6 +119,7 @@ class Config:
                 keep_alive_s=float(values.pop("keep_alive_s", 600.0)),
                 memory_budget_mb=int(values.pop("memory_budget_mb")),
                 api_token=values.pop("api_token", None) or None,
+                allow_no_token=str(values.pop("allow_no_token", False)).lower() in ("1", "true", "yes", "on"),
                 network_fallback=bool(values.pop("network_fallback", True)),
                 debug=_debug_target(values.pop("debug", None)),
                 prestart_min=int(values.pop("prestart_min", 1)),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections import deque
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 EWMA = 0.2  # weight of a new sample in the running averages
+PARALLEL_STARTS = max(2, os.cpu_count() or 2)  # starts of one version under way at once while others serve it
 
 
 class InitFailed(Exception):
@@ -150,8 +152,11 @@ class Pool:
                 if self._closed:
                     self._drop_waiter(st, waiter)
                     raise ShuttingDown("faas is shutting down and takes no new calls")
-                if waiter.start_own or not waited:
-                    # What it waited for failed, or is taking longer than a start would: start one.
+                if waiter.start_own or (not waited and not st.starting):
+                    # What it waited for failed, or is taking longer than a start would: start one,
+                    # unless one is under way already. Waiters whose slice runs out together would
+                    # otherwise each start one (dozens of containers at once after a redeploy under
+                    # load, filling the memory budget: 429s); this way they ramp up one at a time.
                     waiter.start_own = False
                     waiter.event.clear()
                     st.starting += 1
@@ -222,6 +227,11 @@ class Pool:
             return False  # one already starting will reach this call
         if not st.busy or st.avg_run_ms is None:
             return True
+        if st.starting >= PARALLEL_STARTS:
+            # Calls are being served: more starts at once only slow each other down. (The start
+            # time learnt from pre-started containers, ~30 ms, is far too short once they run
+            # out: a redeploy under load started 19 cold containers at once and calls waited 10 s.)
+            return False
         rounds = math.ceil((ahead - st.starting + 1) / len(st.busy))
         return rounds * st.avg_run_ms >= self.avg_start_ms
 
@@ -369,7 +379,9 @@ class Pool:
         with self._lock:
             if not self._closed and env.healthy:
                 self._retired.discard(fv.key)
-                st = self._versions.setdefault(fv.key, _Version())
+                st = self._versions.get(fv.key)
+                if st is None:  # as in _take: without the function's call time, every queued call would start one
+                    st = self._versions[fv.key] = _Version(avg_run_ms=self._avg_run_by_function.get(fv.name))
                 self._hand_out(fv.key, st, env)
                 return
         env.destroy()

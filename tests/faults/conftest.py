@@ -1,0 +1,71 @@
+"""Fixtures of the fault tests: the real engine, images and gateways of tests/integration, and a
+place for the figures the faults are measured with.
+
+Every figure a test records with `figures.add(...)` is printed at the end of the run (no -s
+needed) and, when FAAS_FAULT_FIGURES names a file, written there as JSON: docs/reliability.md
+quotes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.integration.conftest import (  # noqa: F401  (fixtures, re-exported for this folder)
+    Gateway,
+    docker_client,
+    engine,
+    make_function,
+    runtime_images,
+    start_gateway,
+    stop_gateway,
+)
+
+
+class Figures:
+    """Measurements worth reporting, by test: {"test": {...}}."""
+
+    def __init__(self) -> None:
+        self.by_test: dict[str, dict[str, Any]] = {}
+
+    def add(self, test: str, **values: Any) -> None:
+        self.by_test.setdefault(test, {}).update(values)
+
+
+FIGURES = Figures()
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES.by_test:
+        return
+    terminalreporter.section("fault figures")
+    for test, values in FIGURES.by_test.items():
+        terminalreporter.write_line(f"{test}: {json.dumps(values)}")
+    out = os.environ.get("FAAS_FAULT_FIGURES")
+    if out:
+        Path(out).write_text(json.dumps(FIGURES.by_test, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def fault_gateway(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[Gateway]:
+    """One gateway per module; stopped with SIGTERM, after which none of its containers may remain."""
+    gw = start_gateway(tmp_path_factory.mktemp("faults") / "state")
+    try:
+        yield gw
+    finally:
+        code = stop_gateway(gw)
+        left = gw.containers(docker_client)
+        for c in left:
+            c.remove(force=True)
+        assert not left, f"containers left after SIGTERM: {[c.name for c in left]}"
+        assert code == 0, f"faas up exited with {code}:\n{gw.logs()[-3000:]}"
+        assert "unexpected error" not in gw.logs() and "Traceback" not in gw.logs(), gw.logs()[-5000:]  # no fault is a bug
