@@ -289,6 +289,9 @@ class Platform:
     def begin_drain(self) -> None:
         """SIGTERM: from now on new calls get 503 ShuttingDown; calls in flight go on."""
         self._draining.set()
+        # Queued events stay queued for the next start: were they still taken now, the calls in
+        # flight would never drop to none and the drain would last until the queue is empty.
+        self.async_invoker.stop()
 
     def wait_drained(self, timeout_s: float) -> bool:
         """Wait (bounded) until no call is in flight; True if none is."""

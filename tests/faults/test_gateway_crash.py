@@ -133,7 +133,7 @@ def test_sigterm_waits_for_a_call_only_up_to_its_timeout_and_keeps_queued_events
         assert gw.proc.wait(30) == 0
         exit_s = time.monotonic() - signalled
         assert answered["body"]["errorType"] == "Sandbox.Timedout", answered  # type: ignore[index]
-        assert exit_s < 4 + 5, exit_s
+        assert exit_s < 4 + 20, exit_s  # the call's timeout and the containers' removal, not gunicorn's 905 s
         assert gw.containers(docker_client) == []
         done_before = {c["request_id"] for c in _ok_calls_db(state, name)}
     finally:

@@ -65,6 +65,18 @@ def docker_client(engine) -> Iterator[docker.DockerClient]:
     client.close()
 
 
+def labelled_containers(client: docker.DockerClient, label: str) -> list:
+    """Containers with a label, skipping any removed between the engine's list and their inspect
+    (the SDK's containers.list() inspects each one and fails on a container that just went)."""
+    found = []
+    for summary in client.api.containers(all=True, filters={"label": label}):
+        try:
+            found.append(client.containers.get(summary["Id"]))
+        except docker.errors.NotFound:
+            continue
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -103,7 +115,7 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
     def containers(self, client: docker.DockerClient) -> list:
-        return client.containers.list(all=True, filters={"label": f"faas.state={self.label}"})
+        return labelled_containers(client, f"faas.state={self.label}")
 
     def function_containers(self, client: docker.DockerClient, name: str) -> list:
         """The containers serving a function now (pre-started ones carry no function label)."""

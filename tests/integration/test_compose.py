@@ -30,7 +30,7 @@ import pytest
 import requests
 
 from tests.integration.aws_clients import aws, lambda_client
-from tests.integration.conftest import FAAS, ROOT, Gateway, free_port
+from tests.integration.conftest import FAAS, ROOT, Gateway, free_port, labelled_containers
 from faas.images import base_image_tag, runtime_image_tag
 from faas.launcher import state_label
 
@@ -110,9 +110,12 @@ def _remove_leftovers(client: docker.DockerClient, project: str, label: str) -> 
     """Remove every container, network and volume of the project or the state dir; their names."""
     gone: list[str] = []
     for filters in ({"label": f"com.docker.compose.project={project}"}, {"label": f"faas.state={label}"}):
-        for container in client.containers.list(all=True, filters=filters):
+        for container in labelled_containers(client, filters["label"]):
             gone.append(f"container {container.name}")
-            container.remove(force=True)
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
     for network in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
         gone.append(f"network {network.name}")
         network.remove()
@@ -190,7 +193,7 @@ def test_up_runs_a_healthy_service_on_host_loopback_with_the_examples(stack: Sta
     assert listed.returncode == 0, listed.stderr
     assert re.search(r"^hello\s+1\s+python3\.11", listed.stdout, re.M), listed.stdout
     # The function containers are the engine's, labelled with the compose state dir.
-    assert docker_client.containers.list(filters={"label": f"faas.state={stack.label}"})
+    assert labelled_containers(docker_client, f"faas.state={stack.label}")
 
 
 def test_deploy_from_the_host_then_curl_boto3_and_the_aws_cli(stack: Stack, tmp_path: Path) -> None:
@@ -295,7 +298,7 @@ def test_the_faas_container_builds_missing_runtime_images_itself(
 def test_down_stops_everything_and_leaves_nothing_behind(
     stack: Stack, gateway: Gateway, host_warm: tuple[str, set[str]], docker_client: docker.DockerClient
 ) -> None:
-    assert docker_client.containers.list(filters={"label": f"faas.state={stack.label}"}), "no function container to stop"
+    assert labelled_containers(docker_client, f"faas.state={stack.label}"), "no function container to stop"
     down = stack.compose("down")
     assert down.returncode == 0, down.stdout + down.stderr
     left = _remove_leftovers(docker_client, stack.project, stack.label)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import time
 import zipfile
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def test_rm_removes_the_function_and_its_containers(gateway: Gateway, make_funct
     out = gateway.cli("rm", name)
     assert out.returncode == 0, out.stderr
     assert gateway.invoke(name).status_code == 404
+    deadline = time.monotonic() + 10  # containers are removed in the background, off the request
+    while container.id in {c.id for c in gateway.containers(docker_client)} and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert container.id not in {c.id for c in gateway.containers(docker_client)}
     assert gateway.cli("rm", name).returncode != 0
 
