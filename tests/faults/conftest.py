@@ -19,6 +19,7 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures, re-exported f
     Gateway,
     docker_client,
     engine,
+    gateway_session,
     make_function,
     runtime_images,
     start_gateway,
@@ -58,14 +59,5 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(scope="module")
 def fault_gateway(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[Gateway]:
     """One gateway per module; stopped with SIGTERM, after which none of its containers may remain."""
-    gw = start_gateway(tmp_path_factory.mktemp("faults") / "state")
-    try:
+    with gateway_session(tmp_path_factory.mktemp("faults") / "state", docker_client, no_tracebacks=True) as gw:
         yield gw
-    finally:
-        code = stop_gateway(gw)
-        left = gw.containers(docker_client)
-        for c in left:
-            c.remove(force=True)
-        assert not left, f"containers left after SIGTERM: {[c.name for c in left]}"
-        assert code == 0, f"faas up exited with {code}:\n{gw.logs()[-3000:]}"
-        assert "unexpected error" not in gw.logs() and "Traceback" not in gw.logs(), gw.logs()[-5000:]  # no fault is a bug

@@ -9,6 +9,7 @@ its state dir may remain.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import signal
 import socket
 import subprocess
@@ -162,10 +163,11 @@ def stop_gateway(gw: Gateway, timeout: float = 60) -> int:
     return gw.proc.returncode
 
 
-@pytest.fixture(scope="session")
-def gateway(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[Gateway]:
-    """One gateway shared by the tests that only deploy and call (each with its own function names)."""
-    gw = start_gateway(tmp_path_factory.mktemp("gw") / "state")
+@contextmanager
+def gateway_session(state_dir: Path, docker_client, *, no_tracebacks: bool = False) -> Iterator[Gateway]:
+    """A `faas up` for a group of tests; stopped with SIGTERM, after which none of its
+    containers may remain (and, for fault tests, its log may show no unexpected error)."""
+    gw = start_gateway(state_dir)
     try:
         yield gw
     finally:
@@ -175,6 +177,15 @@ def gateway(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_cli
             c.remove(force=True)
         assert not left, f"containers left after SIGTERM: {[c.name for c in left]}"
         assert code == 0, f"faas up exited with {code}:\n{gw.logs()[-3000:]}"
+        if no_tracebacks:  # no fault may show up as a bug
+            assert "unexpected error" not in gw.logs() and "Traceback" not in gw.logs(), gw.logs()[-5000:]
+
+
+@pytest.fixture(scope="session")
+def gateway(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[Gateway]:
+    """One gateway shared by the tests that only deploy and call (each with its own function names)."""
+    with gateway_session(tmp_path_factory.mktemp("gw") / "state", docker_client) as gw:
+        yield gw
 
 
 @pytest.fixture
