@@ -237,15 +237,8 @@ def handler(event, context):
     out["mounts"] = [line.split()[3:6] for line in open("/proc/self/mountinfo")]  # root, mount point, options
     out["pids"] = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
     out["interfaces"] = sorted(name for _, name in socket.if_nameindex())
-    s = socket.socket()
-    s.settimeout(2)
-    try:
-        s.connect(("10.255.255.1", 9))  # a private address: with no route, connect fails at once
-        out["connect_out"] = "connected"
-    except OSError as e:
-        out["connect_out"] = errno.errorcode.get(e.errno, str(e))
-    finally:
-        s.close()
+    # No route to anywhere beyond loopback (checked without sending anything to any address).
+    out["routes"] = [line.split()[:2] for line in open("/proc/net/route").read().splitlines()[1:]]
     s = socket.socket()
     s.settimeout(2)
     try:
@@ -296,7 +289,7 @@ def test_a_function_reaches_nothing_of_the_host_or_of_other_functions(gateway: G
     assert all(r.startswith(f"{state}/envs/") for r in host_roots), host_roots
     assert len(out["pids"]) < 10 and min(out["pids"]) == 1  # its own processes only
     assert out["interfaces"] == ["lo"]
-    assert out["connect_out"] == "ENETUNREACH"
+    assert out["routes"] == []
     assert out["gateway"] == "ECONNREFUSED"  # its own loopback: the gateway is not there
     assert out["docker_env"] == []
 
