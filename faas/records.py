@@ -1,9 +1,12 @@
 """Invocation records: one row per call (request id, version, start type, durations, memory,
 status, error type) in SQLite, listed by `faas calls NAME`.
 
-The scheduler calls add() on the hot path, so add() only puts a tuple on a bounded queue;
-a background writer takes whatever has queued up and inserts it in one transaction, so a
-burst of calls costs one commit, not one per call. Retention is bounded per function: the
+The scheduler calls add() on the hot path, so add() only puts a tuple on a queue; a
+background writer takes whatever has queued up and inserts it in one transaction. The
+writer lingers LINGER_S after the first row of a batch before it writes: without that,
+calls arriving one after another each woke it for a one-row commit, which cost more CPU
+per call (measured ~100 us) than the rest of the call's bookkeeping. Readers (`faas calls`)
+flush first and cut the linger short, so they never see stale rows. Retention is bounded per function: the
 writer prunes a function's oldest rows once it has more than `keep` of them. Records are
 diagnostics, not state: when the writer cannot keep up they are dropped (and counted)
 rather than slowing calls down, and a crash loses at most the last batch.
@@ -24,7 +27,8 @@ from faas.models import FunctionVersion, Result
 
 LOG = logging.getLogger(__name__)
 
-BATCH = 512  # most rows per transaction
+BATCH = 4096  # most rows per transaction
+LINGER_S = 0.05  # how long the writer collects rows before a commit
 QUEUE_LIMIT = 100_000  # rows waiting for the writer; past this, records are dropped
 PRUNE_EVERY = 64  # inserts of one function between two prunes of its old rows
 COLUMNS = (
@@ -40,7 +44,8 @@ class RecordStore:
     def __init__(self, db_path: Path, *, keep_per_function: int = 1000) -> None:
         self.keep = keep_per_function
         self.dropped = 0
-        self._q: queue.Queue[_Row | threading.Event | None] = queue.Queue(QUEUE_LIMIT)
+        self._q: queue.SimpleQueue[_Row | threading.Event | None] = queue.SimpleQueue()
+        self._hurry = threading.Event()  # set by flush() and close(): end the linger now
         self._lock = threading.Lock()  # the connection is shared by the writer and readers
         try:
             # The store created the table (schema version 2); this is a second connection
@@ -61,9 +66,9 @@ class RecordStore:
             fv.name, fv.version, result.request_id, time.time(), result.start, result.init_duration_ms,
             round(result.duration_ms, 3), result.max_memory_mb, fv.spec.memory, result.status, result.error_type,
         )
-        try:
-            self._q.put_nowait(row)
-        except queue.Full:
+        if self._q.qsize() < QUEUE_LIMIT:
+            self._q.put(row)
+        else:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 LOG.warning("function %s: invocation records dropped (%d so far): the writer is behind", fv.name, self.dropped)
@@ -82,10 +87,8 @@ class RecordStore:
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every record queued so far is written."""
         done = threading.Event()
-        try:
-            self._q.put(done, timeout=timeout)
-        except queue.Full:
-            return
+        self._q.put(done)
+        self._hurry.set()
         done.wait(timeout)
 
     def remove(self, name: str) -> None:
@@ -94,10 +97,8 @@ class RecordStore:
             self._db.execute("DELETE FROM invocations WHERE name = ?", (name,))
 
     def close(self) -> None:
-        try:
-            self._q.put(None, timeout=5.0)
-        except queue.Full:
-            pass
+        self._q.put(None)
+        self._hurry.set()
         self._thread.join(timeout=10)
         with self._lock:
             self._db.close()
@@ -108,6 +109,8 @@ class RecordStore:
         stop = False
         while not stop:
             item = self._q.get()
+            if isinstance(item, tuple) and self._hurry.wait(LINGER_S):
+                self._hurry.clear()
             rows: list[_Row] = []
             waiters: list[threading.Event] = []
             while True:
