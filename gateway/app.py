@@ -68,13 +68,24 @@ def error_json(err: FaasError) -> bytes:
     return json.dumps(err.body(), separators=(",", ":")).encode()
 
 
-def faas_error_response(err: FaasError) -> Response:
-    """A FaasError as Lambda's API answers it (status, x-amzn-ErrorType, {"Type","Message"})."""
-    response = Response(error_json(err), status=err.status, mimetype="application/json")
-    response.headers["x-amzn-ErrorType"] = err.error_type
+def error_answer(err: FaasError) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A FaasError as Lambda's API answers it (status, x-amzn-ErrorType, {"Type","Message"});
+    shared by the Flask app and the gateway worker's fast path."""
+    headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", err.error_type)]
     if isinstance(err, TooManyRequests):
-        response.headers["Retry-After"] = str(err.retry_after_s)
-    return response
+        headers.append(("Retry-After", str(err.retry_after_s)))
+    return err.status, headers, error_json(err)
+
+
+def unexpected_error(err: Exception) -> FaasError:
+    """A bug, not a user error: logged with its traceback, answered as Lambda's 500."""
+    LOG.exception("unexpected error while serving a request: %s", err)
+    return FaasError(f"internal error in the faas gateway: {type(err).__name__}: {err}")
+
+
+def faas_error_response(err: FaasError) -> Response:
+    status, headers, body = error_answer(err)
+    return Response(body, status=status, headers=headers)
 
 
 def _http_error_response(err: HTTPException) -> Response:
@@ -91,10 +102,7 @@ def _http_error_response(err: HTTPException) -> Response:
 
 
 def _unexpected_error_response(err: Exception) -> Response:
-    """A bug, not a user error: logged with its traceback, answered as Lambda's 500."""
-    LOG.exception("unexpected error while serving a request: %s", err)
-    wrapped = FaasError(f"internal error in the faas gateway: {type(err).__name__}: {err}")
-    return faas_error_response(wrapped)
+    return faas_error_response(unexpected_error(err))
 
 
 def _add_request_id(response: Response) -> Response:

@@ -3,7 +3,7 @@
     FAAS_STATE_DIR=... gunicorn -c gateway/gunicorn.conf.py
 
 `faas up` uses the same settings through gateway.server.serve(). One worker (the
-Platform is in-process state), gthread threads = Config.threads, the app built in the
+Platform is in-process state), a thread per connection, at most Config.threads requests at once, the app built in the
 worker after fork, the platform shut down by worker_exit and leftovers removed by
 on_exit. Config comes from faas.yaml and the FAAS_* variables, read when gunicorn
 starts (this file is executed then, not imported by faas).

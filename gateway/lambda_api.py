@@ -13,6 +13,7 @@ import binascii
 import json
 import logging
 import re
+from typing import Any, Callable
 
 from flask import Blueprint, Response, request
 
@@ -105,37 +106,57 @@ def _too_large(size: int | None, invocation_type: str, limit: int) -> RequestToo
 DEBUG_PORT_HEADER = "X-Faas-Debug-Port"
 
 
+Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
+
+
 @bp.post("/2015-03-31/functions/<function>/invocations")
 def invoke(function: str) -> Response:
-    """One Invoke call: validate as Lambda does, run it, answer with Lambda's headers."""
-    headers = request.headers
-    invocation_type = headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+    """The route for requests the gateway worker's fast path passes over (see invoke_answer)."""
+    status, headers, body = invoke_answer(
+        platform(), function, request.args.get("Qualifier"), request.headers.get, read_body
+    )
+    response = Response(body, status=status, headers=headers)
+    if not any(k == "Content-Type" for k, _ in headers):
+        del response.headers["Content-Type"]  # none on 202 and 204, as from the fast path
+    return response
+
+
+def invoke_answer(
+    plat: Any, function: str, qualifier: str | None, header: Callable[[str], str | None], read: Callable[[int], bytes]
+) -> Answer:
+    """One Invoke call: validate as Lambda does, run it, answer with Lambda's headers.
+
+    Free of Flask so that the gateway worker (gateway/worker.py) can serve the hottest route
+    without a WSGI round trip, and the Flask route above gives the same answer for the rest.
+    header(name) reads a request header; read(limit) the body (raising BodyTooLarge).
+    Raises FaasError for every refusal.
+    """
+    invocation_type = header("X-Amz-Invocation-Type") or "RequestResponse"
     if invocation_type not in INVOCATION_TYPES:
         raise ValidationError(
             f"1 validation error detected: Value '{invocation_type}' at 'invocationType' failed to satisfy "
             f"constraint: Member must satisfy enum value set: [{', '.join(INVOCATION_TYPES)}]"
         )
-    log_type = headers.get("X-Amz-Log-Type") or "None"
+    log_type = header("X-Amz-Log-Type") or "None"
     if log_type not in LOG_TYPES:
         raise ValidationError(
             f"1 validation error detected: Value '{log_type}' at 'logType' failed to satisfy "
             f"constraint: Member must satisfy enum value set: [{', '.join(LOG_TYPES)}]"
         )
-    name, qualifier = parse_function_name(function, request.args.get("Qualifier"))
+    name, qualifier = parse_function_name(function, qualifier)
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
     try:
-        payload = check_json(read_body(limit))
+        payload = check_json(read(limit))
     except BodyTooLarge as e:
         raise _too_large(e.size, invocation_type, limit) from None
-    client_context = decode_client_context(headers.get("X-Amz-Client-Context"))
-    plat = platform()
+    client_context = decode_client_context(header("X-Amz-Client-Context"))
 
     if invocation_type == "DryRun":
         # Lambda's DryRun checks that the function (and the version or alias) exists and may
         # be called, runs nothing, and answers 204 with no body and no executed version.
         resolve = getattr(plat, "resolve", None)
         resolve(name, qualifier) if resolve is not None else plat.get(name)
-        return Response(status=204)
+        return 204, [], b""
     if invocation_type == "Event":
         # 202 once the event is durably queued; the function runs later, so there is no
         # executed version, log tail or payload to report (X-Amz-Log-Type is ignored, as on
@@ -144,12 +165,9 @@ def invoke(function: str) -> Response:
         if invoke_async is None:
             raise ValidationError("InvocationType Event is not supported yet")
         request_id = invoke_async(name, payload, qualifier=qualifier, client_context=client_context)
-        response = Response(status=202)
-        if isinstance(request_id, str):
-            response.headers["x-amzn-RequestId"] = request_id
-        return response
+        return 202, [("x-amzn-RequestId", request_id)] if isinstance(request_id, str) else [], b""
 
-    debug = headers.get(DEBUG_PORT_HEADER)
+    debug = header(DEBUG_PORT_HEADER)
     if debug is not None:
         # faas's own extension (`faas invoke --debug`): run under a debugger on 127.0.0.1:PORT.
         if not debug.isdigit() or not 1024 <= int(debug) <= 65535:
@@ -157,15 +175,17 @@ def invoke(function: str) -> Response:
         result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context, debug_port=int(debug))
     else:
         result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context)
-    response = Response(result.payload, status=200, mimetype="application/json")
-    out = response.headers
-    out["x-amzn-RequestId"] = result.request_id
-    # The number of the version that ran, also for an unqualified call: in faas every deploy is
-    # an immutable numbered version and the live one is what Lambda calls $LATEST (Lambda
-    # itself reports "$LATEST" there); an alias reports the version it resolved to, as on Lambda.
-    out["X-Amz-Executed-Version"] = str(result.version)
+    # X-Amz-Executed-Version: the number of the version that ran, also for an unqualified call:
+    # in faas every deploy is an immutable numbered version and the live one is what Lambda
+    # calls $LATEST (Lambda itself reports "$LATEST" there); an alias reports the version it
+    # resolved to, as on Lambda.
+    out = [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", result.request_id),
+        ("X-Amz-Executed-Version", str(result.version)),
+    ]
     if result.function_error:
-        out["X-Amz-Function-Error"] = result.function_error
+        out.append(("X-Amz-Function-Error", result.function_error))
     if log_type == "Tail":
-        out["X-Amz-Log-Result"] = base64.b64encode(result.logs.encode("utf-8")[-LOG_TAIL_BYTES:]).decode("ascii")
-    return response
+        out.append(("X-Amz-Log-Result", base64.b64encode(result.logs.encode("utf-8")[-LOG_TAIL_BYTES:]).decode("ascii")))
+    return 200, out, result.payload

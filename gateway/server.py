@@ -1,4 +1,5 @@
-"""Run the gateway under gunicorn: one worker process, Config.threads threads.
+"""Run the gateway under gunicorn: one worker process (gateway/worker.py), a thread per
+connection, at most Config.threads requests served at once.
 
 One worker because the Platform (warm pool, leases, container sockets) is in-process
 state that must not be split; threads because calls mostly wait on containers. The app
@@ -20,11 +21,9 @@ import os
 import signal
 import socket
 import sys
-import threading
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
-from gunicorn.workers.gthread import ThreadWorker
 
 from faas.config import Config
 from faas.errors import ValidationError
@@ -85,7 +84,7 @@ def settings(config: Config) -> dict[str, Any]:
     check_exposure(config)
     return {
         "bind": [f"{config.host}:{config.port}"],
-        "worker_class": "gateway.server.DrainingWorker",
+        "worker_class": "gateway.worker.GatewayWorker",
         "workers": 1,
         "threads": config.threads,
         "keepalive": KEEPALIVE_S,
@@ -140,29 +139,6 @@ def on_exit(server: Any) -> None:
         cleanup_orphans(Config.load())
     except Exception:
         LOG.exception("cleaning up after the gateway failed; `docker ps -a --filter label=faas` shows leftovers")
-
-
-class DrainingWorker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's threaded worker, stopping the way a platform should on SIGTERM.
-
-    gthread's own graceful stop stops accepting at once, so a call arriving during the drain
-    finds the port closed. This worker keeps serving while calls in flight finish (up to
-    their timeout): new calls get a clear 503 ServiceException from the platform, and the
-    worker stops once nothing is in flight.
-    """
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        platform = getattr(self.wsgi, "extensions", {}).get("faas") if self.wsgi is not None else None
-        if platform is None or not hasattr(platform, "begin_drain") or getattr(self, "_draining", False):
-            super().handle_exit(sig, frame)
-            return
-        self._draining = True
-        platform.begin_drain()
-        threading.Thread(target=self._stop_when_drained, args=(platform,), name="drain", daemon=True).start()
-
-    def _stop_when_drained(self, platform: Any) -> None:
-        platform.wait_drained(GRACEFUL_TIMEOUT_S - 5)
-        self.alive = False
 
 
 class GatewayApplication(BaseApplication):  # type: ignore[misc]

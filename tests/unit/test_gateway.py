@@ -506,7 +506,7 @@ def test_gunicorn_settings_follow_the_config(tmp_path: Path) -> None:
     config = Config.load({"state_dir": tmp_path, "port": 9123, "threads": 12}, env={})
     s = settings(config)
     assert s["bind"] == ["127.0.0.1:9123"]
-    assert (s["worker_class"], s["workers"], s["threads"]) == ("gateway.server.DrainingWorker", 1, 12)
+    assert (s["worker_class"], s["workers"], s["threads"]) == ("gateway.worker.GatewayWorker", 1, 12)
     assert s["keepalive"] == 75 and s["timeout"] == 0 and s["graceful_timeout"] == 905
     assert s["preload_app"] is False
 

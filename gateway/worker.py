@@ -1,0 +1,351 @@
+"""The gateway's gunicorn worker: a thread per connection, and Invoke served without WSGI.
+
+Why not gunicorn's gthread worker: it hands every request of a kept-alive connection from
+its poller thread to a pool thread and back (a selector registration, a future, a pipe
+write), then parses it with gunicorn's general parser and runs Flask. On this 2-core
+machine that cost ~1 ms of CPU per warm call, under one GIL, and capped the gateway near
+500 calls/s while the containers sat mostly idle. Here each connection has its own thread
+that reads the next request as soon as the client sends it, and the route every SDK calls
+(POST /2015-03-31/functions/NAME/invocations) is parsed and answered in a few dozen
+microseconds by gateway.lambda_api.invoke_answer, the same function the Flask route uses.
+
+Everything else (other routes, and any Invoke request the fast path does not take: chunked
+or Expect: 100-continue bodies, HTTP/1.0, oversized heads or bodies, odd headers) is parsed
+by gunicorn's own parser and served by the Flask app through gunicorn's WSGI code, so its
+limits and error answers stay gunicorn's.
+
+Stopping: SIGTERM drains (calls in flight finish up to their timeout, new calls get 503
+ServiceException from the platform), then the worker stops; SIGINT/SIGQUIT stop at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import selectors
+import socket
+import threading
+import time
+from http import HTTPStatus
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote
+
+from gunicorn import http, util
+from gunicorn.http import wsgi
+from gunicorn.workers.base import Worker
+
+from faas.errors import FaasError
+from faas.ids import request_id
+from faas.models import SYNC_PAYLOAD_LIMIT
+from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
+from gateway.common import BodyTooLarge
+from gateway.lambda_api import Answer, invoke_answer
+
+HEAD_LIMIT = 16384  # a longer head goes to gunicorn's parser, whose limits (limit_request_*) decide
+HEAD_TIMEOUT_S = 10.0  # from a head's first byte to its end (a slow client holds one thread only)
+BODY_TIMEOUT_S = 60.0  # between two reads of a body, and for the WSGI path's reads and writes
+INVOKE_PREFIX = b"POST /2015-03-31/functions/"
+_INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
+_REASONS = {s.value: s.phrase for s in HTTPStatus}
+_DRAIN_MARGIN_S = 5
+
+
+class _Closed(Exception):
+    """The client closed the connection, or let it idle past the keep-alive timeout."""
+
+
+class GatewayWorker(Worker):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.platform: Any = None
+        self._slots = threading.BoundedSemaphore(max(1, self.cfg.threads))  # requests served at once
+        self._count_lock = threading.Lock()
+        self._connections = 0
+        self._in_flight = 0
+        self._draining = False
+        self._date = (0, "")
+
+    # ---- stopping --------------------------------------------------------------------
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        """SIGTERM: keep serving while the calls in flight finish; new calls get a 503."""
+        platform = self.platform
+        if platform is None or not hasattr(platform, "begin_drain") or self._draining:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        platform.begin_drain()
+        threading.Thread(target=self._stop_when_drained, args=(platform,), name="drain", daemon=True).start()
+
+    def _stop_when_drained(self, platform: Any) -> None:
+        platform.wait_drained(self.cfg.graceful_timeout - _DRAIN_MARGIN_S)
+        self.alive = False
+
+    # ---- accepting -------------------------------------------------------------------
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        extensions = getattr(self.wsgi, "extensions", None)
+        self.platform = extensions.get("faas") if isinstance(extensions, dict) else None
+
+    def run(self) -> None:
+        selector = selectors.DefaultSelector()
+        for listener in self.sockets:
+            listener.setblocking(False)
+            selector.register(listener, selectors.EVENT_READ)
+        try:
+            while self.alive:
+                self.notify()
+                if self._connections >= self.cfg.worker_connections:
+                    time.sleep(0.01)  # at the cap: new connections wait in the listen backlog
+                    continue
+                for key, _ in selector.select(1.0):
+                    self._accept(key.fileobj)
+                if self.ppid != os.getppid():
+                    self.log.info("Parent changed, shutting down: %s", self)
+                    break
+        finally:
+            selector.close()
+            for listener in self.sockets:
+                listener.close()
+        # Requests still being answered (a deploy, a call after a quick drain) may finish.
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while self._in_flight and time.monotonic() < deadline:
+            self.notify()
+            time.sleep(0.05)
+
+    def _accept(self, listener: Any) -> None:
+        try:
+            conn, addr = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                self.log.warning("cannot accept a connection: %s", e)
+                time.sleep(0.1)
+                return
+            raise
+        util.close_on_exec(conn)
+        conn.setblocking(True)
+        with self._count_lock:
+            self._connections += 1
+        server = listener.getsockname()
+        threading.Thread(target=self._serve, args=(conn, addr, server), name="conn", daemon=True).start()
+
+    # ---- one connection ----------------------------------------------------------------
+
+    def _serve(self, conn: socket.socket, addr: Any, server: Any) -> None:
+        buf = b""
+        try:
+            while True:
+                buf, end = self._read_head(conn, buf)
+                with self._slots:
+                    with self._count_lock:
+                        self._in_flight += 1
+                    try:
+                        taken = self._fast_invoke(conn, buf, end) if self.platform is not None else None
+                        if taken is None:
+                            keep, buf = self._via_wsgi(conn, addr, server, buf)
+                        else:
+                            keep, buf = taken
+                    finally:
+                        with self._count_lock:
+                            self._in_flight -= 1
+                if not keep:
+                    break
+        except (_Closed, OSError):
+            pass
+        except Exception:  # a bug in this worker: the connection goes, the worker stays
+            self.log.exception("error while serving a connection")
+        finally:
+            with self._count_lock:
+                self._connections -= 1
+            util.close(conn)
+
+    def _read_head(self, conn: socket.socket, buf: bytes) -> tuple[bytes, int]:
+        """Bytes up to at least the end of the next request's head, and where that end is
+        (-1 when the head is over HEAD_LIMIT: gunicorn's parser then answers it)."""
+        end = buf.find(b"\r\n\r\n")
+        if end >= 0:
+            return buf, end
+        deadline = time.monotonic() + HEAD_TIMEOUT_S if buf else None
+        while end < 0:
+            if len(buf) > HEAD_LIMIT:
+                return buf, -1
+            if deadline is None:
+                conn.settimeout(self.cfg.keepalive or None)
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Closed()
+                conn.settimeout(left)
+            try:
+                data = conn.recv(65536)
+            except socket.timeout:
+                raise _Closed() from None
+            if not data:
+                raise _Closed()
+            if deadline is None:
+                deadline = time.monotonic() + HEAD_TIMEOUT_S
+            buf += data
+            end = buf.find(b"\r\n\r\n", max(0, len(buf) - len(data) - 3))
+        return buf, end
+
+    def _fast_invoke(self, conn: socket.socket, buf: bytes, end: int) -> tuple[bool, bytes] | None:
+        """Serve an Invoke request that needs nothing of HTTP beyond a Content-Length body;
+        None leaves the request (untouched) to the WSGI path."""
+        cfg = self.cfg
+        if end < 0 or end > HEAD_LIMIT or not buf.startswith(INVOKE_PREFIX):
+            return None
+        line_end = buf.find(b"\r\n")
+        if line_end > cfg.limit_request_line > 0:
+            return None
+        parts = buf[:line_end].split(b" ")
+        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
+            return None
+        try:
+            target = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        path, _, query = target.partition("?")
+        if "%" in path:
+            try:
+                path = unquote(path, errors="strict")
+            except UnicodeDecodeError:
+                return None
+        match = _INVOKE_PATH.fullmatch(path)
+        if match is None:
+            return None
+        headers: dict[str, str] = {}
+        lines = buf[line_end + 2:end].split(b"\r\n") if end > line_end else []
+        if len(lines) > cfg.limit_request_fields:
+            return None
+        for line in lines:
+            if len(line) > cfg.limit_request_field_size > 0:
+                return None
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip() or b" " in name or b"\t" in name:
+                return None
+            key = name.decode("latin-1").lower()
+            if key in headers:
+                return None  # repeated headers (a second Content-Length...): gunicorn decides
+            headers[key] = value.strip(b" \t").decode("latin-1")
+        if "transfer-encoding" in headers or "expect" in headers:
+            return None
+        declared = headers.get("content-length", "0")
+        if not (declared.isascii() and declared.isdigit()) or int(declared) > SYNC_PAYLOAD_LIMIT:
+            return None
+        length = int(declared)
+        start = end + 4
+        body = buf[start:start + length]
+        rest = buf[start + length:]
+        if len(body) < length:
+            body = self._read_body(conn, body, length)
+        qualifier = None
+        if query:
+            values = parse_qs(query, keep_blank_values=True).get("Qualifier")
+            qualifier = values[0] if values else None
+        answer = self._answer(match.group(1), qualifier, headers.get, body)
+        close = not self.alive or "close" in headers.get("connection", "").lower()
+        conn.sendall(self._render(answer, close))
+        return not close, rest
+
+    def _read_body(self, conn: socket.socket, have: bytes, length: int) -> bytes:
+        parts = [have]
+        got = len(have)
+        conn.settimeout(BODY_TIMEOUT_S)
+        while got < length:
+            try:
+                data = conn.recv(min(length - got, 1 << 20))
+            except socket.timeout:
+                raise _Closed() from None
+            if not data:
+                raise _Closed()
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def _answer(self, function: str, qualifier: str | None, header: Callable[[str], str | None], body: bytes) -> Answer:
+        def read(limit: int) -> bytes:
+            if len(body) > limit:
+                raise BodyTooLarge(len(body))
+            return body
+
+        try:
+            status, headers, payload = invoke_answer(self.platform, function, qualifier, lambda k: header(k.lower()), read)
+        except FaasError as e:
+            status, headers, payload = error_answer(e)
+        except Exception as e:  # a bug: logged, answered as Lambda's 500
+            status, headers, payload = error_answer(unexpected_error(e))
+        if not any(k == REQUEST_ID_HEADER for k, _ in headers):
+            headers = [*headers, (REQUEST_ID_HEADER, request_id())]
+        return status, headers, payload
+
+    def _render(self, answer: Answer, close: bool) -> bytes:
+        status, headers, body = answer
+        now = int(time.time())
+        if self._date[0] != now:
+            self._date = (now, util.http_date(now))
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Date: {self._date[1]}",
+                 f"Content-Length: {len(body)}"]
+        lines.extend(f"{k}: {v}" for k, v in headers)
+        lines.append("Connection: close" if close else "Connection: keep-alive")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    # ---- everything else: gunicorn's parser and WSGI ---------------------------------------
+
+    def _via_wsgi(self, conn: socket.socket, addr: Any, server: Any, buf: bytes) -> tuple[bool, bytes]:
+        """One request through gunicorn's parser and the Flask app; returns (keep the
+        connection, bytes already read of the next request)."""
+        conn.settimeout(BODY_TIMEOUT_S)
+        parser = http.get_parser(self.cfg, conn, addr)
+        parser.unreader.unread(buf)
+        req = None
+        try:
+            req = next(parser)
+            if not req:
+                return False, b""
+            if not self._handle(req, conn, addr, server):
+                return False, b""
+            if not parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S):
+                return False, b""
+            return True, parser.unreader.take_buffered()
+        except (http.errors.NoMoreData, StopIteration, socket.timeout):
+            return False, b""
+        except OSError as e:
+            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("socket error while serving a request")
+            return False, b""
+        except Exception as e:
+            self.handle_error(req, conn, addr, e)
+            return False, b""
+
+    def _handle(self, req: Any, conn: socket.socket, addr: Any, server: Any) -> bool:
+        """gunicorn's gthread handle_request, minus its keep-alive bookkeeping."""
+        resp = None
+        try:
+            resp, environ = wsgi.create(req, conn, addr, server, self.cfg)
+            environ["wsgi.multithread"] = True
+            if not self.alive or not self.cfg.keepalive:
+                resp.force_close()
+            respiter = self.wsgi(environ, resp.start_response)
+            try:
+                if isinstance(respiter, environ["wsgi.file_wrapper"]):
+                    resp.write_file(respiter)
+                else:
+                    for item in respiter:
+                        resp.write(item)
+                resp.close()
+            finally:
+                if hasattr(respiter, "close"):
+                    respiter.close()
+            return not resp.should_close()
+        except OSError:
+            raise
+        except (Exception, SystemExit):
+            if resp is not None and resp.headers_sent:
+                # Half an answer is out: a 500 now would corrupt it, so the connection goes.
+                self.log.exception("error while handling a request")
+                return False
+            raise
