@@ -57,7 +57,28 @@ class Request:
 
 
 def read_request(reader) -> Request | None:  # type: ignore[no-untyped-def]
-    """One HTTP/1.1 request from a buffered reader; None at end of stream."""
+    """One HTTP/1.1 request from a buffered reader; None at end of stream.
+
+    A runtime writes each request in one go, so its head is nearly always whole in the
+    reader's buffer: it is then split in one pass (a warm call reads two requests, and a
+    readline per header cost ~40 us each); otherwise it is read line by line."""
+    buffered = reader.peek(1)
+    end = buffered.find(b"\r\n\r\n")
+    if end < 0:
+        return _read_request_by_lines(reader)
+    lines = reader.read(end + 4)[:end].decode("latin-1").split("\r\n")
+    try:
+        method, target, _version = lines[0].split(" ", 2)
+    except ValueError:
+        raise ProtocolError("bad request line") from None
+    headers: dict[str, str] = {}
+    for h in lines[1:]:
+        k, _, v = h.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return _read_body(reader, method, target, headers)
+
+
+def _read_request_by_lines(reader) -> Request | None:  # type: ignore[no-untyped-def]
     line = reader.readline(8192)
     if not line:
         return None
@@ -78,6 +99,10 @@ def read_request(reader) -> Request | None:  # type: ignore[no-untyped-def]
             return None
         k, _, v = h.decode("latin-1").partition(":")
         headers[k.strip().lower()] = v.strip()
+    return _read_body(reader, method, target, headers)
+
+
+def _read_body(reader, method: str, target: str, headers: dict[str, str]) -> Request | None:  # type: ignore[no-untyped-def]
     length = int(headers.get("content-length") or 0)
     path = target.split("?", 1)[0]
     if method == "POST" and path.endswith("/response") and length > RESPONSE_LIMIT:
@@ -110,12 +135,17 @@ def oversize_reply(size: int) -> Reply:
     return Reply(413, _status_body(413, message, "RequestEntityTooLarge"))
 
 
-def send_reply(conn: socket.socket, reply: Reply, close: bool = False) -> None:
+def encode_head(reply: Reply, close: bool = False) -> bytes:
     head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}", f"Content-Length: {len(reply.body)}"]
     head.extend(f"{k}: {v}" for k, v in reply.headers)
     if close:
         head.append("Connection: close")
-    data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+
+
+def send_reply(conn: socket.socket, reply: Reply, close: bool = False, *, before: bytes = b"") -> None:
+    """Write a reply; `before`: bytes to go out ahead of it in the same write."""
+    data = before + encode_head(reply, close)
     if len(reply.body) < 65536:
         conn.sendall(data + reply.body)
     else:
@@ -129,31 +159,38 @@ ACCEPTED = b'{"status":"OK"}'
 class DirectConnection:
     """A runtime's connection driven by the calling thread itself (the warm path).
 
-    A runtime that asks for it (header `Faas-Direct: 1` on GET next; the project's own
+    A runtime that asks for it (header `Faas-Direct: 1` or `2` on GET next; the project's own
     bootstraps do, as they use one connection strictly in turn) has its connection taken
     over by its environment: the thread of the call writes the event and reads the result,
     so a warm call costs no thread hand-offs. The GET next that the runtime sends right
     after each result is read at the start of the following call.
     """
 
-    def __init__(self, conn: socket.socket, reader) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, conn: socket.socket, reader, *, ahead: bool = False) -> None:  # type: ignore[no-untyped-def]
         self.conn = conn
         self.reader = reader
         self.pending_next = False
+        # ahead (`Faas-Direct: 2`): the runtime's client keeps bytes read past a response, so
+        # the answer to its result waits and goes out in one write with the next event,
+        # ahead of the GET next it will send once it has read that answer. A warm call then
+        # costs one write and one wake-up of the runtime instead of two.
+        self.ahead = ahead
+        self.held: bytes | None = None
 
     def exchange(self, inv: Invocation, timeout_s: float) -> Request:
         """Hand over the event, return the runtime's next request (its result). Raises
-        TimeoutError at the deadline, ConnectionError / ProtocolError when the runtime is gone."""
+        TimeoutError at the deadline, ConnectionError / ProtocolError when the runtime is gone,
+        NotDelivered when it was gone before it could have read the event."""
         self.conn.settimeout(max(0.001, timeout_s))
         try:
-            if self.pending_next:
-                req = read_request(self.reader)
-                if req is None:
-                    raise NotDelivered("the runtime closed its connection")
-                if req.method != "GET" or req.path != PREFIX + "/invocation/next":
-                    raise ProtocolError(f"expected GET next, got {req.method} {req.path}")
-                self.pending_next = False
-            send_reply(self.conn, next_reply(inv))
+            if self.held is not None:
+                held, self.held = self.held, None
+                send_reply(self.conn, next_reply(inv), before=held)
+                self._read_next()  # it reads the event only after asking: EOF here is undelivered
+            else:
+                if self.pending_next:
+                    self._read_next()
+                send_reply(self.conn, next_reply(inv))
         except (ConnectionError, ValueError) as e:  # ValueError: the reader was closed under us
             raise NotDelivered(str(e)) from e
         req = read_request(self.reader)
@@ -161,9 +198,20 @@ class DirectConnection:
             raise ConnectionError("the runtime closed its connection")
         return req
 
+    def _read_next(self) -> None:
+        req = read_request(self.reader)
+        if req is None:
+            raise NotDelivered("the runtime closed its connection")
+        if req.method != "GET" or req.path != PREFIX + "/invocation/next":
+            raise ProtocolError(f"expected GET next, got {req.method} {req.path}")
+        self.pending_next = False
+
     def reply(self, reply: Reply) -> None:
-        send_reply(self.conn, reply)
-        self.pending_next = True
+        if self.ahead:
+            self.held = encode_head(reply) + reply.body
+        else:
+            send_reply(self.conn, reply)
+            self.pending_next = True
 
     def close(self) -> None:
         try:
@@ -283,9 +331,10 @@ class RuntimeApiServer:
                     send_reply(conn, Reply(self.handler.on_oversized_response(request_id, req.oversize), oversize_reply(req.oversize).body))
                     continue
                 if req.method == "GET" and req.path == PREFIX + "/invocation/next":
-                    if req.headers.get("faas-direct") == "1" and getattr(self.handler, "direct_ok", True):
+                    direct = req.headers.get("faas-direct")
+                    if direct in ("1", "2") and getattr(self.handler, "direct_ok", True):
                         handed_over = True
-                        self.handler.park(DirectConnection(conn, reader))
+                        self.handler.park(DirectConnection(conn, reader, ahead=direct == "2"))
                         return
                     inv = self.handler.on_next()
                     if inv is None:

@@ -38,7 +38,7 @@ try:
 except Exception as e:
     call("POST", "/2018-06-01/runtime/init/error", json.dumps({"errorMessage": str(e), "errorType": "Runtime.ImportModuleError"}).encode())
     sys.exit(1)
-DIRECT = [("Faas-Direct", "1")] if os.environ.get("FAKE_DIRECT") == "1" else []
+DIRECT = [("Faas-Direct", os.environ["FAKE_DIRECT"])] if os.environ.get("FAKE_DIRECT") in ("1", "2") else []
 while True:
     status, h, event = call("GET", "/2018-06-01/runtime/invocation/next", headers=DIRECT)
     rid = h["lambda-runtime-aws-request-id"]
@@ -55,8 +55,11 @@ while True:
 class ProcessExecutor:
     """Implements faas.executor.Executor with host processes instead of containers."""
 
-    def __init__(self, direct: bool = True) -> None:
-        self.direct = direct
+    def __init__(self, direct: bool | str = True) -> None:
+        """direct: True or "2" asks for direct mode with answers sent ahead (as the Python
+        bootstrap does; the fake's buffered reader keeps what it reads past a response),
+        "1" for plain direct mode (as the Node bootstrap does), False for neither."""
+        self.direct = {True: "2", False: "0"}.get(direct, direct) if isinstance(direct, bool) else direct
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.specs: dict[str, ContainerSpec] = {}
         self.callbacks: list[EventCallback] = []
@@ -69,7 +72,7 @@ class ProcessExecutor:
         cid = f"proc{self._n:04d}" + "0" * 56
         out = os.open(spec.runtime_dir / "out", os.O_WRONLY)
         env = {**os.environ, "FAAS_RUNTIME_SOCKET": str(spec.runtime_dir / "runtime.sock"), "FAKE_TASK_ROOT": str(spec.task_dir),
-               "FAKE_DIRECT": "1" if self.direct else "0"}
+               "FAKE_DIRECT": self.direct}
         proc = subprocess.Popen([sys.executable, "-c", FAKE_RUNTIME], stdout=out, stderr=out, env=env, start_new_session=True)
         os.close(out)
         self.procs[cid] = proc

@@ -497,7 +497,9 @@ def main():
         sys.exit(1)
 
 
-DIRECT = {"Faas-Direct": "1"}
+# Faas-Direct: 2 also says that this client keeps what it reads past a response (self.buf),
+# so the platform may send the answer to a result together with the next event.
+DIRECT = {"Faas-Direct": "2"}
 
 
 def serve(client, handler):

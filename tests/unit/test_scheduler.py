@@ -31,11 +31,12 @@ def fn_zip(name: str, code: str, **spec: object) -> bytes:
     return make_zip({"function.yaml": "\n".join(lines) + "\n", "app.py": code})
 
 
-@pytest.fixture(params=["direct", "threaded"])
+@pytest.fixture(params=["direct-ahead", "direct", "threaded"])
 def platform(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Platform]:
-    """Both ways a runtime may talk: driven by the calling thread (our bootstraps), or served by
-    the Runtime API server's threads (any other client, e.g. through the TCP forwarder)."""
-    executor = ProcessExecutor(direct=request.param == "direct")
+    """Every way a runtime may talk: driven by the calling thread with the answer to a result
+    sent ahead with the next event (the Python bootstrap) or at once (the Node bootstrap), or
+    served by the Runtime API server's threads (any other client, e.g. through the TCP forwarder)."""
+    executor = ProcessExecutor(direct={"direct-ahead": "2", "direct": "1", "threaded": False}[request.param])
     p = Platform(Config.load({"state_dir": str(tmp_path / "state")}, env={}), executor, lambda runtime: "fake-image")
     yield p
     p.shutdown(wait_s=2)
