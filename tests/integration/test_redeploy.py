@@ -75,7 +75,7 @@ class Dev:
         return self.gw.logs()[offset:]
 
 
-FUNCTIONS = ("rd-load", "rd-broken", "rd-roll", "rd-touch")
+FUNCTIONS = ("rd-load", "rd-broken", "rd-roll", "rd-touch", "rd-stem")
 
 
 @pytest.fixture(scope="module")
@@ -195,6 +195,18 @@ def test_a_touch_without_a_change_triggers_nothing(dev: Dev) -> None:
     time.sleep(1.5)
     assert dev.versions(name) == before
     assert name not in dev.output_after(offset)
+
+
+def test_a_save_goes_live_in_a_prestarted_container(dev: Dev) -> None:
+    """The switch initialises the new version in a pre-started container (one ready, or the one
+    on its way), not a container started for it: `faas calls` says so for its first call."""
+    name, app = "rd-stem", dev.src / "rd-stem" / "app.py"
+    assert dev.mark(name) == 0
+    app.write_text(code(1))
+    assert wait_for(lambda: dev.mark(name) == 1)
+    calls = requests.get(f"{dev.gw.url}/system/functions/{name}/calls", timeout=10).json()
+    first_of_v2 = [c for c in calls if c["version"] == 2][-1]  # newest first
+    assert first_of_v2["start"] == "prestarted", calls
 
 
 def test_rollback_makes_an_earlier_version_live(dev: Dev) -> None:

@@ -150,7 +150,32 @@ def test_retire_drops_idle_now_and_busy_when_their_call_ends(pool: Pool, launche
         pool.retire(fv.key)
         assert eventually(lambda: other.env.destroyed)  # removed in the background
         assert not busy.env.destroyed  # the call in flight finishes on its environment
-    assert busy.env.destroyed
+    assert eventually(lambda: busy.env.destroyed)  # removed in the background once its call ended
+
+
+def test_a_call_in_flight_at_a_switch_answers_without_waiting_for_its_container_to_go() -> None:
+    """Removing a container takes the engine 200-300 ms under load: the call that ran in it must
+    not carry that before its answer goes back (it did, on every switch of bench/redeploy.py)."""
+    removing = threading.Event()
+    removed = threading.Event()
+
+    class SlowToRemove(FakeEnv):
+        def destroy(self) -> None:
+            removing.set()
+            removed.wait(5)
+            super().destroy()
+
+    pool = Pool(lambda fv, init_type: SlowToRemove(fv, Clock()), keep_alive_s=600)  # type: ignore[arg-type, return-value]
+    fv = version()
+    t = time.monotonic()
+    try:
+        with pool.acquire(fv) as busy:
+            pool.retire(fv.key)  # the next version went live during the call
+        assert time.monotonic() - t < 1.0 and not busy.env.destroyed
+        assert removing.wait(5), "the retired environment is removed, in the background"
+    finally:
+        removed.set()
+    assert eventually(lambda: busy.env.destroyed)
 
 
 def test_shutdown_waits_for_calls_in_flight_then_refuses(pool: Pool, launched: list[FakeEnv]) -> None:

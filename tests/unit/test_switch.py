@@ -253,3 +253,25 @@ def test_the_same_broken_package_again_is_retried_under_its_number(platform: Pla
         assert caught.value.extra["Version"] == 2
     assert [i.version.version for i in platform.versions("f")] == [1, 2]
     assert platform.deploy_zip(fn_zip("f", returns(3))).version.version == 3
+
+
+def test_a_switch_takes_the_prestarted_container_on_its_way_rather_than_start_its_own(tmp_path: Path) -> None:
+    """The new version's first environment comes from a pre-started container even when the
+    only one was just taken and its replacement is still starting (the first save of
+    bench/redeploy.py, whose switch used to start its own container: ~1 s on a busy machine)."""
+    executor = ProcessExecutor()
+    config = Config.load({"state_dir": str(tmp_path / "state"), "prestart_max": 1}, env={})
+    p = Platform(config, executor, lambda runtime: "fake-image")
+    try:
+        p.deploy_zip(fn_zip("f", returns(1)))
+        p.deploy_zip(fn_zip("other", returns("x")))
+        p.stems.reconcile({"python3.11"})
+        assert wait_for(lambda: any(e.connected.is_set() for e in p.stems.environments()))
+        assert p.invoke("other", b"{}").start == "prestarted"  # takes the only one; its refill starts
+        p.deploy_zip(fn_zip("f", returns(2)))
+        first = p.invoke("f", b"{}")
+        assert (first.version, first.payload, first.start) == (2, b"2", "prestarted")
+        assert p.stems.missed_total == 0
+    finally:
+        p.shutdown(wait_s=2)
+    assert not executor.procs, "every fake container was removed"
