@@ -4,7 +4,11 @@ Starts its own gateway (`faas up`) on a free loopback port with a temporary stat
 deploys functions/hello, and prints one JSON document: medians and percentiles in ms, and
 ratios against the baseline measured in the same run. Usage:
 
-    .venv/bin/python bench/invoke.py [--calls 500] [--cold 5] [--baseline 10] [--concurrency 8]
+    .venv/bin/python bench/invoke.py [--calls 500] [--cold 5] [--baseline 10] [--concurrency 8] [--seconds 10]
+
+Baselines in the same run: a fresh `docker run --rm` per call (what `sam local invoke` does),
+and a bare Flask route under gunicorn (bench/flask_baseline.py) for warm latency and
+throughput, loaded with the same client and the same load generator (bench/load.py: wrk).
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Client, emit, running_gateway, summary, timed  # noqa: E402
+import load  # noqa: E402
+from common import ROOT, Client, emit, free_port, running_gateway, summary, timed  # noqa: E402
 
 
 def main() -> int:
@@ -29,6 +34,7 @@ def main() -> int:
     ap.add_argument("--cold", type=int, default=5)
     ap.add_argument("--baseline", type=int, default=10)
     ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
@@ -64,27 +70,10 @@ def main() -> int:
             client.invoke("hello")
         warm = [timed(lambda: client.invoke("hello")) for _ in range(args.calls)]
 
-        # Throughput: N clients at once, each on its own connection; environments scale out.
-        per = max(50, args.calls // args.concurrency)
-        errors: list[int] = []
-
-        def worker() -> None:
-            c = Client(port)
-            for _ in range(per):
-                status, _ = c.invoke("hello")
-                if status != 200:
-                    errors.append(status)
-
-        for _ in range(2):  # warm up the parallel environments
-            ts = [threading.Thread(target=lambda: Client(port).invoke("hello")) for _ in range(args.concurrency)]
-            [t.start() for t in ts]
-            [t.join() for t in ts]
-        threads = [threading.Thread(target=worker) for _ in range(args.concurrency)]
-        t0 = time.perf_counter()
-        [t.start() for t in threads]
-        [t.join() for t in threads]
-        elapsed = time.perf_counter() - t0
-        throughput = per * args.concurrency / elapsed
+        # Throughput: N keep-alive connections at once (wrk, see bench/load.py); environments scale out.
+        path = "/2015-03-31/functions/hello/invocations"
+        load.run(port, path, b"{}", connections=args.concurrency, duration_s=2)  # scale out, warm up
+        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds)
 
         # Baseline: a fresh container per call, the way `sam local invoke` runs a function.
         from faas.images import runtime_image_tag
@@ -100,22 +89,56 @@ def main() -> int:
             baseline.append((time.perf_counter() - t) * 1000)
             assert "Hello" in out.stdout, out.stderr
 
+        flask = flask_baseline(args, gw.tmp)
+
         result = {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "warm_sequential": summary(warm),
             "first_call_prestarted": summary(prestarted),
             "first_call_cold_start": summary(cold),
-            "throughput": {"concurrency": args.concurrency, "calls": per * args.concurrency,
-                           "calls_per_s": round(throughput, 1), "errors": len(errors)},
+            "throughput": throughput,
             "baseline_docker_run_per_call": summary(baseline),
+            "baseline_bare_flask_route": flask,
             "ratios": {
                 "baseline_p50_over_warm_p50": round(statistics.median(baseline) / statistics.median(warm), 1),
                 "baseline_p50_over_prestarted_first_call_p50": round(statistics.median(baseline) / statistics.median(prestarted), 1),
                 "baseline_p50_over_cold_start_p50": round(statistics.median(baseline) / statistics.median(cold), 2),
+                "warm_p50_over_bare_flask_warm_p50": round(statistics.median(warm) / flask["warm_sequential"]["p50_ms"], 2),
+                "throughput_over_bare_flask_throughput": round(throughput["calls_per_s"] / flask["throughput"]["calls_per_s"], 2),
             },
         }
         emit(result, args.out)
         return 0
+
+def flask_baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The same measurements against a bare Flask route under gunicorn (bench/flask_baseline.py)."""
+    port = free_port()
+    log = open(tmp / "flask.log", "wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "--chdir", str(ROOT / "bench"), "-w", "1", "--threads", "8",
+         "-b", f"127.0.0.1:{port}", "flask_baseline:app"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = None
+        for _ in range(100):
+            try:
+                client = Client(port)
+                client.invoke("hello")
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert client is not None
+        for _ in range(20):
+            client.invoke("hello")
+        warm = [timed(lambda: client.invoke("hello")) for _ in range(args.calls)]
+        path = "/2015-03-31/functions/hello/invocations"
+        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds)
+        return {"server": "gunicorn -w 1 --threads 8, one Flask route", "warm_sequential": summary(warm),
+                "throughput": throughput}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
 
 if __name__ == "__main__":
     sys.exit(main())

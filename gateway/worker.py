@@ -21,6 +21,7 @@ ServiceException from the platform), then the worker stops; SIGINT/SIGQUIT stop 
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import re
 import selectors
@@ -88,6 +89,10 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         super().load_wsgi()
         extensions = getattr(self.wsgi, "extensions", None)
         self.platform = extensions.get("faas") if isinstance(extensions, dict) else None
+        # What exists now (modules, Flask, the platform) lives as long as the worker: moved out
+        # of the collector's sight, a full collection no longer walks it in the middle of a call.
+        gc.collect()
+        gc.freeze()
 
     def run(self) -> None:
         selector = selectors.DefaultSelector()
