@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from faas.models import SYNC_PAYLOAD_LIMIT, Invocation
+from faas.sockio import SocketReader, kernel_timeout
 
 LOG = logging.getLogger(__name__)
 
@@ -181,8 +182,8 @@ class DirectConnection:
         """Hand over the event, return the runtime's next request (its result). Raises
         TimeoutError at the deadline, ConnectionError / ProtocolError when the runtime is gone,
         NotDelivered when it was gone before it could have read the event."""
-        self.conn.settimeout(max(0.001, timeout_s))
         try:
+            kernel_timeout(self.conn, timeout_s)
             if self.held is not None:
                 held, self.held = self.held, None
                 send_reply(self.conn, next_reply(inv), before=held)
@@ -191,7 +192,11 @@ class DirectConnection:
                 if self.pending_next:
                     self._read_next()
                 send_reply(self.conn, next_reply(inv))
-        except (ConnectionError, ValueError) as e:  # ValueError: the reader was closed under us
+        except TimeoutError:
+            raise
+        except BlockingIOError as e:  # the send outlasted the deadline (SO_SNDTIMEO)
+            raise TimeoutError("timed out") from e
+        except (OSError, ValueError) as e:  # the runtime is gone, or the connection was closed under us
             raise NotDelivered(str(e)) from e
         req = read_request(self.reader)
         if req is None:
@@ -319,7 +324,7 @@ class RuntimeApiServer:
             threading.Thread(target=self._serve, args=(conn,), name=f"rtapi-{self.name}-conn", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        reader = conn.makefile("rb", buffering=65536)
+        reader = SocketReader(conn)
         handed_over = False
         try:
             while not self._closed.is_set():

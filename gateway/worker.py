@@ -39,6 +39,7 @@ from gunicorn.workers.base import Worker
 from faas.errors import FaasError
 from faas.ids import request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
+from faas.sockio import kernel_timeout
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
 from gateway.common import BodyTooLarge
 from gateway.lambda_api import Answer, invoke_answer
@@ -132,7 +133,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 return
             raise
         util.close_on_exec(conn)
-        conn.setblocking(True)
+        kernel_timeout(conn, BODY_TIMEOUT_S)  # blocking, one system call per read and write
         with self._count_lock:
             self._connections += 1
         server = listener.getsockname()
@@ -179,15 +180,15 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             if len(buf) > HEAD_LIMIT:
                 return buf, -1
             if deadline is None:
-                conn.settimeout(self.cfg.keepalive or None)
+                kernel_timeout(conn, self.cfg.keepalive or None, send=False)
             else:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise _Closed()
-                conn.settimeout(left)
+                kernel_timeout(conn, left, send=False)
             try:
                 data = conn.recv(65536)
-            except socket.timeout:
+            except (BlockingIOError, TimeoutError):  # the kernel's deadline (SO_RCVTIMEO) ran out
                 raise _Closed() from None
             if not data:
                 raise _Closed()
@@ -259,11 +260,11 @@ class GatewayWorker(Worker):  # type: ignore[misc]
     def _read_body(self, conn: socket.socket, have: bytes, length: int) -> bytes:
         parts = [have]
         got = len(have)
-        conn.settimeout(BODY_TIMEOUT_S)
+        kernel_timeout(conn, BODY_TIMEOUT_S, send=False)
         while got < length:
             try:
                 data = conn.recv(min(length - got, 1 << 20))
-            except socket.timeout:
+            except (BlockingIOError, TimeoutError):
                 raise _Closed() from None
             if not data:
                 raise _Closed()
@@ -303,7 +304,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
     def _via_wsgi(self, conn: socket.socket, addr: Any, server: Any, buf: bytes) -> tuple[bool, bytes]:
         """One request through gunicorn's parser and the Flask app; returns (keep the
         connection, bytes already read of the next request)."""
-        conn.settimeout(BODY_TIMEOUT_S)
+        kernel_timeout(conn, BODY_TIMEOUT_S, send=False)
         parser = http.get_parser(self.cfg, conn, addr)
         parser.unreader.unread(buf)
         req = None
@@ -316,7 +317,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             if not parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S):
                 return False, b""
             return True, parser.unreader.take_buffered()
-        except (http.errors.NoMoreData, StopIteration, socket.timeout):
+        except (http.errors.NoMoreData, StopIteration, BlockingIOError, TimeoutError):  # EAGAIN: a deadline ran out
             return False, b""
         except OSError as e:
             if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
