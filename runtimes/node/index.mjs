@@ -231,10 +231,21 @@ class RuntimeClient {
       sock.write(body);
       sock.uncork();
     }
+    if (this.buf && this.buf.length) {
+      // Faas-Direct: 2: the answer may have arrived ahead, with the previous response.
+      const ahead = this.buf;
+      this.buf = null;
+      process.nextTick(() => this.onData(ahead));
+    }
     return done;
   }
 
   onData(chunk) {
+    if (this.pending === null) {
+      // Nothing asked yet: an answer sent ahead (Faas-Direct: 2) waits for its request.
+      this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
+      return;
+    }
     if (this.head === null) {
       this.buf = this.buf ? Buffer.concat([this.buf, chunk]) : chunk;
       const end = this.buf.indexOf('\r\n\r\n');
@@ -258,6 +269,8 @@ class RuntimeClient {
     if (this.received < this.head.length) return;
     const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
     const { status, headers, length } = this.head;
+    // Bytes past this response: the next answer, sent ahead (Faas-Direct: 2); kept for it.
+    if (all.length > length) this.buf = Buffer.from(all.subarray(length));
     this.head = null;
     this.chunks = [];
     const pending = this.pending;
@@ -281,8 +294,9 @@ class RuntimeClient {
 
   async nextInvocation() {
     // Faas-Direct: this client uses one connection strictly in turn, so the platform may
-    // drive it from the calling thread (no thread hand-offs on a warm call).
-    const res = await this.request('GET', `${RUNTIME_API}/invocation/next`, '', { 'Faas-Direct': '1' });
+    // drive it from the calling thread (no thread hand-offs on a warm call); 2: it keeps bytes
+    // read past a response, so the answer to a result may come with the next event.
+    const res = await this.request('GET', `${RUNTIME_API}/invocation/next`, '', { 'Faas-Direct': '2' });
     if (res.status !== 200) throw new RuntimeAPIError(`GET ${RUNTIME_API}/invocation/next answered ${res.status}`);
     return { bodyJson: res.body.toString('utf8'), headers: res.headers };
   }
