@@ -35,6 +35,8 @@ def main() -> int:
     ap.add_argument("--baseline", type=int, default=10)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
+    ap.add_argument("--load-generator", choices=("auto", "python"), default="auto",
+                    help="auto: wrk (installed if missing), else Python threads; python: Python threads")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
@@ -72,8 +74,9 @@ def main() -> int:
 
         # Throughput: N keep-alive connections at once (wrk, see bench/load.py); environments scale out.
         path = "/2015-03-31/functions/hello/invocations"
-        load.run(port, path, b"{}", connections=args.concurrency, duration_s=2)  # scale out, warm up
-        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds)
+        load.run(port, path, b"{}", connections=args.concurrency, duration_s=2, tool=args.load_generator)  # scale out
+        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds,
+                              tool=args.load_generator)
 
         # Baseline: a fresh container per call, the way `sam local invoke` runs a function.
         from faas.images import runtime_image_tag
@@ -131,7 +134,8 @@ def flask_baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             client.invoke("hello")
         warm = [timed(lambda: client.invoke("hello")) for _ in range(args.calls)]
         path = "/2015-03-31/functions/hello/invocations"
-        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds)
+        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds,
+                              tool=args.load_generator)
         return {"server": "gunicorn -w 1 --threads 8, one Flask route", "warm_sequential": summary(warm),
                 "throughput": throughput}
     finally:

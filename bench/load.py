@@ -43,9 +43,10 @@ def wrk_path(install: bool = True) -> str | None:
 
 
 def run(port: int, path: str, body: bytes, *, connections: int = 8, duration_s: float = 10.0,
-        method: str = "POST", install: bool = True) -> dict[str, Any]:
-    """Load 127.0.0.1:port with `connections` keep-alive connections for duration_s seconds."""
-    wrk = wrk_path(install)
+        method: str = "POST", install: bool = True, tool: str = "auto") -> dict[str, Any]:
+    """Load 127.0.0.1:port with `connections` keep-alive connections for duration_s seconds.
+    tool: "auto" (wrk, else Python) or "python" (the Python generator even where wrk is)."""
+    wrk = wrk_path(install) if tool == "auto" else None
     if wrk:
         return _run_wrk(wrk, port, path, body, connections, duration_s, method)
     return _run_python(port, path, body, connections, duration_s, method)
