@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from faas.environment import Status
 from faas.limits import MemoryBudget
@@ -49,8 +51,16 @@ class Starts:
         return env
 
 
-def stems_with(starts: Starts, *, floor: int = 1) -> StemCells:
-    return StemCells(starts, MemoryBudget(1 << 20), 128, floor=floor, ceiling=4)  # type: ignore[arg-type]
+@contextmanager
+def running(starts: Starts, *, floor: int = 1) -> Iterator[StemCells]:
+    """StemCells over these starts; afterwards every held start is let through and it shuts down."""
+    stems = StemCells(starts, MemoryBudget(1 << 20), 128, floor=floor, ceiling=4)  # type: ignore[arg-type]
+    try:
+        yield stems
+    finally:
+        for _ in range(8):
+            starts.gate.release()
+        stems.shutdown()
 
 
 def eventually(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
@@ -69,8 +79,7 @@ def take_in_thread(stems: StemCells, wait_s: float = 5.0) -> tuple[threading.Thr
 
 def test_a_take_waits_for_a_start_under_way_instead_of_missing() -> None:
     starts = Starts()
-    stems = stems_with(starts)
-    try:
+    with running(starts) as stems:
         stems.reconcile({RUNTIME})
         assert eventually(lambda: starts.calls == 1)  # under way, held at the gate
         t, got = take_in_thread(stems)
@@ -80,16 +89,11 @@ def test_a_take_waits_for_a_start_under_way_instead_of_missing() -> None:
         t.join(5)
         assert got == [starts.started[0]]
         assert (stems.taken_total, stems.missed_total) == (1, 0)
-    finally:
-        for _ in range(8):
-            starts.gate.release()
-        stems.shutdown()
 
 
 def test_a_take_waits_for_a_started_container_whose_bootstrap_is_not_up_yet() -> None:
     starts = Starts(connect=False)
-    stems = stems_with(starts)
-    try:
+    with running(starts) as stems:
         starts.gate.release()
         stems.reconcile({RUNTIME})
         assert eventually(lambda: len(stems.environments()) == 1)
@@ -100,16 +104,11 @@ def test_a_take_waits_for_a_started_container_whose_bootstrap_is_not_up_yet() ->
         stem.connected.set()  # the bootstrap asks for its function
         t.join(5)
         assert got == [stem]
-    finally:
-        for _ in range(8):
-            starts.gate.release()
-        stems.shutdown()
 
 
 def test_with_none_on_its_way_a_take_answers_at_once_and_refills() -> None:
     starts = Starts()
-    stems = stems_with(starts, floor=0)
-    try:
+    with running(starts, floor=0) as stems:
         stems.reconcile({RUNTIME})  # floor 0 and no demand yet: nothing starts
         assert starts.calls == 0
         t = time.monotonic()
@@ -117,16 +116,11 @@ def test_with_none_on_its_way_a_take_answers_at_once_and_refills() -> None:
         assert time.monotonic() - t < 1.0
         assert eventually(lambda: starts.calls == 1)  # the refill is under way
         assert stems.missed_total == 1
-    finally:
-        for _ in range(8):
-            starts.gate.release()
-        stems.shutdown()
 
 
 def test_a_bootstrap_that_does_not_come_up_in_time_is_kept_and_the_take_misses() -> None:
     starts = Starts(connect=False)
-    stems = stems_with(starts)
-    try:
+    with running(starts) as stems:
         starts.gate.release()
         stems.reconcile({RUNTIME})
         assert eventually(lambda: len(stems.environments()) == 1)
@@ -134,16 +128,11 @@ def test_a_bootstrap_that_does_not_come_up_in_time_is_kept_and_the_take_misses()
         assert stems.take(RUNTIME, wait_s=0.2) is None
         assert 0.15 < time.monotonic() - t < 2.0
         assert starts.started[0] in stems.environments() and not starts.started[0].destroyed
-    finally:
-        for _ in range(8):
-            starts.gate.release()
-        stems.shutdown()
 
 
 def test_a_container_that_dies_before_its_bootstrap_is_up_ends_the_wait() -> None:
     starts = Starts(connect=False)
-    stems = stems_with(starts)
-    try:
+    with running(starts) as stems:
         starts.gate.release()
         stems.reconcile({RUNTIME})
         assert eventually(lambda: len(stems.environments()) == 1)
@@ -153,16 +142,11 @@ def test_a_container_that_dies_before_its_bootstrap_is_up_ends_the_wait() -> Non
         starts.started[0].destroy()  # e.g. killed from outside
         t.join(5)
         assert got == [None] and time.monotonic() - t0 < 1.0
-    finally:
-        for _ in range(8):
-            starts.gate.release()
-        stems.shutdown()
 
 
 def test_two_takes_share_one_start_under_way_the_second_does_not_wait_for_it() -> None:
     starts = Starts()
-    stems = stems_with(starts)
-    try:
+    with running(starts) as stems:
         stems.reconcile({RUNTIME})
         assert eventually(lambda: starts.calls == 1)
         t1, got1 = take_in_thread(stems)
@@ -173,21 +157,17 @@ def test_two_takes_share_one_start_under_way_the_second_does_not_wait_for_it() -
         starts.gate.release()
         t1.join(5)
         assert got1 == [starts.started[0]]
-    finally:
-        for _ in range(8):
-            starts.gate.release()
-        stems.shutdown()
 
 
 def test_shutdown_ends_a_take_that_waits() -> None:
     starts = Starts()
-    stems = stems_with(starts)
-    stems.reconcile({RUNTIME})
-    assert eventually(lambda: starts.calls == 1)
-    t, got = take_in_thread(stems, wait_s=30)
-    time.sleep(0.1)
-    stems.shutdown()
-    t.join(5)
-    assert not t.is_alive() and got == [None]
-    starts.gate.release()  # the start lands after shutdown: it is removed, not kept
-    assert eventually(lambda: bool(starts.started) and starts.started[0].destroyed)
+    with running(starts) as stems:
+        stems.reconcile({RUNTIME})
+        assert eventually(lambda: starts.calls == 1)
+        t, got = take_in_thread(stems, wait_s=30)
+        time.sleep(0.1)
+        stems.shutdown()
+        t.join(5)
+        assert not t.is_alive() and got == [None]
+        starts.gate.release()  # the start lands after shutdown: it is removed, not kept
+        assert eventually(lambda: bool(starts.started) and starts.started[0].destroyed)
