@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from faas.environment import Environment, Outcome
 from faas.errors import ShuttingDown
+from faas.keepalive import IdleTimes
 from faas.limits import MemoryBudget
 from faas.models import FunctionVersion
 
@@ -96,6 +97,7 @@ class Pool:
     ) -> None:
         self._launch = launch
         self.keep_alive_s = keep_alive_s
+        self.idle_times = IdleTimes(keep_alive_s)  # each function's keep-alive, learnt from its calls
         self.budget = budget or MemoryBudget(1 << 30)
         self.budget_wait_s = budget_wait_s
         self.stems = stems
@@ -125,6 +127,7 @@ class Pool:
         with self._lock:
             if self._closed:
                 raise ShuttingDown("faas is shutting down and takes no new calls")
+            self.idle_times.called(fv.name, self._clock())
             self._retired.discard(key)
             st = self._versions.get(key)
             if st is None:  # a new version: calls probably take what the function's calls took so far
@@ -328,6 +331,8 @@ class Pool:
                 else:
                     self._wake_one_to_start(st)
                     retired = env.healthy and not self._closed
+                if not st.busy and not st.waiters:
+                    self.idle_times.went_idle(fv.name, self._clock())
                 self._prune(fv.key, st)
             self._drained.notify_all()
         if retired:
@@ -413,6 +418,7 @@ class Pool:
         with self._lock:
             keys = [k for k in self._versions if k.startswith(prefix)]
             self._avg_run_by_function.pop(name, None)
+        self.idle_times.forget(name)
         for key in keys:
             self.retire(key)
 
@@ -430,8 +436,9 @@ class Pool:
                 st.idle[:] = [e for e in st.idle if e.healthy]
                 keep = max(0, floor.get(key, 0) - len(st.busy) - st.starting)
                 by_age = sorted(st.idle, key=lambda e: e.last_used, reverse=True)
+                keep_alive = self.idle_times.keep_alive_s(key.rpartition(":")[0])
                 for i, env in enumerate(by_age):
-                    if i >= keep and now - env.last_used >= self.keep_alive_s:
+                    if i >= keep and now - env.last_used >= keep_alive:
                         st.idle.remove(env)
                         reaped.append(env)
                 self._prune(key, st)
