@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from faas.client import GatewayClient, gateway_url
 from faas.config import DEFAULT_PORT, Config
@@ -333,6 +334,62 @@ def cmd_failures(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ps(args: argparse.Namespace) -> int:
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        state = client.pool()
+    if args.json:
+        out.print_json(json.dumps(state))
+    else:
+        print_pool(out, state)
+    return EXIT_OK
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+def print_pool(console: Console, state: dict[str, Any]) -> None:
+    """`faas ps`: one row per environment, functions first, pre-started containers last (how each
+    came to serve, cold or pre-started, is in --json and in `faas calls`)."""
+    table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
+    for column, justify in (("env", "left"), ("function", "left"), ("ver", "right"), ("state", "left"),
+                            ("age", "right"), ("calls", "right"), ("mem MB", "right"), ("idle", "right"),
+                            ("keep", "right")):
+        table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    styles = {"busy": "yellow", "starting": "cyan", "pre-started": "dim"}
+    for env in state.get("environments", []):
+        st = str(env.get("state"))
+        table.add_row(
+            str(env.get("id")), str(env.get("function") or f"({env.get('runtime')})"),
+            str(env.get("version") or "-"), Text(st, style=styles.get(st, "")),
+            _duration(env.get("age_s")), str(env.get("calls", 0)),
+            f"{float(env.get('memory_used_mb') or 0):.0f}/{env.get('memory_mb')}",
+            _duration(env.get("idle_s")) if st == "idle" else "-",
+            _duration(env.get("keep_alive_s")) if env.get("function") else "-",
+        )
+    budget = state.get("memory_budget_mb") or {}
+    stems = state.get("prestarted") or {}
+    if not state.get("environments"):
+        console.print("no environments: none has been started yet, or all were reaped", style="dim")
+    else:
+        # A pipe (grep, a file) gets whole rows rather than rich's default of 80 columns.
+        wide = console if console.is_terminal else Console(file=console.file, width=200, highlight=False)
+        wide.print(table)
+    console.print(
+        f"memory budget: {budget.get('used', 0)} of {budget.get('total', 0)} MB reserved · pre-started containers "
+        f"taken {stems.get('taken', 0)}, missed {stems.get('missed', 0)} · keep-alive "
+        f"{_duration(state.get('keep_alive_default_s'))} (keep: longer for a function whose calls come back later)",
+        style="dim", markup=False,
+    )
+
+
 def cmd_top(args: argparse.Namespace) -> int:
     from faas import top
 
@@ -591,6 +648,10 @@ def build_parser() -> argparse.ArgumentParser:
     failures.add_argument("name", metavar="NAME")
     failures.add_argument("--limit", type=int, default=50, metavar="N", help="how many (default 50, newest first)")
     failures.set_defaults(func=cmd_failures)
+
+    ps = client_command("ps", "list the environments: function, version, state, age, calls, memory, keep-alive")
+    ps.add_argument("--json", action="store_true", help="print JSON (GET /system/pool) instead of a table")
+    ps.set_defaults(func=cmd_ps)
 
     top = client_command("top", "live view of calls/s, p50/p99, errors and environments per function")
     top.add_argument("--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes (default 1)")

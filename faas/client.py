@@ -153,6 +153,9 @@ class GatewayClient:
     def environments(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/system/environments").json())
 
+    def pool(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/system/pool").json())
+
     def invoke(
         self, name: str, payload: bytes, *, tail: bool = False, qualifier: str | None = None, debug_port: int | None = None
     ) -> InvokeResponse:

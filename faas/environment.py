@@ -115,7 +115,8 @@ class Environment:
         self.version: FunctionVersion | None = None
         self.container_id: str | None = None
         self.status = Status.STARTING
-        self.started_at = time.monotonic()
+        self.created_at = time.monotonic()  # `faas ps` shows its age from here
+        self.started_at = self.created_at
         self.last_used = self.started_at
         self.init_duration_ms: float | None = None  # reported once, on the first call
         self.init_logs = ""  # what the function printed while it initialised

@@ -278,6 +278,35 @@ class Platform:
     def environments(self) -> list[dict[str, object]]:
         return [env.snapshot() for env in self.pool.environments()]
 
+    def pool_state(self) -> dict[str, object]:
+        """`faas ps` and GET /system/pool: every environment with its function, version, state
+        (starting, idle, busy, pre-started), age, calls, memory used and the keep-alive that
+        applies to it; the memory budget; how often a pre-started container was there to take."""
+        now = time.monotonic()
+        usage = getattr(self.executor, "memory_usage_bytes", None)
+        rows: list[dict[str, object]] = []
+        for env in self.pool.environments():
+            snap = env.snapshot()
+            name = snap["function"]
+            state = {"ready": "idle", "prestarted": "pre-started"}.get(str(snap["state"]), str(snap["state"]))
+            limit = env.reserved_mb or (env.version.spec.memory if env.version else STEM_MEMORY_MB)
+            used = usage(env.container_id) if usage is not None and env.container_id else 0
+            rows.append({
+                **snap,
+                "state": state,
+                "age_s": round(now - env.created_at, 1),
+                "memory_used_mb": round(used / (1024 * 1024), 1),
+                "memory_mb": limit,
+                "keep_alive_s": self.pool.idle_times.keep_alive_s(str(name)) if name else None,
+            })
+        rows.sort(key=lambda r: (r["function"] is None, str(r["function"] or r["runtime"]), str(r["state"]), str(r["id"])))
+        return {
+            "environments": rows,
+            "memory_budget_mb": {"used": self.budget.used_mb, "total": self.budget.total_mb},
+            "prestarted": {"taken": self.stems.taken_total, "missed": self.stems.missed_total},
+            "keep_alive_default_s": self.pool.keep_alive_s,
+        }
+
     # ---- lifecycle ---------------------------------------------------------------------
 
     def _version_changed(self, old: FunctionVersion | None, new: FunctionVersion | None) -> None:

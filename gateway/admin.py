@@ -206,4 +206,9 @@ def create_blueprint(config: Config | None) -> Blueprint:
     def environments() -> Response:
         return _json(list(platform().environments()))
 
+    @bp.get("/system/pool")
+    def pool() -> Response:
+        """`faas ps`: every environment (state, age, calls, memory, keep-alive) and the budget."""
+        return _json(platform().pool_state())
+
     return bp
