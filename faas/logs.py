@@ -224,6 +224,7 @@ class LogStore:
     def _run(self) -> None:
         """Write in batches, files kept open: a busy function costs one write per batch, not per call."""
         files: dict[str, TextIO] = {}
+        sizes: dict[str, int] = {}  # characters in each open file (set when it is opened)
         stop = False
         while not stop:
             batch = [self._q.get()]
@@ -244,7 +245,7 @@ class LogStore:
                 else:
                     texts.setdefault(item[0], []).append(item[1])
             for name, parts in texts.items():
-                self._write(files, name, "".join(parts))
+                self._write(files, sizes, name, parts)
             for f in files.values():
                 try:
                     f.flush()
@@ -256,7 +257,10 @@ class LogStore:
                 self._close_files(files)
         self._close_files(files)
 
-    def _write(self, files: dict[str, TextIO], name: str, text: str) -> None:
+    def _write(self, files: dict[str, TextIO], sizes: dict[str, int], name: str, parts: list[str]) -> None:
+        """Append a batch of one function's texts, rotating before a text that would take the
+        file past FILE_ROTATE_BYTES: the newest lines are always in NAME.log, and a file grows
+        past the limit by one call's text at most, however many calls a batch holds."""
         path = self.path(name)
         try:
             f = files.get(name)
@@ -264,11 +268,15 @@ class LogStore:
                 if f is not None:
                     f.close()
                 f = files[name] = open(path, "a", encoding="utf-8")
-            f.write(text)
-            if f.tell() > FILE_ROTATE_BYTES:
-                f.close()
-                del files[name]
-                os.replace(path, path.with_suffix(".log.1"))
+                sizes[name] = f.tell()
+            for text in parts:
+                if sizes[name] and sizes[name] + len(text) > FILE_ROTATE_BYTES:
+                    f.close()
+                    os.replace(path, path.with_suffix(".log.1"))
+                    f = files[name] = open(path, "a", encoding="utf-8")
+                    sizes[name] = 0
+                f.write(text)
+                sizes[name] += len(text)
         except OSError as e:
             files.pop(name, None)
             LOG.warning("function %s: cannot write its log to %s: %s", name, path, e)
