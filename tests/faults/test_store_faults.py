@@ -8,6 +8,7 @@ read-only bind mount over STATE/packages (as root, a chmod would not stop a writ
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import subprocess
@@ -56,17 +57,22 @@ def read_only(path: Path) -> Iterator[None]:
 
 
 def fill(disk: Path, leave_kb: int) -> Path:
-    """Write a file until the disk has about leave_kb KB left."""
+    """Write a file until the disk has about leave_kb KB left (or none: the gateway's log and
+    record writers may write meanwhile, and a disk that fills up sooner is just as full)."""
     filler = disk / "filler"
     st = os.statvfs(disk)
     room = st.f_bavail * st.f_frsize - leave_kb * 1024
-    with open(filler, "wb") as f:
+    with open(filler, "wb", buffering=0) as f:
         f.truncate(0)
         block = b"\0" * (1024 * 1024)
-        while room >= len(block):
-            f.write(block)
-            room -= len(block)
-        f.write(b"\0" * max(0, room))
+        try:
+            while room >= len(block):
+                f.write(block)
+                room -= len(block)
+            f.write(b"\0" * max(0, room))
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
     return filler
 
 
