@@ -19,6 +19,8 @@ from collections import deque
 from pathlib import Path
 from typing import TextIO
 
+from faas.batches import Batches
+
 LOG = logging.getLogger(__name__)
 
 CALL_LOG_CAP = 256 * 1024  # bytes of one call's output kept; the rest is counted and dropped
@@ -172,17 +174,14 @@ class LogPump:
 class LogStore:
     """Per-function log files, written by one background thread so calls never wait on disk.
 
-    The writer lingers LINGER_S after the first text of a batch: woken for every call, it
-    made one small write per call, and those wake-ups cost more CPU than the call's own
-    bookkeeping. flush() (readers, tests, `faas logs`) cuts the linger short.
+    The writer lingers LINGER_S before it takes what has queued (faas/batches.py), so calls
+    one after another share a write; flush() (readers, tests, `faas logs`) cuts that short.
     """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        # An Event in the queue is a flush marker; None stops the writer.
-        self._q: queue.SimpleQueue[tuple[str, str] | threading.Event | None] = queue.SimpleQueue()
-        self._hurry = threading.Event()
+        self._texts: Batches[tuple[str, str]] = Batches(LINGER_S)
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
 
@@ -190,14 +189,11 @@ class LogStore:
         return self.root / f"{name}.log"
 
     def append(self, name: str, text: str) -> None:
-        self._q.put((name, text))
+        self._texts.put((name, text))
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait until everything appended so far is on disk (tests and `faas logs`)."""
-        done = threading.Event()
-        self._q.put(done)
-        self._hurry.set()
-        done.wait(timeout)
+        self._texts.flush(timeout)
 
     def tail(self, name: str, lines: int = 200) -> list[str]:
         self.flush()
@@ -217,8 +213,7 @@ class LogStore:
                 pass
 
     def close(self) -> None:
-        self._q.put(None)
-        self._hurry.set()
+        self._texts.close()
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
@@ -227,23 +222,10 @@ class LogStore:
         sizes: dict[str, int] = {}  # characters in each open file (set when it is opened)
         stop = False
         while not stop:
-            batch = [self._q.get()]
-            if isinstance(batch[0], tuple) and self._hurry.wait(LINGER_S):
-                self._hurry.clear()
-            while len(batch) < 512:
-                try:
-                    batch.append(self._q.get_nowait())
-                except queue.Empty:
-                    break
-            flushes: list[threading.Event] = []
+            batch, flushes, stop = self._texts.take(512)
             texts: dict[str, list[str]] = {}
-            for item in batch:
-                if item is None:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    flushes.append(item)
-                else:
-                    texts.setdefault(item[0], []).append(item[1])
+            for name, text in batch:
+                texts.setdefault(name, []).append(text)
             for name, parts in texts.items():
                 self._write(files, sizes, name, parts)
             for f in files.values():

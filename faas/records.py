@@ -2,11 +2,9 @@
 status, error type) in SQLite, listed by `faas calls NAME`.
 
 The scheduler calls add() on the hot path, so add() only puts a tuple on a queue; a
-background writer takes whatever has queued up and inserts it in one transaction. The
-writer lingers LINGER_S after the first row of a batch before it writes: without that,
-calls arriving one after another each woke it for a one-row commit, which cost more CPU
-per call (measured ~100 us) than the rest of the call's bookkeeping. Readers (`faas calls`)
-flush first and cut the linger short, so they never see stale rows. Retention is bounded per function: the
+background writer takes whatever has queued up (lingering LINGER_S first, see
+faas/batches.py) and inserts it in one transaction. Readers (`faas calls`) flush first, so
+they never see stale rows. Retention is bounded per function: the
 writer prunes a function's oldest rows once it has more than `keep` of them. Records are
 diagnostics, not state: when the writer cannot keep up they are dropped (and counted)
 rather than slowing calls down, and a crash loses at most the last batch.
@@ -15,13 +13,13 @@ rather than slowing calls down, and a crash loses at most the last batch.
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from faas.batches import Batches
 from faas.errors import FaasError
 from faas.models import FunctionVersion, Result
 
@@ -44,8 +42,7 @@ class RecordStore:
     def __init__(self, db_path: Path, *, keep_per_function: int = 1000) -> None:
         self.keep = keep_per_function
         self.dropped = 0
-        self._q: queue.SimpleQueue[_Row | threading.Event | None] = queue.SimpleQueue()
-        self._hurry = threading.Event()  # set by flush() and close(): end the linger now
+        self._rows: Batches[_Row] = Batches(LINGER_S)
         self._lock = threading.Lock()  # the connection is shared by the writer and readers
         try:
             # The store created the table (schema version 2); this is a second connection
@@ -66,8 +63,8 @@ class RecordStore:
             fv.name, fv.version, result.request_id, time.time(), result.start, result.init_duration_ms,
             round(result.duration_ms, 3), result.max_memory_mb, fv.spec.memory, result.status, result.error_type,
         )
-        if self._q.qsize() < QUEUE_LIMIT:
-            self._q.put(row)
+        if len(self._rows) < QUEUE_LIMIT:
+            self._rows.put(row)
         else:
             self.dropped += 1
             if self.dropped % 1000 == 1:
@@ -86,10 +83,7 @@ class RecordStore:
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every record queued so far is written."""
-        done = threading.Event()
-        self._q.put(done)
-        self._hurry.set()
-        done.wait(timeout)
+        self._rows.flush(timeout)
 
     def remove(self, name: str) -> None:
         self.flush()
@@ -97,8 +91,7 @@ class RecordStore:
             self._db.execute("DELETE FROM invocations WHERE name = ?", (name,))
 
     def close(self) -> None:
-        self._q.put(None)
-        self._hurry.set()
+        self._rows.close()
         self._thread.join(timeout=10)
         with self._lock:
             self._db.close()
@@ -108,24 +101,7 @@ class RecordStore:
     def _run(self) -> None:
         stop = False
         while not stop:
-            item = self._q.get()
-            if isinstance(item, tuple) and self._hurry.wait(LINGER_S):
-                self._hurry.clear()
-            rows: list[_Row] = []
-            waiters: list[threading.Event] = []
-            while True:
-                if item is None:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    waiters.append(item)
-                else:
-                    rows.append(item)
-                if stop or len(rows) >= BATCH:
-                    break
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    break
+            rows, waiters, stop = self._rows.take(BATCH)
             if rows:
                 self._write(rows)
             for waiter in waiters:
