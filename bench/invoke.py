@@ -79,7 +79,7 @@ def main() -> int:
                               tool=args.load_generator)
 
         # Baseline: a fresh container per call, the way `sam local invoke` runs a function.
-        from faas.images import runtime_image_tag
+        from faas.containers.images import runtime_image_tag
 
         tag = runtime_image_tag("python3.11")
         cmd = ["docker", "run", "--rm", "--network", "none", "-e", "GREETING=Hello", "-v", f"{work}:/var/task:ro",

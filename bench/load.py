@@ -32,7 +32,7 @@ def wrk_path(install: bool = True) -> str | None:
     if found or not install:
         return found
     sys.path.insert(0, str(ROOT))
-    from faas.engine import install_packages
+    from faas.containers.engine import install_packages
 
     try:
         install_packages(["wrk"], say=lambda line: print(line, file=sys.stderr))

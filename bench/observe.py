@@ -135,8 +135,8 @@ def measure(port: int, calls: int, concurrency: int, tput_s: float) -> tuple[lis
 
 def listener_cost_us(n: int = 100_000) -> dict[str, float]:
     """Time the two scheduler listeners (metrics, activity) per call, in-process."""
-    from faas.activity import Activity
-    from faas.metrics import Metrics
+    from faas.observe.activity import Activity
+    from faas.observe.metrics import Metrics
     from faas.models import FunctionSpec, FunctionVersion, Result
 
     fv = FunctionVersion(FunctionSpec(name="hello"), 1, "ab" * 32, Path("/nonexistent"), 1, 0.0)

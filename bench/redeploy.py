@@ -110,7 +110,7 @@ class LineClock:
 
 def baseline_ms(folder: Path, runs: int) -> list[float]:
     """A fresh container per call, the way `sam local invoke` runs a function."""
-    from faas.images import runtime_image_tag
+    from faas.containers.images import runtime_image_tag
 
     cmd = ["docker", "run", "--rm", "--network", "none", "-v", f"{folder}:/var/task:ro", "-w", "/var/task",
            "--entrypoint", "python3", runtime_image_tag("python3.11"), "-c",

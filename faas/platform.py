@@ -11,26 +11,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from faas import log_follow
-from faas.activity import Activity
-from faas.async_invoke import AsyncInvoker, Policy
+from faas.logs import follow as log_follow
+from faas.observe.activity import Activity
+from faas.invoke.async_invoke import AsyncInvoker, Policy
 from faas.config import Config
-from faas.deploys import Deployer, DeployProblem, VersionInfo
+from faas.deploy.deploys import Deployer, DeployProblem, VersionInfo
 from faas.errors import RequestTooLarge, ShuttingDown, TooManyRequests, ValidationError
-from faas.executor import Executor
-from faas.launcher import STEM_MEMORY_MB, Launcher, state_label
-from faas.limits import Limiter, MemoryBudget
-from faas.logs import LogPump, LogStore
-from faas.metrics import Metrics
+from faas.containers.executor import Executor
+from faas.containers.executor import state_label
+from faas.invoke.launcher import STEM_MEMORY_MB, Launcher
+from faas.invoke.limits import Limiter, MemoryBudget
+from faas.logs.pump import LogPump
+from faas.logs.store import LogStore
+from faas.observe.metrics import Metrics
 from faas.models import ASYNC_PAYLOAD_LIMIT, FunctionSpec, FunctionVersion, Result
-from faas.packages import unpack
-from faas.pool import Pool
-from faas.prestart import StemCells
-from faas.records import RecordStore
-from faas.registry import Registry
-from faas.scheduler import Scheduler
-from faas.store import Store
-from faas.watcher import IncomingWatcher
+from faas.deploy.packages import unpack
+from faas.invoke.pool import Pool
+from faas.invoke.prestart import StemCells
+from faas.observe.records import RecordStore
+from faas.deploy.registry import Registry
+from faas.invoke.scheduler import Scheduler
+from faas.deploy.store import Store
+from faas.deploy.incoming import IncomingWatcher
 
 LOG = logging.getLogger(__name__)
 
@@ -110,8 +112,8 @@ class Platform:
     @classmethod
     def create(cls, config: Config | None = None) -> "Platform":
         """The production wiring: the engine `faas up` made sure of, and the runtime images it built."""
-        from faas.docker_executor import DockerExecutor
-        from faas.images import runtime_image_tag
+        from faas.containers.docker_executor import DockerExecutor
+        from faas.containers.images import runtime_image_tag
 
         config = config or Config.load()
         executor = DockerExecutor()
@@ -360,14 +362,3 @@ class Platform:
         self.pump.close()
         self.store.close()
         self.executor.close()
-
-
-def cleanup_orphans(config: Config) -> int:
-    """Remove every container of this state dir; the arbiter calls it when the gateway exits."""
-    from faas.docker_executor import DockerExecutor
-
-    executor = DockerExecutor()
-    try:
-        return executor.remove_labelled({"faas.state": state_label(config.state_dir)})
-    finally:
-        executor.close()

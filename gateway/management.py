@@ -39,7 +39,7 @@ from faas.errors import (
     ValidationError,
 )
 from faas.models import FunctionSpec, FunctionVersion, function_arn
-from faas.packages import zip_folder
+from faas.deploy.packages import zip_folder
 from gateway.common import CONFIG_KEY, BodyTooLarge, platform, read_body
 from gateway.lambda_api import parse_function_name
 
@@ -363,7 +363,7 @@ def update_function_code(function: str) -> Response:
     data = _zip_file(body, "UpdateFunctionCode")
     if body.get("DryRun"):
         # Validate the package as a deploy would, without making it live.
-        from faas.packages import unpack
+        from faas.deploy.packages import unpack
 
         unpack(data, plat.packages_root, spec_override=live.spec)
         return _json(_describe(live, LATEST))

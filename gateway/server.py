@@ -130,13 +130,10 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 def on_exit(server: Any) -> None:
     """gunicorn hook, in the arbiter: remove whatever a dead worker left behind."""
+    from faas.containers.docker_executor import remove_state_containers
+
     try:
-        from faas.platform import cleanup_orphans  # type: ignore[attr-defined]
-    except ImportError:
-        LOG.warning("faas.platform.cleanup_orphans is missing: containers of a dead worker may be left")
-        return
-    try:
-        cleanup_orphans(Config.load())
+        remove_state_containers(Config.load())
     except Exception:
         LOG.exception("cleaning up after the gateway failed; `docker ps -a --filter label=faas` shows leftovers")
 

@@ -5,7 +5,7 @@ latency chart: nothing is built and nothing is fetched from the internet when it
 It invokes functions through the real Invoke API (with X-Amz-Log-Type: Tail, for the REPORT
 line), so what the form shows is what boto3 would get.
 
-The JSON API reads what the platform's listeners already keep (faas.activity) and the
+The JSON API reads what the platform's listeners already keep (faas.observe.activity) and the
 pool's snapshot; a poll costs the call path nothing but a short lock on the activity ring.
 Like the Invoke API it needs no API token: it reads and invokes, it never deploys.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, request, send_file
 
 from faas.errors import ValidationError
-from faas.metrics import async_queue_depth
+from faas.observe.metrics import async_queue_depth
 from gateway.admin import describe, environment_counts
 from gateway.common import platform
 

@@ -39,7 +39,7 @@ from gunicorn.workers.base import Worker
 from faas.errors import FaasError
 from faas.ids import request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
-from faas.sockio import kernel_timeout
+from faas.invoke.sockio import kernel_timeout
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
 from gateway.common import BodyTooLarge
 from gateway.lambda_api import Answer, invoke_answer

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from faas.executor import ContainerSpec, EventCallback
+from faas.containers.executor import ContainerSpec, EventCallback
 
 FAKE_RUNTIME = r'''
 import json, os, socket, sys, time, traceback, importlib
@@ -53,7 +53,7 @@ while True:
 
 
 class ProcessExecutor:
-    """Implements faas.executor.Executor with host processes instead of containers."""
+    """Implements faas.containers.executor.Executor with host processes instead of containers."""
 
     def __init__(self, direct: bool | str = True) -> None:
         """direct: True or "2" asks for direct mode with answers sent ahead (as the Python

@@ -24,7 +24,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from faas.engine import ping
+from faas.containers.engine import ping
 from tests.faults.support import wait_for
 from tests.integration.aws_clients import lambda_client
 from tests.integration.conftest import Gateway, start_gateway, stop_gateway

@@ -2,7 +2,7 @@
 
 Playwright (pinned in pyproject's test extra) brings its own driver but no browser here:
 it drives the system's /usr/bin/chromium, which this helper installs from Debian's
-packages when it is missing and we are root (as on CI), the way faas.engine installs Docker.
+packages when it is missing and we are root (as on CI), the way faas.containers.engine installs Docker.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import docker
 import pytest
 import requests
 
-from faas.launcher import state_label
+from faas.containers.executor import state_label
 
 ROOT = Path(__file__).resolve().parents[2]
 FAAS = str(Path(sys.executable).parent / "faas")
@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory):
-    from faas.engine import ensure_engine
+    from faas.containers.engine import ensure_engine
 
     state = Path(os.environ.get("FAAS_TEST_ENGINE_DIR", "/var/tmp/faas-test-engine"))
     state.mkdir(parents=True, exist_ok=True)
@@ -48,8 +48,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def runtime_images(engine) -> dict[str, str]:
-    from faas.docker_executor import DockerExecutor
-    from faas.images import RUNTIME_FOLDERS, ensure_runtime_image
+    from faas.containers.docker_executor import DockerExecutor
+    from faas.containers.images import RUNTIME_FOLDERS, ensure_runtime_image
 
     executor = DockerExecutor(base_url=engine.base_url)
     try:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from faas.docker_executor import DockerExecutor
-from faas.executor import LOG_FIFO_NAME, SOCKET_NAME, ContainerSpec
-from faas.images import ensure_runtime_image
+from faas.containers.docker_executor import DockerExecutor
+from faas.containers.executor import LOG_FIFO_NAME, SOCKET_NAME, ContainerSpec
+from faas.containers.images import ensure_runtime_image
 
 TEST_LABELS = {"faas.test": "docker-executor"}
 

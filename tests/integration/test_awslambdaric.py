@@ -23,10 +23,10 @@ from typing import Iterator
 import pytest
 
 from faas.config import Config
-from faas.docker_executor import DockerExecutor
-from faas.images import ensure_runtime_image, runtime_image_tag
+from faas.containers.docker_executor import DockerExecutor
+from faas.containers.images import ensure_runtime_image, runtime_image_tag
 from faas.models import Result
-from faas.packages import zip_folder
+from faas.deploy.packages import zip_folder
 from faas.platform import Platform
 
 pytestmark = pytest.mark.integration

@@ -31,8 +31,8 @@ import requests
 
 from tests.integration.aws_clients import aws, lambda_client
 from tests.integration.conftest import FAAS, ROOT, Gateway, free_port, labelled_containers
-from faas.images import base_image_tag, runtime_image_tag
-from faas.launcher import state_label
+from faas.containers.images import base_image_tag, runtime_image_tag
+from faas.containers.executor import state_label
 
 UP_TIMEOUT_S = 1800  # a fresh machine installs docker-compose and builds the gateway image
 DB_SERVER = """\

@@ -21,8 +21,8 @@ from typing import Iterator
 import docker
 import pytest
 
-from faas.debug import DebugRelay, dap_initialize, dap_read, dap_send
-from faas.executor import SANDBOX_UID
+from faas.invoke.debug import DebugRelay, dap_initialize, dap_read, dap_send
+from faas.containers.executor import SANDBOX_UID
 from tests.integration.conftest import ROOT, free_port
 
 HOST_PACKAGES = Path("/usr/lib/python3/dist-packages")

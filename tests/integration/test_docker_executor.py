@@ -10,10 +10,10 @@ import uuid
 
 import pytest
 
-from faas.docker_executor import DockerExecutor
-from faas.engine import DEFAULT_URL, ping
+from faas.containers.docker_executor import DockerExecutor
+from faas.containers.engine import DEFAULT_URL, ping
 from faas.errors import EngineError
-from faas.executor import ContainerSpec
+from faas.containers.executor import ContainerSpec
 
 try:
     from docker_fixtures import TEST_LABELS, executor, python_image, sandbox  # noqa: F401
@@ -186,7 +186,7 @@ def test_has_bridge_matches_the_engine(executor):
     assert executor.has_bridge() is ("bridge" in names)
 
 
-# --- faas.engine: starting and stopping an engine, with a stand-in dockerd ---------------
+# --- faas.containers.engine: starting and stopping an engine, with a stand-in dockerd ---------------
 
 FAKE_DOCKERD = r'''
 import os, signal, socket, sys

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from faas.logs import CALL_LOG_CAP, FILE_ROTATE_BYTES
+from faas.logs.pump import CALL_LOG_CAP
+from faas.logs.store import FILE_ROTATE_BYTES
 from tests.integration.aws_clients import lambda_client
 from tests.integration.conftest import FAAS, Gateway
 

@@ -18,7 +18,7 @@ try:
 except ImportError:  # imported as a package
     from tests.integration.docker_fixtures import Sandbox, executor  # noqa: F401
 
-from faas.images import ensure_runtime_image
+from faas.containers.images import ensure_runtime_image
 
 pytestmark = pytest.mark.integration
 

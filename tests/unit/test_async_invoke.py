@@ -11,10 +11,10 @@ from typing import Callable
 
 import pytest
 
-from faas.async_invoke import AsyncInvoker, Policy
+from faas.invoke.async_invoke import AsyncInvoker, Policy
 from faas.errors import FunctionNotFound, TooManyRequests
 from faas.models import Result
-from faas.store import Store
+from faas.deploy.store import Store
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from werkzeug.serving import make_server
 
-from faas import cli
+from faas.cli import main as cli
 from faas.errors import FunctionNotFound, ValidationError
 from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
 from faas.platform import DeployOutcome
@@ -282,7 +282,7 @@ def test_help_documents_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.fixture
 def fake_runtime_modules(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    """faas.engine, faas.images and faas.docker_executor replaced by recorders."""
+    """faas.containers.engine, faas.containers.images and faas.containers.docker_executor replaced by recorders."""
     calls: dict[str, list[Any]] = {"engine": [], "images": [], "executors": []}
 
     class Engine:
@@ -302,9 +302,9 @@ def fake_runtime_modules(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]
             self.base_url = base_url
             calls["executors"].append(base_url)
 
-    monkeypatch.setitem(sys.modules, "faas.engine", types.SimpleNamespace(ensure_engine=ensure_engine))
-    monkeypatch.setitem(sys.modules, "faas.images", types.SimpleNamespace(ensure_all=ensure_all))
-    monkeypatch.setitem(sys.modules, "faas.docker_executor", types.SimpleNamespace(DockerExecutor=DockerExecutor))
+    monkeypatch.setitem(sys.modules, "faas.containers.engine", types.SimpleNamespace(ensure_engine=ensure_engine))
+    monkeypatch.setitem(sys.modules, "faas.containers.images", types.SimpleNamespace(ensure_all=ensure_all))
+    monkeypatch.setitem(sys.modules, "faas.containers.docker_executor", types.SimpleNamespace(DockerExecutor=DockerExecutor))
     return calls
 
 
@@ -403,11 +403,13 @@ class Engine:
     base_url = "unix:///nonexistent/docker.sock"
 
 fp.Platform.create = classmethod(lambda cls, config: Platform())
-fp.cleanup_orphans = lambda config: mark("cleanup", str(config.port))
-sys.modules["faas.engine"] = types.SimpleNamespace(ensure_engine=lambda state_dir, install=True, say=None: Engine())
-sys.modules["faas.images"] = types.SimpleNamespace(ensure_all=lambda executor, runtimes=None, force=False, say=None: None)
-sys.modules["faas.docker_executor"] = types.SimpleNamespace(DockerExecutor=lambda base_url: object())
-from faas import cli
+sys.modules["faas.containers.engine"] = types.SimpleNamespace(ensure_engine=lambda state_dir, install=True, say=None: Engine())
+sys.modules["faas.containers.images"] = types.SimpleNamespace(ensure_all=lambda executor, runtimes=None, force=False, say=None: None)
+sys.modules["faas.containers.docker_executor"] = types.SimpleNamespace(
+    DockerExecutor=lambda base_url: object(),
+    remove_state_containers=lambda config: mark("cleanup", str(config.port)),
+)
+from faas.cli import main as cli
 code = cli.main(sys.argv[2:])
 mark("exit", str(code))
 sys.exit(code)

@@ -13,7 +13,11 @@ from typing import Iterator
 import pytest
 import yaml
 
-from faas import compose, gateway_image, healthcheck
+from faas.cli import compose
+
+from faas.containers import gateway_image
+
+from faas.cli import healthcheck
 from faas.errors import ImageBuildError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +128,7 @@ def test_build_sequence_context_latest_and_pruning(tree: Path, monkeypatch: pyte
         (dest / f"{args[0]}-0-py3-none-any.whl").write_bytes(b"PK")
 
     monkeypatch.setattr(gateway_image, "_pip", fake_pip)
-    monkeypatch.setattr("faas.images._scratch_parent", lambda work_dir: str(tmp_path))  # the build lock's folder
+    monkeypatch.setattr("faas.containers.images._scratch_parent", lambda work_dir: str(tmp_path))  # the build lock's folder
     base = gateway_image.base_image_tag(tree)
     ex = FakeExecutor({base, "faas-gateway:old1", "faas-gateway:old2"}, in_use={"faas-gateway:old2"})
     tag = gateway_image.ensure_gateway_image(ex, root=tree, say=lambda _: None)  # type: ignore[arg-type]
@@ -155,7 +159,7 @@ def test_compose_yaml_keeps_its_contract() -> None:
     assert f"{default_state}:{default_state}" in service["volumes"]  # the same path on both sides
     assert "/var/run/docker.sock:/var/run/docker.sock" in service["volumes"]
     assert service["environment"]["FAAS_PORT"] == "${FAAS_PORT:-8080}"
-    assert service["healthcheck"]["test"][-2:] == ["faas.healthcheck", "/functions"]
+    assert service["healthcheck"]["test"][-2:] == ["faas.cli.healthcheck", "/functions"]
     assert service["command"] == ["up", "/functions"] and "./functions:/functions:ro" in service["volumes"]
 
 

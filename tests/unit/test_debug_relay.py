@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from faas.debug import DebugPortInUse, DebugRelay, dap_read, dap_send, wait_suspending
+from faas.invoke.debug import DebugPortInUse, DebugRelay, dap_read, dap_send, wait_suspending
 
 
 @pytest.fixture

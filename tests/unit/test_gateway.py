@@ -566,7 +566,7 @@ SERVE_SCRIPT = textwrap.dedent(
     import sys, json
     from pathlib import Path
     marks = Path(sys.argv[1])
-    import faas.platform, gateway.app
+    import faas.containers.docker_executor, gateway.app
     from faas.config import Config
     from gateway.server import serve
 
@@ -579,7 +579,7 @@ SERVE_SCRIPT = textwrap.dedent(
 
     real = gateway.app.create_app
     gateway.app.create_app = lambda config=None: real(Platform(), config)
-    faas.platform.cleanup_orphans = lambda config: (marks / "cleanup").write_text(str(config.port))
+    faas.containers.docker_executor.remove_state_containers = lambda config: (marks / "cleanup").write_text(str(config.port))
     code = serve(Config.load())
     with open(marks / "after-serve", "a") as f:
         f.write(f"{code}\\n")

@@ -1,4 +1,4 @@
-"""faas.images without an engine: content-hash tags, the apt sources handed to mmdebstrap,
+"""faas.containers.images without an engine: content-hash tags, the apt sources handed to mmdebstrap,
 and the build sequence against a fake executor."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faas import images
+from faas.containers import images
 from faas.errors import ImageBuildError
 
 REPO_RUNTIMES = Path(__file__).resolve().parents[2] / "runtimes"

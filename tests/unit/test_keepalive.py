@@ -1,11 +1,11 @@
-"""Keep-alive learnt from each function's idle periods (faas/keepalive.py), and the pool's
+"""Keep-alive learnt from each function's idle periods (faas/invoke/keepalive.py), and the pool's
 reaping by it: a function whose calls come back every 15 minutes stays warm past the fixed
 10-minute window; one with too few idle periods, only short ones or ones longer than the
 ceiling keeps the fixed window."""
 
 from __future__ import annotations
 
-from faas.keepalive import CEILING_S, IdleTimes
+from faas.invoke.keepalive import CEILING_S, IdleTimes
 from tests.unit.test_pool import Clock, make_pool, version
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from faas import log_follow
+from faas.logs import follow as log_follow
 from faas.errors import ValidationError
 
 

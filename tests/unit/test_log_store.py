@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from faas import logs
-from faas.logs import LogStore
+from faas.logs import store as logs
+from faas.logs.store import LogStore
 
 
 @pytest.mark.parametrize("batched", [False, True])

@@ -14,13 +14,13 @@ from typing import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from faas.activity import Activity, bucket_of, bucket_value, percentile
+from faas.observe.activity import Activity, bucket_of, bucket_value, percentile
 from faas.config import Config
 from faas.errors import ValidationError
-from faas.metrics import Metrics
+from faas.observe.metrics import Metrics
 from faas.models import FunctionSpec, FunctionVersion, Result
 from faas.platform import Platform
-from faas.top import render
+from faas.cli.top import render
 from gateway.app import create_app
 from tests.fakes import ProcessExecutor
 
@@ -103,7 +103,7 @@ def test_a_failing_gauge_source_does_not_break_the_scrape() -> None:
 
 
 def test_async_queue_depth_is_read_from_the_platform_when_it_has_one() -> None:
-    from faas.metrics import async_queue_depth
+    from faas.observe.metrics import async_queue_depth
 
     class Without:
         pass
@@ -308,7 +308,7 @@ def test_top_keeps_drawing_when_the_gateway_stops_answering(monkeypatch: pytest.
 
     from rich.console import Console
 
-    from faas import top
+    from faas.cli import top
     from faas.errors import GatewayUnavailable
 
     frames = [{"functions": [{"name": "hello", "version": 1, "stats": {"calls_per_s": 2.0, "total_calls": 5}}],

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from faas import packages
+from faas.deploy import packages
 from faas.errors import FaasError, PackageTooLarge, ValidationError
 from faas.models import MB, UNZIPPED_LIMIT, ZIPPED_LIMIT, FunctionSpec
-from faas.packages import is_ignored, read_spec, remove_unreferenced, unpack, zip_folder
+from faas.deploy.packages import is_ignored, read_spec, remove_unreferenced, unpack, zip_folder
 
 SPEC = "name: hello\nruntime: python3.11\nhandler: app.handler\n"
 APP = "def handler(event, context):\n    return {'ok': True}\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from faas.errors import ShuttingDown, TooManyRequests
-from faas.limits import Limiter, MemoryBudget
+from faas.invoke.limits import Limiter, MemoryBudget
 from faas.models import FunctionSpec, FunctionVersion
-from faas.pool import Pool
+from faas.invoke.pool import Pool
 
 
 class FakeEnv:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
-from faas.limits import MemoryBudget
+from faas.invoke.limits import MemoryBudget
 from faas.models import FunctionVersion
-from faas.pool import Pool
+from faas.invoke.pool import Pool
 from tests.unit.test_pool import Clock, FakeEnv, version
 
 
@@ -103,7 +103,7 @@ def test_a_new_version_adopted_from_a_deploy_knows_the_functions_call_time() -> 
 def test_starts_under_way_at_once_are_capped_while_calls_are_served() -> None:
     """Pre-started containers teach the pool that a start takes ~10 ms; once they run out a start
     takes far longer, and a queue of fast calls must not start one container per call at once."""
-    from faas.pool import PARALLEL_STARTS
+    from faas.invoke.pool import PARALLEL_STARTS
 
     holder: list[Pool] = []
     delay = [0.01]

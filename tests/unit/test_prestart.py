@@ -9,9 +9,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from faas.environment import Status
-from faas.limits import MemoryBudget
-from faas.prestart import StemCells
+from faas.invoke.environment import Status
+from faas.invoke.limits import MemoryBudget
+from faas.invoke.prestart import StemCells
 
 RUNTIME = "python3.11"
 

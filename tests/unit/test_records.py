@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from faas.models import FunctionSpec, FunctionVersion, Result
-from faas.records import RecordStore
-from faas.store import Store
+from faas.observe.records import RecordStore
+from faas.deploy.store import Store
 
 
 def version(name: str = "f", memory: int = 256) -> FunctionVersion:

@@ -10,8 +10,8 @@ import pytest
 
 from faas.errors import FunctionNotFound, ValidationError
 from faas.models import FunctionSpec, FunctionVersion
-from faas.registry import Registry
-from faas.store import Store
+from faas.deploy.registry import Registry
+from faas.deploy.store import Store
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from faas import images
+from faas.containers import images
 from faas.errors import ImageBuildError
 from faas.models import RUNTIMES
 

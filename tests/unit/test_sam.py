@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faas import sam
+from faas.deploy import sam
 from faas.errors import ValidationError
-from faas.packages import unpack
+from faas.deploy.packages import unpack
 
 ROOT = Path(__file__).resolve().parents[2]
 

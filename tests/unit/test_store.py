@@ -11,7 +11,7 @@ import pytest
 
 from faas.errors import FaasError, FunctionNotFound
 from faas.models import FunctionSpec, FunctionVersion
-from faas.store import SCHEMA_VERSION, Store
+from faas.deploy.store import SCHEMA_VERSION, Store
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

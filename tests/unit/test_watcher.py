@@ -15,7 +15,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from faas.errors import GatewayUnavailable, ValidationError
-from faas.watcher import Debouncer, IncomingWatcher, Redeploy, SourceWatcher
+from faas.cli.source_watcher import Redeploy, SourceWatcher
+from faas.deploy.folder_events import Debouncer
+from faas.deploy.incoming import IncomingWatcher
 
 SETTLE = 0.4  # how long "nothing happens" is given to show itself
 
@@ -181,7 +183,7 @@ def test_a_broken_function_yaml_is_still_sent_under_the_known_name(watched: tupl
 
 def test_an_init_failure_is_reported_with_its_logs_and_not_retried_until_the_next_change(
         watched: tuple[SourceWatcher, Recorder], function_folder: Path) -> None:
-    from faas.client import GatewayError
+    from faas.cli.client import GatewayError
 
     _, rec = watched
     rec.fail_with = GatewayError("version 3 of hello failed to initialise (Runtime.UserCodeSyntaxError: ...)",

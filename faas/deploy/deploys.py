@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from faas.environment import Environment
+from faas.invoke.environment import Environment
 from faas.errors import FaasError, FunctionNotFound, ValidationError, VersionInitFailed
-from faas.logs import LogStore
+from faas.logs.store import LogStore
 from faas.models import FunctionVersion
-from faas.packages import Package
-from faas.pool import InitFailed
-from faas.registry import Registry, not_found
-from faas.store import Store
+from faas.deploy.packages import Package
+from faas.invoke.pool import InitFailed
+from faas.deploy.registry import Registry, not_found
+from faas.deploy.store import Store
 
 LOG = logging.getLogger(__name__)
 

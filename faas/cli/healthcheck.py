@@ -1,4 +1,4 @@
-"""The compose service's health check: `python -m faas.healthcheck [DIR ...]`.
+"""The compose service's health check: `python -m faas.cli.healthcheck [DIR ...]`.
 
 Healthy means what a caller needs: the gateway answers /healthz, and every function in the
 folders `faas up` was started with has a live version. So a service that waits for faas with
@@ -24,8 +24,8 @@ TIMEOUT_S = 3.0
 
 def missing_functions(base_url: str, folders: Sequence[Path], token: str | None = None) -> list[str]:
     """Names of the functions under folders that the gateway does not serve; raises OSError if it does not answer."""
-    from faas.cli import find_function_folders
-    from faas.packages import read_spec
+    from faas.cli.main import find_function_folders
+    from faas.deploy.packages import read_spec
 
     wanted = [read_spec(folder).name for folder in find_function_folders(folders)] if folders else []
     if not wanted:

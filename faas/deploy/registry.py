@@ -16,7 +16,7 @@ from typing import Callable
 
 from faas.errors import FunctionNotFound, ValidationError
 from faas.models import FunctionSpec, FunctionVersion, function_arn
-from faas.store import Store
+from faas.deploy.store import Store
 
 LOG = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import docker
 import docker.errors
@@ -23,7 +23,17 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from faas.errors import EngineError, ImageBuildError
-from faas.executor import RUNTIME_DIR_IN_CONTAINER, SANDBOX_UID, TASK_ROOT, ContainerSpec, EventCallback
+from faas.containers.executor import (
+    RUNTIME_DIR_IN_CONTAINER,
+    SANDBOX_UID,
+    TASK_ROOT,
+    ContainerSpec,
+    EventCallback,
+    state_label,
+)
+
+if TYPE_CHECKING:
+    from faas.config import Config
 
 LOG = logging.getLogger(__name__)
 
@@ -37,7 +47,7 @@ _EVENT_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class DockerExecutor:
-    """faas.executor.Executor on a Docker engine."""
+    """faas.containers.executor.Executor on a Docker engine."""
 
     def __init__(self, client: docker.DockerClient | None = None, *, base_url: str | None = None) -> None:
         if client is None:
@@ -273,7 +283,7 @@ class DockerExecutor:
         except Exception:
             pass
 
-    # --- images (used by faas.images) -------------------------------------------------
+    # --- images (used by faas.containers.images) -------------------------------------------------
 
     def image_exists(self, tag: str) -> bool:
         try:
@@ -342,7 +352,7 @@ class DockerExecutor:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise EngineError(f"removing image {tag}: {_explain(e)}") from e
 
-    # --- the gateway's own image and compose service (used by faas.gateway_image, faas.compose)
+    # --- the gateway's own image and compose service (used by faas.containers.gateway_image, faas.cli.compose)
 
     def tag_image(self, source: str, target: str) -> None:
         repository, _, version = target.rpartition(":")
@@ -397,6 +407,16 @@ class DockerExecutor:
             self.api.remove_container(container_id, force=True)
         except Exception:
             LOG.warning("could not remove container %s after a failed start", container_id[:12])
+
+
+def remove_state_containers(config: "Config") -> int:
+    """Remove every container of this state dir: the gateway's arbiter calls it on exit, for
+    whatever a dead worker left behind."""
+    executor = DockerExecutor()
+    try:
+        return executor.remove_labelled({"faas.state": state_label(config.state_dir)})
+    finally:
+        executor.close()
 
 
 def _find_cgroup_dir(container_id: str) -> Path | None:

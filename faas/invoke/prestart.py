@@ -22,9 +22,9 @@ import time
 from collections import deque
 from typing import Callable, Iterable
 
-from faas.environment import Environment, Status
+from faas.invoke.environment import Environment, Status
 from faas.errors import FaasError
-from faas.limits import MemoryBudget
+from faas.invoke.limits import MemoryBudget
 
 LOG = logging.getLogger(__name__)
 

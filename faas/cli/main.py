@@ -2,7 +2,7 @@
 
 `faas up` runs the gateway in this process (gunicorn's arbiter; the worker is forked
 from it) and deploys the folders it was given over HTTP from a thread, once the gateway
-answers. The other commands talk to a running gateway through faas.client, except
+answers. The other commands talk to a running gateway through faas.cli.client, except
 `faas runtimes build`, which needs only the Docker engine.
 """
 
@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from faas.client import GatewayClient, gateway_url
+from faas.cli.client import GatewayClient, gateway_url
 from faas.config import DEFAULT_PORT, Config
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 
@@ -118,7 +118,7 @@ def _walk_functions(root: Path) -> Iterable[Path]:
 def deploy_folder(client: GatewayClient, folder: Path, *, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Zip one function folder and PUT it to the gateway; returns the gateway's answer
     plus "package_size"."""
-    from faas import packages
+    from faas.deploy import packages
 
     progress = on_progress or (lambda _msg: None)
     progress(f"packaging {folder}")
@@ -144,7 +144,7 @@ def _deploy_line(function: dict[str, Any]) -> str:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     if Path(args.dir).is_file():  # an AWS SAM template: every AWS::Serverless::Function in it
-        from faas import sam
+        from faas.deploy import sam
 
         with GatewayClient(gateway_url(args.gateway)) as client:
             failed = sam.deploy(client, Path(args.dir), say=lambda m: out.print(m, markup=False),
@@ -166,7 +166,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 continue
             out.print(_deploy_line(function), markup=False)
     if getattr(args, "watch", False):
-        from faas import devloop
+        from faas.cli import devloop
 
         try:
             devloop.watch_until_interrupted(gateway_url(args.gateway), folders, out=out, err=err)
@@ -312,7 +312,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_calls(args: argparse.Namespace) -> int:
-    from faas.records import print_calls
+    from faas.observe.records import print_calls
 
     with GatewayClient(gateway_url(args.gateway)) as client:
         calls = client.calls(args.name, limit=args.limit)
@@ -391,7 +391,7 @@ def print_pool(console: Console, state: dict[str, Any]) -> None:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from faas import top
+    from faas.cli import top
 
     return top.run(gateway_url(args.gateway), interval_s=args.interval, window_s=args.window, once=args.once, console=out)
 
@@ -409,9 +409,9 @@ def _load_config(args: argparse.Namespace) -> Config:
 
 def _prepare_runtimes(config: Config, *, force: bool = False) -> Any:
     """Find or start a Docker engine and build the runtime images; returns the engine."""
-    from faas.docker_executor import DockerExecutor  # type: ignore[import-not-found]
-    from faas.engine import ensure_engine  # type: ignore[import-not-found]
-    from faas.images import ensure_all  # type: ignore[import-not-found]
+    from faas.containers.docker_executor import DockerExecutor  # type: ignore[import-not-found]
+    from faas.containers.engine import ensure_engine  # type: ignore[import-not-found]
+    from faas.containers.images import ensure_all  # type: ignore[import-not-found]
 
     engine = ensure_engine(config.state_dir, say=say)
     executor = DockerExecutor(base_url=engine.base_url)
@@ -425,7 +425,7 @@ def _prepare_runtimes(config: Config, *, force: bool = False) -> Any:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from faas.scaffold import starter_files, write_starter
+    from faas.cli.scaffold import starter_files, write_starter
 
     folder = write_starter(args.name, args.runtime, Path(args.dir))
     for rel in starter_files(args.name, args.runtime):
@@ -492,7 +492,7 @@ def _deploy_then_watch(base_url: str, folders: list[Path], stop: threading.Event
     deployed from a folder here) on save until the gateway stops."""
     _deploy_when_ready(base_url, folders, stop)
     if watch and not stop.is_set():
-        from faas import devloop
+        from faas.cli import devloop
 
         devloop.watch_sources(base_url, folders, stop, out=out, err=err)
 
@@ -531,9 +531,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_compose(args: argparse.Namespace) -> int:
     """faas as a compose service: build its image, up (and wait until healthy), down, or pass on."""
-    from faas import compose
-    from faas.docker_executor import DockerExecutor
-    from faas.engine import ensure_engine
+    from faas.cli import compose
+    from faas.containers.docker_executor import DockerExecutor
+    from faas.containers.engine import ensure_engine
 
     engine = ensure_engine(Config.load().state_dir, say=say)
     executor = DockerExecutor(base_url=engine.base_url)

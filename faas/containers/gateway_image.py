@@ -1,7 +1,7 @@
 """The gateway's own image: faas in a container (compose.yaml), built offline like the runtime images.
 
 gateway/Dockerfile is built FROM a Debian root filesystem that mmdebstrap makes from
-gateway/base.conf (faas.images.build_on_base: the same base machinery, lock and progress as
+gateway/base.conf (faas.containers.images.build_on_base: the same base machinery, lock and progress as
 the runtime images). `docker build` has no network here (the engine may run with
 --bridge=none), so the build context is assembled on this machine first: faas as a wheel,
 its dependencies downloaded as wheels for the engine's machine and Python 3.11 (bookworm's
@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from faas.errors import ImageBuildError
-from faas.images import BASE_CONF, BASE_REPOSITORY, BaseRecipe, build_on_base, runtimes_root, tree_hash
+from faas.containers.images import BASE_CONF, BASE_REPOSITORY, BaseRecipe, build_on_base, runtimes_root, tree_hash
 
 if TYPE_CHECKING:
-    from faas.docker_executor import DockerExecutor
+    from faas.containers.docker_executor import DockerExecutor
 
 LOG = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ _PIP_TIMEOUT_S = 900
 
 def project_root() -> Path:
     """The source tree the image is built from: the folder holding faas/ and pyproject.toml."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def _recipe(root: Path) -> BaseRecipe:

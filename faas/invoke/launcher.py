@@ -8,7 +8,6 @@ time, and the function cannot tell the two apart.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
@@ -16,15 +15,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from faas.environment import Environment, new_env_id
+from faas.invoke.environment import Environment, new_env_id
 from faas.errors import EngineError
-from faas.executor import RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, TASK_ROOT, ContainerSpec, Executor
-from faas.logs import LogPump
+from faas.containers.executor import RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, TASK_ROOT, ContainerSpec, Executor
+from faas.logs.pump import LogPump
 from faas.models import FunctionVersion
-from faas.pool import InitFailed
+from faas.invoke.pool import InitFailed
 
 if TYPE_CHECKING:
-    from faas.prestart import StemCells
+    from faas.invoke.prestart import StemCells
 
 LOG = logging.getLogger(__name__)
 
@@ -33,11 +32,6 @@ STEM_MEMORY_MB = 128  # pre-started containers start at the smallest size and ar
 STEM_TMP_MB = 512  # a tmpfs cannot be resized: only functions with the default /tmp use them
 RUNTIME_LABELS = {"python3.11": "python:3.11", "nodejs20.x": "nodejs:20", "provided": "provided:al2023"}
 EXECUTION_ENV = {"python3.11": "AWS_Lambda_python3.11", "nodejs20.x": "AWS_Lambda_nodejs20.x", "provided": ""}
-
-
-def state_label(state_dir: Path) -> str:
-    """Identifies this state dir on every container, so a restarted gateway finds its orphans."""
-    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
 
 
 def cpu_shares(memory_mb: int) -> int:
@@ -74,7 +68,7 @@ class Launcher:
         self._lock = threading.Lock()
         self._warned_network: set[str] = set()
         self.on_dead: Callable[[Environment], None] | None = None
-        # Where pre-started containers come from (faas.prestart.StemCells); None: always cold.
+        # Where pre-started containers come from (faas.invoke.prestart.StemCells); None: always cold.
         self.stems: "StemCells | None" = None
         envs_root.mkdir(parents=True, exist_ok=True)
 

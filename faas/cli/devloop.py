@@ -16,9 +16,9 @@ from typing import Any, Iterable
 
 from rich.console import Console
 
-from faas.client import GatewayClient
+from faas.cli.client import GatewayClient
 from faas.errors import FaasError
-from faas.watcher import Redeploy, SourceWatcher
+from faas.cli.source_watcher import Redeploy, SourceWatcher
 
 LOG = logging.getLogger(__name__)
 

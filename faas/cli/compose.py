@@ -2,7 +2,7 @@
 
 The compose client is `docker compose` (the plugin) when it answers, else Debian's
 `docker-compose`, which faas installs itself as root on Debian, like the engine. Before `up`,
-the gateway image is built here (faas.gateway_image: no registry has it); the runtime images
+the gateway image is built here (faas.containers.gateway_image: no registry has it); the runtime images
 are then built by the faas container itself on its first start. `up` returns once the
 service's health check passes (/healthz answers and the functions it deploys at start are
 live); `down` also removes function containers that a killed faas left behind.
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 from faas.errors import FaasError
 
 if TYPE_CHECKING:
-    from faas.docker_executor import DockerExecutor
+    from faas.containers.docker_executor import DockerExecutor
 
 LOG = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def compose_client(*, install: bool = True, say: Callable[[str], None] = _quiet)
     if legacy:
         return [legacy]
     if install:
-        from faas.engine import install_packages
+        from faas.containers.engine import install_packages
 
         say(f"no compose client: installing Debian's {DEBIAN_PACKAGE}")
         try:
@@ -82,7 +82,7 @@ def _answers(argv: list[str]) -> bool:
 
 def default_files(cwd: Path | None = None) -> list[Path]:
     """./compose.yaml when there is one, else the one at the top of the faas source tree."""
-    from faas.gateway_image import project_root
+    from faas.containers.gateway_image import project_root
 
     local = (cwd or Path.cwd()) / COMPOSE_FILE
     return [local if local.is_file() else project_root() / COMPOSE_FILE]
@@ -143,7 +143,7 @@ class ComposeProject:
 
 
 def build(executor: "DockerExecutor", *, force: bool = False, say: Callable[[str], None] | None = None) -> str:
-    from faas.gateway_image import ensure_gateway_image
+    from faas.containers.gateway_image import ensure_gateway_image
 
     return ensure_gateway_image(executor, force=force, say=say)
 
@@ -160,7 +160,7 @@ def up(
     status: Callable[[str], None] = _quiet,
 ) -> str:
     """Build the gateway image, `compose up -d`, and wait until the service is healthy; its URL."""
-    from faas.client import GatewayClient
+    from faas.cli.client import GatewayClient
 
     state = state_dir(project.env)
     url = f"http://127.0.0.1:{port(project.env)}"
@@ -186,7 +186,7 @@ def wait_healthy(executor: "DockerExecutor", container: str, url: str, *, timeou
                  status: Callable[[str], None] = _quiet) -> None:
     """Until the container's health check passes (or, for a service defined without one, until
     url/healthz answers); ComposeError with its log if it stops or stays unhealthy."""
-    from faas.client import GatewayClient
+    from faas.cli.client import GatewayClient
 
     deadline = time.monotonic() + timeout_s
     last_line = ""
@@ -222,7 +222,7 @@ def wait_healthy(executor: "DockerExecutor", container: str, url: str, *, timeou
 
 def down(project: ComposeProject, executor: "DockerExecutor", *, extra: Sequence[str] = (), say: Callable[[str], None] = _quiet) -> int:
     """`compose down --remove-orphans`, then remove function containers a killed faas left; how many."""
-    from faas.launcher import state_label
+    from faas.containers.executor import state_label
 
     state = state_dir(project.env)
     project.run("down", "--remove-orphans", *extra)

@@ -3,7 +3,7 @@ status, error type) in SQLite, listed by `faas calls NAME`.
 
 The scheduler calls add() on the hot path, so add() only puts a tuple on a queue; a
 background writer takes whatever has queued up (lingering LINGER_S first, see
-faas/batches.py) and inserts it in one transaction. Readers (`faas calls`) flush first, so
+faas/logs/batches.py) and inserts it in one transaction. Readers (`faas calls`) flush first, so
 they never see stale rows. Retention is bounded per function: the
 writer prunes a function's oldest rows once it has more than `keep` of them. Records are
 diagnostics, not state: when the writer cannot keep up they are dropped (and counted)
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from faas.batches import Batches
+from faas.logs.batches import Batches
 from faas.errors import FaasError
 from faas.models import FunctionVersion, Result
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from faas.models import SYNC_PAYLOAD_LIMIT, Invocation
-from faas.sockio import SocketReader, kernel_timeout
+from faas.invoke.sockio import SocketReader, kernel_timeout
 
 LOG = logging.getLogger(__name__)
 

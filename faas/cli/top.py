@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from faas.client import CONNECT_TIMEOUT_S, GatewayClient
+from faas.cli.client import CONNECT_TIMEOUT_S, GatewayClient
 from faas.errors import GatewayUnavailable, ValidationError
 
 LOG = logging.getLogger(__name__)

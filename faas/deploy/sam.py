@@ -28,7 +28,7 @@ import yaml
 
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 from faas.models import ACCOUNT_ID, FunctionSpec
-from faas.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
+from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
 
 LOG = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def package(fn: SamFunction) -> bytes:
 
 def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callable[[str], None]) -> int:
     """`faas deploy template.yaml`: every function of the template through the gateway's
-    admin API (client is a faas.client.GatewayClient); returns how many failed."""
+    admin API (client is a faas.cli.client.GatewayClient); returns how many failed."""
     template = load(path)
     for warning in template.warnings:
         warn(f"warning: {warning}")

@@ -1,11 +1,12 @@
 """The executor interface: what the pool needs from a container engine.
 
-docker_executor.DockerExecutor is the real one; tests use a fake. Nothing outside
-docker_executor.py imports docker.
+docker_executor.DockerExecutor is the real one; tests use a fake. Nothing outside the
+containers room (faas/containers/) imports docker.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -17,6 +18,11 @@ SOCKET_NAME = "runtime.sock"
 LOG_FIFO_NAME = "out"
 TASK_ROOT = "/var/task"
 SANDBOX_UID = 993  # Lambda runs functions as sbx_user1051, uid 993
+
+
+def state_label(state_dir: Path) -> str:
+    """Identifies this state dir on every container, so a restarted gateway finds its orphans."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

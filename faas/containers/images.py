@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 from faas.errors import FaasError, ImageBuildError
 
 if TYPE_CHECKING:
-    from faas.docker_executor import DockerExecutor
+    from faas.containers.docker_executor import DockerExecutor
 
 # Runtime name (function.yaml) -> folder under runtimes/. Other runtimes add themselves here.
 RUNTIME_FOLDERS: dict[str, str] = {
@@ -59,7 +59,7 @@ _MMDEBSTRAP_TIMEOUT_S = 1800
 def runtimes_root() -> Path:
     """The runtimes/ folder: $FAAS_RUNTIMES_DIR, else the one next to the faas package."""
     configured = os.environ.get("FAAS_RUNTIMES_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parent.parent / "runtimes"
+    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "runtimes"
 
 
 def runtime_folder(runtime: str) -> str:
@@ -177,7 +177,7 @@ def build_on_base(
 ) -> str:
     """Build tag from context_dir with the Debian base as build argument BASE, making the base
     first when absent; nothing when tag exists. Shared by the runtime images and the gateway's
-    own image (faas.gateway_image), so both build one at a time with the same progress.
+    own image (faas.containers.gateway_image), so both build one at a time with the same progress.
     prepare(step) runs once a build is certain, before `docker build`: it may fill context_dir."""
     if not force and _exists(executor, tag):
         return tag
@@ -232,7 +232,7 @@ def _build_base(recipe: BaseRecipe, tag: str, executor: "DockerExecutor", progre
     mmdebstrap = shutil.which("mmdebstrap") or shutil.which("mmdebstrap", path="/usr/sbin:/usr/bin:/sbin:/bin")
     if mmdebstrap is None:
         if os.geteuid() == 0 and Path("/etc/debian_version").exists():
-            from faas.engine import install_packages
+            from faas.containers.engine import install_packages
 
             progress.step("installing mmdebstrap")
             try:

@@ -12,15 +12,15 @@ import time
 from datetime import datetime, timezone
 from typing import Callable
 
-from faas.environment import Outcome, error_payload
+from faas.invoke.environment import Outcome, error_payload
 from faas.errors import RequestTooLarge
 from faas.ids import request_id as new_request_id
 from faas.ids import trace_id
-from faas.limits import Limiter
-from faas.logs import LogStore
+from faas.invoke.limits import Limiter
+from faas.logs.store import LogStore
 from faas.models import SYNC_PAYLOAD_LIMIT, FunctionVersion, Invocation, Result, function_arn
-from faas.pool import InitFailed, Pool
-from faas.registry import Registry
+from faas.invoke.pool import InitFailed, Pool
+from faas.deploy.registry import Registry
 
 LOG = logging.getLogger(__name__)
 MB = 1024 * 1024

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Callable
 
 from faas.errors import EngineError
-from faas.debug import SOCKET_NAME as DEBUG_SOCKET_NAME
-from faas.debug import DebugRelay, wait_suspending
-from faas.executor import LOG_FIFO_NAME, RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, ContainerSpec, Executor
-from faas.logs import LogPump, LogSink
+from faas.invoke.debug import SOCKET_NAME as DEBUG_SOCKET_NAME
+from faas.invoke.debug import DebugRelay, wait_suspending
+from faas.containers.executor import LOG_FIFO_NAME, RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, ContainerSpec, Executor
+from faas.logs.pump import LogPump, LogSink
 from faas.models import FunctionVersion, Invocation
-from faas.runtime_api import (
+from faas.invoke.runtime_api import (
     ACCEPTED, PREFIX, DirectConnection, NotDelivered, ProtocolError, Reply, RuntimeApiServer, oversize_reply,
 )
 

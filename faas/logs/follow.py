@@ -2,7 +2,7 @@
 
 The gateway answers a long poll: "what was written after this cursor?", waiting up to a few
 seconds for something new. A cursor is "<inode>:<offset>" of the log file, so a rotation
-(the file renamed to .log.1 by faas.logs.LogStore and a new one started) is noticed: the
+(the file renamed to .log.1 by faas.logs.store.LogStore and a new one started) is noticed: the
 rest of the old file is read from .log.1, then the new file from its start. Only whole
 lines are returned; a line being written stays for the next poll.
 """

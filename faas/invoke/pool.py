@@ -28,14 +28,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from faas.environment import Environment, Outcome
+from faas.invoke.environment import Environment, Outcome
 from faas.errors import ShuttingDown
-from faas.keepalive import IdleTimes
-from faas.limits import MemoryBudget
+from faas.invoke.keepalive import IdleTimes
+from faas.invoke.limits import MemoryBudget
 from faas.models import FunctionVersion
 
 if TYPE_CHECKING:
-    from faas.prestart import StemCells
+    from faas.invoke.prestart import StemCells
 
 LOG = logging.getLogger(__name__)
 
