@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -24,6 +25,43 @@ RESERVED_ENV = frozenset(
         "LAMBDA_RUNTIME_DIR",
     }
 )
+
+
+
+class Status(StrEnum):
+    """How a call ended, as the caller, the records and the metrics tell it (Result.status)."""
+
+    OK = "ok"
+    ERROR = "error"  # the function raised, or its runtime failed
+    TIMEOUT = "timeout"
+    OOM = "oom"
+
+
+class OutcomeStatus(StrEnum):
+    """How one environment's try at a call ended, before the scheduler reports a Status."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    EXIT = "exit"  # the runtime process ended during the call
+    UNDELIVERED = "undelivered"  # the environment was gone before the event reached it: try another
+
+
+class StartType(StrEnum):
+    """How the environment that served a call came to serve it (records, metrics, `faas calls`)."""
+
+    COLD = "cold"  # started for this call
+    PRESTARTED = "prestarted"  # a pre-started runtime container given this function
+    WARM = "warm"  # already initialised for this function
+
+
+class InitType(StrEnum):
+    """AWS_LAMBDA_INITIALIZATION_TYPE, as Lambda names it."""
+
+    ON_DEMAND = "on-demand"
+    PROVISIONED = "provisioned-concurrency"
+
 
 MB = 1024 * 1024
 SYNC_PAYLOAD_LIMIT = 6 * MB  # 6291456 bytes, request and response
@@ -198,5 +236,5 @@ class Result:
     duration_ms: float = 0.0
     init_duration_ms: float | None = None
     max_memory_mb: int = 0
-    start: str = "warm"  # "cold" | "prestarted" | "warm"
-    status: str = "ok"  # "ok" | "error" | "timeout" | "oom"
+    start: StartType = StartType.WARM
+    status: Status = Status.OK
