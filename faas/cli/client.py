@@ -84,7 +84,7 @@ class GatewayClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, *, timeout: float = ADMIN_TIMEOUT_S, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, path: str, *, timeout: float | None = ADMIN_TIMEOUT_S, **kwargs: Any) -> requests.Response:
         headers = {**self._auth, **kwargs.pop("headers", {})}
         try:
             response = self.session.request(

@@ -82,11 +82,11 @@ def watch_sources(base_url: str, folders: Iterable[Path], stop: threading.Event,
                 if functions is not None:
                     now: dict[Path, str] = {}
                     for f in functions:
-                        folder = _local_folder(f.get("source_dir"))
-                        if folder is not None:
-                            now[folder] = str(f.get("name"))
-                    for folder, name in now.items():
-                        watcher.add(folder, name)
+                        local = _local_folder(f.get("source_dir"))
+                        if local is not None:
+                            now[local] = str(f.get("name"))
+                    for kept, name in now.items():
+                        watcher.add(kept, name)
                     for folder in set(listed) - set(now) - pinned:  # removed, or deployed from elsewhere now
                         watcher.remove(folder)
                     listed = now

@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import docker
 import docker.errors
@@ -60,7 +60,7 @@ class DockerExecutor:
         self.api = client.api
         self._callbacks: list[EventCallback] = []
         self._events_thread: threading.Thread | None = None
-        self._events_stream = None
+        self._events_stream: Any = None  # the engine's event stream, closed to stop the reader
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._bridge: bool | None = None
@@ -131,7 +131,7 @@ class DockerExecutor:
 
     def update_resources(self, container_id: str, memory_mb: int, cpu_shares: int, cpu_quota_us: int | None) -> None:
         memory = f"{memory_mb}m"
-        quota = {"cpu_period": CPU_PERIOD_US, "cpu_quota": cpu_quota_us} if cpu_quota_us else {}
+        quota: dict[str, Any] = {"cpu_period": CPU_PERIOD_US, "cpu_quota": cpu_quota_us} if cpu_quota_us else {}
         with _translate(f"resizing container {container_id[:12]} to {memory_mb} MB"):
             self.api.update_container(container_id, mem_limit=memory, memswap_limit=memory, cpu_shares=cpu_shares, **quota)
 

@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import Any, TYPE_CHECKING, Callable, Iterable, Iterator
 
 from faas.errors import FaasError, ImageBuildError
 
@@ -438,8 +438,8 @@ class _Progress:
 
     def __init__(self, say: Callable[[str], None] | None) -> None:
         self._say = say
-        self._status = None
-        self._console = None
+        self._status: Any = None  # rich's spinner, on a terminal
+        self._console: Any = None
         self._last = ""
 
     def __enter__(self) -> "_Progress":

@@ -96,7 +96,7 @@ class Enqueue(FileSystemEventHandler):
         if event.event_type not in _CHANGES or (event.is_directory and event.event_type == "modified"):
             return
         paths = [event.src_path]
-        if event.event_type == "moved" and getattr(event, "dest_path", ""):
+        if event.event_type == "moved" and event.dest_path:
             paths.append(event.dest_path)
         for raw in paths:
             path = Path(os.fsdecode(raw))

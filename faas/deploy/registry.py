@@ -174,7 +174,8 @@ class Registry:
             self._listeners.append(callback)
 
     def _notify(self, old: FunctionVersion | None, new: FunctionVersion | None) -> None:
-        name = (new or old).name if (new or old) is not None else "?"
+        changed = new or old
+        name = changed.name if changed is not None else "?"
         for callback in list(self._listeners):
             try:
                 callback(old, new)
