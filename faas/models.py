@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Mapping
 
-from faas.errors import ValidationError
+from faas.errors import RequestTooLarge, ValidationError
 
 RUNTIMES = ("python3.11", "nodejs20.x", "provided")
 NETWORKS = ("bridge", "none", "host")
@@ -70,6 +70,33 @@ ZIPPED_LIMIT = 50 * MB
 UNZIPPED_LIMIT = 250 * MB
 ENVIRONMENT_LIMIT = 4096
 ACCOUNT_ID = "123456789012"
+
+
+def payload_limit(invocation_type: str) -> int:
+    """The payload limit of an invocation type: 1 MB for Event, 6 MB for RequestResponse and DryRun."""
+    return ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+
+
+def payload_too_large(size: int | None, invocation_type: str, *, request: bool = False) -> RequestTooLarge:
+    """The RequestTooLarge Lambda answers for a payload over its invocation type's limit, in Lambda's words.
+
+    Lambda words it two ways. Its API front end refuses a request body over the limit without
+    reading it: "Request must be smaller than L bytes for the InvokeFunction operation" (a
+    RequestResponse or DryRun request, or any body whose length is unknown). The Invoke service
+    refuses a payload it has read: "N byte payload is too large for the T invocation type
+    (limit L bytes)". request=True: `size` is the HTTP request body's (None when it was cut
+    short before its length was known), as the Invoke API reads it.
+    """
+    limit = payload_limit(invocation_type)
+    if size is None or (request and invocation_type != "Event"):
+        return RequestTooLarge(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+    return RequestTooLarge(f"{size} byte payload is too large for the {invocation_type} invocation type (limit {limit} bytes)")
+
+
+def check_payload(size: int, invocation_type: str = "RequestResponse", *, request: bool = False) -> None:
+    """Raise payload_too_large(...) when `size` bytes are over the invocation type's limit; the one check."""
+    if size > payload_limit(invocation_type):
+        raise payload_too_large(size, invocation_type, request=request)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from faas.observe.activity import Activity
 from faas.invoke.async_invoke import AsyncInvoker, Policy
 from faas.config import Config
 from faas.deploy.deploys import Deployer, DeployProblem, VersionInfo
-from faas.errors import RequestTooLarge, ShuttingDown, TooManyRequests, ValidationError
+from faas.errors import ShuttingDown, ValidationError
 from faas.containers.executor import Executor
 from faas.containers.executor import state_label
 from faas.invoke.launcher import STEM_MEMORY_MB, Launcher
@@ -24,7 +24,7 @@ from faas.invoke.limits import Limiter, MemoryBudget
 from faas.logs.pump import LogPump
 from faas.logs.store import LogStore
 from faas.observe.metrics import Metrics
-from faas.models import ASYNC_PAYLOAD_LIMIT, FunctionSpec, FunctionVersion, Result
+from faas.models import FunctionSpec, FunctionVersion, Result, check_payload
 from faas.deploy.packages import unpack
 from faas.invoke.pool import Pool
 from faas.invoke.prestart import StemCells
@@ -89,13 +89,15 @@ class Platform:
         # Observability (/metrics, /ui, `faas top`): O(1) listeners on every call's path.
         self.activity = Activity()
         self.metrics = Metrics.for_platform(self)
-        self.scheduler.listeners.extend((self.metrics.record, self.activity.record))
         # Invocation records (`faas calls`) and the durable async queue (Event calls).
         self.records = RecordStore(self.store.path, keep_per_function=config.records_per_function)
-        self.scheduler.listeners.append(self.records.add)
+        # Each is told of every call that ran and every call throttled (scheduler.CallListener).
+        self.scheduler.listeners.extend((self.metrics, self.activity, self.records))
         self.async_invoker = AsyncInvoker(
             self.store.path, root / "failures",
-            lambda name, payload, qualifier, rid: self.scheduler.invoke(name, payload, qualifier=qualifier, request_id=rid),
+            lambda name, payload, qualifier, rid: self.scheduler.invoke(
+                name, payload, qualifier=qualifier, request_id=rid, invocation_type="Event"
+            ),
             policy=self._async_policy,
             workers=config.async_workers, retry_delays_s=config.async_retry_delays_s,
         )
@@ -221,14 +223,7 @@ class Platform:
         self._refuse_if_closing()
         if debug_port is None and self.config.debug and self.config.debug[0] == name:
             debug_port = self.config.debug[1]
-        try:
-            return self.scheduler.invoke(
-                name, payload, qualifier=qualifier, client_context=client_context, debug_port=debug_port
-            )
-        except TooManyRequests:
-            self.metrics.throttled(name)
-            self.activity.throttled(name)
-            raise
+        return self.scheduler.invoke(name, payload, qualifier=qualifier, client_context=client_context, debug_port=debug_port)
 
     def invoke_async(
         self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None
@@ -238,10 +233,7 @@ class Platform:
         dropped, as Lambda passes it to synchronous calls only."""
         self._refuse_if_closing()
         self.registry.resolve(name, qualifier)
-        if len(payload) > ASYNC_PAYLOAD_LIMIT:
-            raise RequestTooLarge(
-                f"{len(payload)} byte payload is too large for the Event invocation type (limit {ASYNC_PAYLOAD_LIMIT} bytes)"
-            )
+        check_payload(len(payload), "Event")
         return self.async_invoker.submit(name, qualifier, payload)
 
     def calls(self, name: str, *, limit: int = 50) -> list[dict[str, object]]:

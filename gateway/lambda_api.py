@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 from flask import Blueprint, Response, request
 
-from faas.errors import InvalidRequestContent, RequestTooLarge, ValidationError
-from faas.models import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from faas.errors import InvalidRequestContent, ValidationError
+from faas.models import payload_limit, payload_too_large
 from gateway.common import BodyTooLarge, platform, read_body
 
 LOG = logging.getLogger(__name__)
@@ -97,12 +97,6 @@ def decode_client_context(header: str | None) -> str | None:
     return text
 
 
-def _too_large(size: int | None, invocation_type: str, limit: int) -> RequestTooLarge:
-    if invocation_type == "Event" and size is not None:
-        return RequestTooLarge(f"{size} byte payload is too large for the Event invocation type (limit {limit} bytes)")
-    return RequestTooLarge(f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
-
-
 DEBUG_PORT_HEADER = "X-Faas-Debug-Port"
 
 
@@ -144,11 +138,10 @@ def invoke_answer(
             f"constraint: Member must satisfy enum value set: [{', '.join(LOG_TYPES)}]"
         )
     name, qualifier = parse_function_name(function, qualifier)
-    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
     try:
-        payload = check_json(read(limit))
+        payload = check_json(read(payload_limit(invocation_type)))
     except BodyTooLarge as e:
-        raise _too_large(e.size, invocation_type, limit) from None
+        raise payload_too_large(e.size, invocation_type, request=True) from None
     client_context = decode_client_context(header("X-Amz-Client-Context"))
 
     if invocation_type == "DryRun":

@@ -1,6 +1,6 @@
 """What the dashboard and `faas top` show: recent calls, and latency per function per second.
 
-Fed by a scheduler listener, so record() is on every call's path: it takes one short lock,
+Fed as a scheduler listener (record() and throttled()), so record() is on every call's path: it takes one short lock,
 appends to a bounded ring, and adds one count to a sparse histogram of the current second.
 Nothing is sorted or summed there; percentiles are worked out when somebody asks (a
 dashboard poll, a `faas top` refresh), from log-spaced buckets that merge across seconds.
@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from faas.models import FunctionVersion, Result
+from faas.models import FunctionVersion, Result, StartType, Status
 
 RING_SIZE = 500
 HISTORY_S = 600  # ten minutes of per-second windows per function
@@ -95,7 +95,7 @@ class Activity:
         6 MB); it becomes a dict only when somebody reads it.
         """
         now = self._clock()
-        failed = result.status != "ok"
+        failed = result.status != Status.OK
         index = bucket_of(result.duration_ms)
         name = fv.name
         with self._lock:
@@ -108,7 +108,7 @@ class Activity:
             window.buckets[index] = window.buckets.get(index, 0) + 1
             if failed:
                 window.errors += 1
-            if result.start != "warm":
+            if result.start != StartType.WARM:
                 window.cold += 1
             totals = self._totals.get(name)
             if totals is None:

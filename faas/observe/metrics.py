@@ -36,7 +36,8 @@ DURATION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
                     60.0, 300.0, 900.0)
 # Init runs at most Lambda's 10 s init phase.
 INIT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-THROTTLED_START = "none"  # a throttled call never reached an environment
+THROTTLED_STATUS = "throttled"  # not a Status: a throttled call never ran
+THROTTLED_START = "none"  # nor a StartType: it never reached an environment
 
 
 class _Histogram:
@@ -126,7 +127,7 @@ class Metrics:
     def record(self, fv: FunctionVersion, result: Result) -> None:
         """Scheduler listener: count one finished call and observe its durations."""
         name = fv.name
-        key = (result.status, result.start)
+        key = (result.status, result.start)  # StrEnums: equal to, and exposed as, their plain values
         init = result.init_duration_ms
         with self._lock:
             tally = self._tallies.get(name)
@@ -138,8 +139,8 @@ class Metrics:
                 tally.init.observe(init / 1000.0)
 
     def throttled(self, name: str) -> None:
-        """A call refused with 429 (TooManyRequestsException) before it reached an environment."""
-        key = ("throttled", THROTTLED_START)
+        """Scheduler listener: a call refused with 429 (TooManyRequestsException) before it reached an environment."""
+        key = (THROTTLED_STATUS, THROTTLED_START)
         with self._lock:
             tally = self._tallies.get(name)
             if tally is None:

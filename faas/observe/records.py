@@ -1,7 +1,7 @@
 """Invocation records: one row per call (request id, version, start type, durations, memory,
 status, error type) in SQLite, listed by `faas calls NAME`.
 
-The scheduler calls add() on the hot path, so add() only puts a tuple on a queue; a
+The scheduler calls record() on the hot path, so record() only puts a tuple on a queue; a
 background writer takes whatever has queued up (lingering LINGER_S first, see
 faas/logs/batches.py) and inserts it in one transaction. Readers (`faas calls`) flush first, so
 they never see stale rows. Retention is bounded per function: the
@@ -57,8 +57,10 @@ class RecordStore:
 
     # ---- hot path --------------------------------------------------------------------
 
-    def add(self, fv: FunctionVersion, result: Result) -> None:
-        """Scheduler listener: queue the call's record; never blocks, never raises."""
+    def record(self, fv: FunctionVersion, result: Result) -> None:
+        """Scheduler listener: queue the call's record; never blocks, never raises.
+
+        The start type and status are StrEnums, which sqlite3 stores as their plain text."""
         row = (
             fv.name, fv.version, result.request_id, time.time(), result.start, result.init_duration_ms,
             round(result.duration_ms, 3), result.max_memory_mb, fv.spec.memory, result.status, result.error_type,
@@ -69,6 +71,9 @@ class RecordStore:
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 LOG.warning("function %s: invocation records dropped (%d so far): the writer is behind", fv.name, self.dropped)
+
+    def throttled(self, name: str) -> None:
+        """Scheduler listener: a throttled call never ran, so it has no record (`faas calls` lists calls that ran)."""
 
     # ---- readers ---------------------------------------------------------------------
 

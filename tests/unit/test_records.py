@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from faas.models import FunctionSpec, FunctionVersion, Result
+from faas.models import FunctionSpec, FunctionVersion, Result, StartType, Status
 from faas.observe.records import RecordStore
 from faas.deploy.store import Store
 
@@ -20,8 +20,8 @@ def test_records_are_listed_newest_first_with_every_field(tmp_path: Path) -> Non
     records = RecordStore(tmp_path / "faas.db")
     try:
         fv = version()
-        records.add(fv, Result("r-1", b"{}", 4, start="cold", init_duration_ms=120.5, duration_ms=3.25, max_memory_mb=40))
-        records.add(fv, Result("r-2", b"{}", 4, "Unhandled", "ValueError", start="warm", duration_ms=1.5,
+        records.record(fv, Result("r-1", b"{}", 4, start="cold", init_duration_ms=120.5, duration_ms=3.25, max_memory_mb=40))
+        records.record(fv, Result("r-2", b"{}", 4, "Unhandled", "ValueError", start="warm", duration_ms=1.5,
                                max_memory_mb=41, status="error"))
         listed = records.list("f")
     finally:
@@ -34,16 +34,16 @@ def test_records_are_listed_newest_first_with_every_field(tmp_path: Path) -> Non
     assert listed[0]["status"] == "error" and listed[0]["error_type"] == "ValueError" and listed[0]["init_ms"] is None
 
 
-def test_add_does_not_wait_for_the_disk_and_retention_is_bounded(tmp_path: Path) -> None:
+def test_record_does_not_wait_for_the_disk_and_retention_is_bounded(tmp_path: Path) -> None:
     Store(tmp_path / "faas.db").close()
     records = RecordStore(tmp_path / "faas.db", keep_per_function=100)
     try:
         fv, other = version(), version("g")
         started = time.perf_counter()
         for i in range(3000):
-            records.add(fv, Result(f"r-{i}", b"", 4))
+            records.record(fv, Result(f"r-{i}", b"", 4))
         per_call_us = (time.perf_counter() - started) / 3000 * 1e6
-        records.add(other, Result("g-1", b"", 4))
+        records.record(other, Result("g-1", b"", 4))
         listed = records.list("f", limit=10_000)
         assert records.list("g") and records.list("g")[0]["request_id"] == "g-1"
     finally:
@@ -56,7 +56,7 @@ def test_add_does_not_wait_for_the_disk_and_retention_is_bounded(tmp_path: Path)
 def test_records_survive_a_restart_and_go_with_their_function(tmp_path: Path) -> None:
     Store(tmp_path / "faas.db").close()
     first = RecordStore(tmp_path / "faas.db")
-    first.add(version(), Result("r-1", b"", 4))
+    first.record(version(), Result("r-1", b"", 4))
     first.close()
     second = RecordStore(tmp_path / "faas.db")
     try:
@@ -65,3 +65,17 @@ def test_records_survive_a_restart_and_go_with_their_function(tmp_path: Path) ->
         assert second.list("f") == []
     finally:
         second.close()
+
+
+def test_typed_states_are_stored_as_their_plain_strings(tmp_path: Path) -> None:
+    Store(tmp_path / "faas.db").close()
+    records = RecordStore(tmp_path / "faas.db")
+    try:
+        records.record(version(), Result("r-1", b"", 4, start=StartType.PRESTARTED, status=Status.OOM))
+        records.throttled("f")  # a throttled call never ran: no record
+        (row,) = records.list("f")
+    finally:
+        records.close()
+    assert type(row["start"]) is str and type(row["status"]) is str
+    assert (row["start"], row["status"]) == ("prestarted", "oom")
+    assert row["start"] == StartType.PRESTARTED and row["status"] == Status.OOM
