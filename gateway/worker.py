@@ -28,7 +28,6 @@ import selectors
 import socket
 import threading
 import time
-from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
@@ -39,6 +38,7 @@ from gunicorn.workers.base import Worker
 from faas.errors import FaasError
 from faas.ids import request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
+from faas.invoke.http1 import BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import kernel_timeout
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
 from gateway.common import BodyTooLarge
@@ -49,7 +49,6 @@ HEAD_TIMEOUT_S = 10.0  # from a head's first byte to its end (a slow client hold
 BODY_TIMEOUT_S = 60.0  # between two reads of a body, and for the WSGI path's reads and writes
 INVOKE_PREFIX = b"POST /2015-03-31/functions/"
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
 _DRAIN_MARGIN_S = 5
 
 
@@ -204,17 +203,15 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         cfg = self.cfg
         if end < 0 or end > HEAD_LIMIT or not buf.startswith(INVOKE_PREFIX):
             return None
-        line_end = buf.find(b"\r\n")
-        if line_end > cfg.limit_request_line > 0:
-            return None
-        parts = buf[:line_end].split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
-            return None
         try:
-            target = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        path, _, query = target.partition("?")
+            head = parse_head(buf[:end], max_line=cfg.limit_request_line or None, max_fields=cfg.limit_request_fields,
+                              max_field_size=cfg.limit_request_field_size or None)
+            length = content_length(head)
+        except BadHead:
+            return None  # gunicorn's parser answers it
+        if head.version != "HTTP/1.1" or head.repeated or not head.target.isascii():
+            return None  # HTTP/1.0, repeated headers (a second Content-Length...): gunicorn decides
+        path, _, query = head.target.partition("?")
         if "%" in path:
             try:
                 path = unquote(path, errors="strict")
@@ -223,26 +220,9 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         match = _INVOKE_PATH.fullmatch(path)
         if match is None:
             return None
-        headers: dict[str, str] = {}
-        lines = buf[line_end + 2:end].split(b"\r\n") if end > line_end else []
-        if len(lines) > cfg.limit_request_fields:
+        headers = head.headers
+        if "transfer-encoding" in headers or "expect" in headers or length > SYNC_PAYLOAD_LIMIT:
             return None
-        for line in lines:
-            if len(line) > cfg.limit_request_field_size > 0:
-                return None
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip() or b" " in name or b"\t" in name:
-                return None
-            key = name.decode("latin-1").lower()
-            if key in headers:
-                return None  # repeated headers (a second Content-Length...): gunicorn decides
-            headers[key] = value.strip(b" \t").decode("latin-1")
-        if "transfer-encoding" in headers or "expect" in headers:
-            return None
-        declared = headers.get("content-length", "0")
-        if not (declared.isascii() and declared.isdigit()) or int(declared) > SYNC_PAYLOAD_LIMIT:
-            return None
-        length = int(declared)
         start = end + 4
         body = buf[start:start + length]
         rest = buf[start + length:]
@@ -293,11 +273,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         now = int(time.time())
         if self._date[0] != now:
             self._date = (now, util.http_date(now))
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Date: {self._date[1]}",
-                 f"Content-Length: {len(body)}"]
-        lines.extend(f"{k}: {v}" for k, v in headers)
-        lines.append("Connection: close" if close else "Connection: keep-alive")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        return render_head(status, headers, len(body), connection="close" if close else "keep-alive", date=self._date[1]) + body
 
     # ---- everything else: gunicorn's parser and WSGI ---------------------------------------
 
