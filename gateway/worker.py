@@ -50,6 +50,9 @@ BODY_TIMEOUT_S = 60.0  # between two reads of a body, and for the WSGI path's re
 INVOKE_PREFIX = b"POST /2015-03-31/functions/"
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 _DRAIN_MARGIN_S = 5
+# Reading an unwanted body before closing (_linger): at most this much, for at most this long.
+LINGER_BYTES = 8 * 1024 * 1024
+LINGER_S = 2.0
 
 
 class _Closed(Exception):
@@ -288,11 +291,11 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             req = next(parser)
             if not req:
                 return False, b""
-            if not self._handle(req, conn, addr, server):
-                return False, b""
-            if not parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S):
-                return False, b""
-            return True, parser.unreader.take_buffered()
+            keep = self._handle(req, conn, addr, server)
+            if keep and parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S):
+                return True, parser.unreader.take_buffered()
+            self._linger(parser)
+            return False, b""
         except (http.errors.NoMoreData, StopIteration, BlockingIOError, TimeoutError):  # EAGAIN: a deadline ran out
             return False, b""
         except OSError as e:
@@ -302,6 +305,18 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         except Exception as e:
             self.handle_error(req, conn, addr, e)
             return False, b""
+
+    def _linger(self, parser: Any) -> None:
+        """Before closing, read and discard what is left of the request's body, within a bound.
+
+        An answer given before the body was read (413 RequestTooLargeException on a
+        Content-Length over the limit) would otherwise be followed by a close with the body
+        still arriving: the kernel then resets the connection, and a client that writes its
+        whole body before reading (urllib, http.client) sees the reset, not the answer."""
+        try:
+            parser.finish_body(deadline=time.monotonic() + LINGER_S, max_bytes=LINGER_BYTES)
+        except (OSError, ValueError, http.errors.ParseException):
+            pass
 
     def _handle(self, req: Any, conn: socket.socket, addr: Any, server: Any) -> bool:
         """gunicorn's gthread handle_request, minus its keep-alive bookkeeping."""
