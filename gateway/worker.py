@@ -28,7 +28,6 @@ import selectors
 import socket
 import threading
 import time
-from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
@@ -39,6 +38,7 @@ from gunicorn.workers.base import Worker
 from faas.errors import FaasError
 from faas.ids import request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
+from faas.invoke.http1 import BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import kernel_timeout
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
 from gateway.common import BodyTooLarge
@@ -49,8 +49,10 @@ HEAD_TIMEOUT_S = 10.0  # from a head's first byte to its end (a slow client hold
 BODY_TIMEOUT_S = 60.0  # between two reads of a body, and for the WSGI path's reads and writes
 INVOKE_PREFIX = b"POST /2015-03-31/functions/"
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
 _DRAIN_MARGIN_S = 5
+# Reading an unwanted body before closing (_linger): at most this much, for at most this long.
+LINGER_BYTES = 8 * 1024 * 1024
+LINGER_S = 2.0
 
 
 class _Closed(Exception):
@@ -204,17 +206,15 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         cfg = self.cfg
         if end < 0 or end > HEAD_LIMIT or not buf.startswith(INVOKE_PREFIX):
             return None
-        line_end = buf.find(b"\r\n")
-        if line_end > cfg.limit_request_line > 0:
-            return None
-        parts = buf[:line_end].split(b" ")
-        if len(parts) != 3 or parts[2] != b"HTTP/1.1":
-            return None
         try:
-            target = parts[1].decode("ascii")
-        except UnicodeDecodeError:
-            return None
-        path, _, query = target.partition("?")
+            head = parse_head(buf[:end], max_line=cfg.limit_request_line or None, max_fields=cfg.limit_request_fields,
+                              max_field_size=cfg.limit_request_field_size or None)
+            length = content_length(head)
+        except BadHead:
+            return None  # gunicorn's parser answers it
+        if head.version != "HTTP/1.1" or head.repeated or not head.target.isascii():
+            return None  # HTTP/1.0, repeated headers (a second Content-Length...): gunicorn decides
+        path, _, query = head.target.partition("?")
         if "%" in path:
             try:
                 path = unquote(path, errors="strict")
@@ -223,26 +223,9 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         match = _INVOKE_PATH.fullmatch(path)
         if match is None:
             return None
-        headers: dict[str, str] = {}
-        lines = buf[line_end + 2:end].split(b"\r\n") if end > line_end else []
-        if len(lines) > cfg.limit_request_fields:
+        headers = head.headers
+        if "transfer-encoding" in headers or "expect" in headers or length > SYNC_PAYLOAD_LIMIT:
             return None
-        for line in lines:
-            if len(line) > cfg.limit_request_field_size > 0:
-                return None
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip() or b" " in name or b"\t" in name:
-                return None
-            key = name.decode("latin-1").lower()
-            if key in headers:
-                return None  # repeated headers (a second Content-Length...): gunicorn decides
-            headers[key] = value.strip(b" \t").decode("latin-1")
-        if "transfer-encoding" in headers or "expect" in headers:
-            return None
-        declared = headers.get("content-length", "0")
-        if not (declared.isascii() and declared.isdigit()) or int(declared) > SYNC_PAYLOAD_LIMIT:
-            return None
-        length = int(declared)
         start = end + 4
         body = buf[start:start + length]
         rest = buf[start + length:]
@@ -293,11 +276,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         now = int(time.time())
         if self._date[0] != now:
             self._date = (now, util.http_date(now))
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"Date: {self._date[1]}",
-                 f"Content-Length: {len(body)}"]
-        lines.extend(f"{k}: {v}" for k, v in headers)
-        lines.append("Connection: close" if close else "Connection: keep-alive")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        return render_head(status, headers, len(body), connection="close" if close else "keep-alive", date=self._date[1]) + body
 
     # ---- everything else: gunicorn's parser and WSGI ---------------------------------------
 
@@ -312,11 +291,11 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             req = next(parser)
             if not req:
                 return False, b""
-            if not self._handle(req, conn, addr, server):
-                return False, b""
-            if not parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S):
-                return False, b""
-            return True, parser.unreader.take_buffered()
+            keep = self._handle(req, conn, addr, server)
+            if keep and parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S):
+                return True, parser.unreader.take_buffered()
+            self._linger(parser)
+            return False, b""
         except (http.errors.NoMoreData, StopIteration, BlockingIOError, TimeoutError):  # EAGAIN: a deadline ran out
             return False, b""
         except OSError as e:
@@ -326,6 +305,18 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         except Exception as e:
             self.handle_error(req, conn, addr, e)
             return False, b""
+
+    def _linger(self, parser: Any) -> None:
+        """Before closing, read and discard what is left of the request's body, within a bound.
+
+        An answer given before the body was read (413 RequestTooLargeException on a
+        Content-Length over the limit) would otherwise be followed by a close with the body
+        still arriving: the kernel then resets the connection, and a client that writes its
+        whole body before reading (urllib, http.client) sees the reset, not the answer."""
+        try:
+            parser.finish_body(deadline=time.monotonic() + LINGER_S, max_bytes=LINGER_BYTES)
+        except (OSError, ValueError, http.errors.ParseException):
+            pass
 
     def _handle(self, req: Any, conn: socket.socket, addr: Any, server: Any) -> bool:
         """gunicorn's gthread handle_request, minus its keep-alive bookkeeping."""

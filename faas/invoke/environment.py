@@ -27,9 +27,7 @@ from faas.invoke.debug import DebugRelay, wait_suspending
 from faas.containers.executor import LOG_FIFO_NAME, RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, ContainerSpec, Executor
 from faas.logs.pump import LogPump, LogSink
 from faas.models import FunctionVersion, Invocation
-from faas.invoke.runtime_api import (
-    ACCEPTED, PREFIX, DirectConnection, NotDelivered, ProtocolError, Reply, RuntimeApiServer, oversize_reply,
-)
+from faas.invoke.runtime_api import DirectConnection, NotDelivered, ProtocolError, RuntimeApiServer, settle
 
 LOG = logging.getLogger(__name__)
 
@@ -242,18 +240,8 @@ class Environment:
         """The warm path: this thread hands the event over and reads the result itself."""
         inv = slot.inv
         try:
-            req = direct.exchange(inv, inv.deadline - time.monotonic())
-            result_path = f"{PREFIX}/invocation/{inv.request_id}/"
-            if req.oversize:
-                self.on_oversized_response(inv.request_id, req.oversize)
-                direct.reply(oversize_reply(req.oversize))
-            elif req.method == "POST" and req.path == result_path + "response":
-                direct.reply(Reply(self.on_response(inv.request_id, req.body), ACCEPTED))
-            elif req.method == "POST" and req.path == result_path + "error":
-                error_type = req.headers.get("lambda-runtime-function-error-type", "Unhandled")
-                direct.reply(Reply(self.on_error(inv.request_id, req.body, error_type), ACCEPTED))
-            else:
-                raise ProtocolError(f"unexpected {req.method} {req.path} during a call")
+            ended = direct.exchange(inv, inv.deadline - time.monotonic())  # this call's result or error
+            direct.reply(settle(ended, self))
         except TimeoutError:
             return  # the deadline passed: the caller's wait ends at once and reports the timeout
         except NotDelivered as e:
@@ -435,10 +423,14 @@ class Environment:
 
 
 def _exit_outcome(request_id: str, *, oom: bool) -> Outcome:
+    """A call whose runtime ended under it, in Lambda's words: the OOM killer's SIGKILL reads
+    "signal: killed" (Runtime.OutOfMemory); any other end reads as an exit status
+    (Runtime.ExitError). The engine's die event does not reach here with the real status,
+    so it is worded as the init phase's exit is (_died): exit status 1."""
     if oom:
         msg = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
         return Outcome(error_payload(msg, "Runtime.OutOfMemory"), "Runtime.OutOfMemory", "oom")
-    msg = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+    msg = f"RequestId: {request_id} Error: Runtime exited with error: exit status 1"
     return Outcome(error_payload(msg, "Runtime.ExitError"), "Runtime.ExitError", "exit")
 
 

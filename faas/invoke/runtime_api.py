@@ -1,5 +1,9 @@
 """The server side of Lambda's Runtime API (2018-06-01), one per environment, on a unix socket.
 
+This module alone knows the API's HTTP shapes (its paths, its Lambda-Runtime-* headers, its
+error bodies): it turns each request into a message (a result, a function error, an init
+error, ...) and hands that to the environment, which never sees a path or a header.
+
 The socket lives in the environment's own folder, which is bind-mounted into that container
 only: a connection on it can only come from that environment, so no request needs to say who
 it is, and the transport works with `network: none`. HTTP/1.1 is parsed by hand: the protocol
@@ -10,16 +14,18 @@ be most of the latency budget.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol, Union
 
-from faas.models import SYNC_PAYLOAD_LIMIT, Invocation
+from faas.invoke.http1 import REASONS, BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import SocketReader, kernel_timeout
+from faas.models import SYNC_PAYLOAD_LIMIT, Invocation
 
 LOG = logging.getLogger(__name__)
 
@@ -51,68 +57,157 @@ class NotDelivered(ConnectionError):
 @dataclass(frozen=True)
 class Request:
     method: str
-    path: str
-    headers: dict[str, str]
+    path: str  # without its query
+    headers: dict[str, str]  # names in lower case
     body: bytes
     oversize: int = 0  # a response body over the limit: its size (the body itself was discarded)
 
 
 def read_request(reader) -> Request | None:  # type: ignore[no-untyped-def]
-    """One HTTP/1.1 request from a buffered reader; None at end of stream.
+    """One HTTP/1.1 request from a buffered reader; None at end of stream. Raises
+    ProtocolError for a head that is not HTTP/1.1 or a Content-Length that is not one
+    plain number (negative, not a number, given twice): where the next request would
+    start is then unknown, so the caller answers 400 and closes.
 
     A runtime writes each request in one go, so its head is nearly always whole in the
     reader's buffer: it is then split in one pass (a warm call reads two requests, and a
     readline per header cost ~40 us each); otherwise it is read line by line."""
     buffered = reader.peek(1)
     end = buffered.find(b"\r\n\r\n")
-    if end < 0:
-        return _read_request_by_lines(reader)
-    lines = reader.read(end + 4)[:end].decode("latin-1").split("\r\n")
-    try:
-        method, target, _version = lines[0].split(" ", 2)
-    except ValueError:
-        raise ProtocolError("bad request line") from None
-    headers: dict[str, str] = {}
-    for h in lines[1:]:
-        k, _, v = h.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return _read_body(reader, method, target, headers)
-
-
-def _read_request_by_lines(reader) -> Request | None:  # type: ignore[no-untyped-def]
-    line = reader.readline(8192)
-    if not line:
-        return None
-    try:
-        method, target, _version = line.decode("latin-1").split(" ", 2)
-    except ValueError:
-        raise ProtocolError("bad request line") from None
-    headers: dict[str, str] = {}
-    total = 0
-    while True:
-        h = reader.readline(8192)
-        total += len(h)
-        if total > MAX_HEADER_BYTES:
-            raise ProtocolError("headers too large")
-        if h in (b"\r\n", b"\n"):
-            break
-        if not h:
+    if end >= 0:
+        raw = reader.read(end + 4)[:end]
+    else:
+        raw = _read_head_by_lines(reader)
+        if raw is None:
             return None
-        k, _, v = h.decode("latin-1").partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return _read_body(reader, method, target, headers)
-
-
-def _read_body(reader, method: str, target: str, headers: dict[str, str]) -> Request | None:  # type: ignore[no-untyped-def]
-    length = int(headers.get("content-length") or 0)
-    path = target.split("?", 1)[0]
-    if method == "POST" and path.endswith("/response") and length > RESPONSE_LIMIT:
+    try:
+        head = parse_head(raw)
+        length = content_length(head)
+    except BadHead as e:
+        raise ProtocolError(str(e)) from None
+    method, path = head.method, head.path
+    if length > RESPONSE_LIMIT and method == "POST" and path.endswith("/response"):
         _discard(reader, length)
-        return Request(method, path, headers, b"", oversize=length)
+        return Request(method, path, head.headers, b"", oversize=length)
     body = reader.read(length) if length else b""
     if len(body) < length:
         return None
-    return Request(method, path, headers, body)
+    return Request(method, path, head.headers, body)
+
+
+def _read_head_by_lines(reader) -> bytes | None:  # type: ignore[no-untyped-def]
+    """A head that is not whole in the buffer: its lines, CRLF-joined; None at end of stream."""
+    lines: list[bytes] = []
+    total = 0
+    while True:
+        line = reader.readline(8192)
+        if not line:
+            return None
+        total += len(line)
+        if total > MAX_HEADER_BYTES:
+            raise ProtocolError("headers too large")
+        if line in (b"\r\n", b"\n"):
+            return b"\r\n".join(lines)
+        lines.append(line[:-2] if line.endswith(b"\r\n") else line[:-1] if line.endswith(b"\n") else line)
+
+
+# ---- what a request means -------------------------------------------------------------
+
+
+class NextEvent(NamedTuple):
+    """GET .../invocation/next. direct: the runtime's Faas-Direct header ("1", "2" or None)."""
+
+    direct: str | None
+
+
+class EnvironmentQuery(NamedTuple):
+    """GET /faas/v1/environment: the bootstrap asks which function it runs."""
+
+
+class Result(NamedTuple):
+    """POST .../invocation/{id}/response."""
+
+    request_id: str
+    body: bytes
+
+
+class FunctionError(NamedTuple):
+    """POST .../invocation/{id}/error."""
+
+    request_id: str
+    body: bytes
+    error_type: str
+
+
+class Oversized(NamedTuple):
+    """A result over the payload limit: its body was read and discarded."""
+
+    request_id: str
+    size: int
+
+
+class InitError(NamedTuple):
+    """POST .../init/error."""
+
+    body: bytes
+    error_type: str
+
+
+class Unknown(NamedTuple):
+    """Anything else: answered 404."""
+
+    method: str
+    path: str
+
+
+Message = Union[NextEvent, EnvironmentQuery, Result, FunctionError, Oversized, InitError, Unknown]
+CallEnd = Union[Result, FunctionError, Oversized]  # what a runtime sends to end the call in flight
+_CALL_ENDS = (Result, FunctionError, Oversized)
+_NEXT_PATH = PREFIX + "/invocation/next"
+_INVOCATION = PREFIX + "/invocation/"
+_ERROR_TYPE = "lambda-runtime-function-error-type"
+
+
+def message_of(req: Request) -> Message:
+    """What a parsed request asks, free of HTTP."""
+    method, path = req.method, req.path
+    if method == "GET":
+        if path == _NEXT_PATH:
+            return NextEvent(req.headers.get("faas-direct"))
+        if path == ENVIRONMENT_PATH:
+            return EnvironmentQuery()
+    elif method == "POST":
+        if path.startswith(_INVOCATION):
+            request_id, _, action = path[len(_INVOCATION):].partition("/")
+            if action == "response":
+                return Oversized(request_id, req.oversize) if req.oversize else Result(request_id, req.body)
+            if action == "error":
+                return FunctionError(request_id, req.body, req.headers.get(_ERROR_TYPE, "Unhandled"))
+        elif path == PREFIX + "/init/error":
+            return InitError(req.body, req.headers.get(_ERROR_TYPE, "Runtime.Unknown"))
+    return Unknown(method, path)
+
+
+def describe(msg: Message) -> str:
+    """A message for a log line or an error, without its body."""
+    if isinstance(msg, (Result, FunctionError, Oversized)):
+        return f"{type(msg).__name__}({msg.request_id})"
+    if isinstance(msg, Unknown):
+        return f"{msg.method} {msg.path}"
+    return type(msg).__name__
+
+
+def settle(msg: InitError | CallEnd, handler: "RuntimeHandler") -> Reply:
+    """Hand a result, an error or an init error to the environment; the reply it earns."""
+    if type(msg) is Result:
+        return acknowledge(handler.on_response(msg.request_id, msg.body))
+    if type(msg) is FunctionError:
+        return acknowledge(handler.on_error(msg.request_id, msg.body, msg.error_type))
+    if type(msg) is Oversized:
+        return oversize_reply(msg.size, handler.on_oversized_response(msg.request_id, msg.size))
+    if type(msg) is InitError:
+        return acknowledge(handler.on_init_error(msg.body, msg.error_type))
+    raise TypeError(f"not a message to settle: {describe(msg)}")  # type: ignore[arg-type]
 
 
 def next_reply(inv: Invocation) -> Reply:
@@ -131,17 +226,18 @@ def next_reply(inv: Invocation) -> Reply:
     return Reply(200, inv.payload, tuple(out))
 
 
-def oversize_reply(size: int) -> Reply:
+def oversize_reply(size: int, status: int = 413) -> Reply:
     message = f"Response payload size ({size} bytes) exceeded maximum allowed payload size ({RESPONSE_LIMIT} bytes)."
-    return Reply(413, _status_body(413, message, "RequestEntityTooLarge"))
+    return Reply(status, _status_body(status, message, "RequestEntityTooLarge"))
+
+
+def acknowledge(status: int) -> Reply:
+    """The answer to a result, an error or an init error that the environment took (202) or refused."""
+    return Reply(status, ACCEPTED if status == 202 else _status_body(status))
 
 
 def encode_head(reply: Reply, close: bool = False) -> bytes:
-    head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Status')}", f"Content-Length: {len(reply.body)}"]
-    head.extend(f"{k}: {v}" for k, v in reply.headers)
-    if close:
-        head.append("Connection: close")
-    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+    return render_head(reply.status, reply.headers, len(reply.body), connection="close" if close else None)
 
 
 def send_reply(conn: socket.socket, reply: Reply, close: bool = False, *, before: bytes = b"") -> None:
@@ -178,10 +274,11 @@ class DirectConnection:
         self.ahead = ahead
         self.held: bytes | None = None
 
-    def exchange(self, inv: Invocation, timeout_s: float) -> Request:
-        """Hand over the event, return the runtime's next request (its result). Raises
-        TimeoutError at the deadline, ConnectionError / ProtocolError when the runtime is gone,
-        NotDelivered when it was gone before it could have read the event."""
+    def exchange(self, inv: Invocation, timeout_s: float) -> CallEnd:
+        """Hand over the event, return how the runtime ended the call (its result, its error,
+        or a result too large). Raises TimeoutError at the deadline, ConnectionError /
+        ProtocolError when the runtime is gone or sends anything else, NotDelivered when it
+        was gone before it could have read the event."""
         try:
             kernel_timeout(self.conn, timeout_s)
             if self.held is not None:
@@ -198,16 +295,32 @@ class DirectConnection:
             raise TimeoutError("timed out") from e
         except (OSError, ValueError) as e:  # the runtime is gone, or the connection was closed under us
             raise NotDelivered(str(e)) from e
-        req = read_request(self.reader)
+        req = self._read()
         if req is None:
             raise ConnectionError("the runtime closed its connection")
-        return req
+        msg = message_of(req)
+        if not isinstance(msg, _CALL_ENDS) or msg.request_id != inv.request_id:
+            raise ProtocolError(f"unexpected {req.method} {req.path} during a call")
+        return msg
+
+    def _read(self) -> Request | None:
+        """The runtime's next request; one that breaks HTTP is refused as the server does
+        (400, and the connection closed) before the ProtocolError goes up."""
+        try:
+            return read_request(self.reader)
+        except ProtocolError as e:
+            try:
+                send_reply(self.conn, Reply(400, _status_body(400, str(e), "InvalidRequest")), close=True)
+            except OSError:
+                pass
+            self.close()
+            raise
 
     def _read_next(self) -> None:
-        req = read_request(self.reader)
+        req = self._read()
         if req is None:
             raise NotDelivered("the runtime closed its connection")
-        if req.method != "GET" or req.path != PREFIX + "/invocation/next":
+        if type(message_of(req)) is not NextEvent:
             raise ProtocolError(f"expected GET next, got {req.method} {req.path}")
         self.pending_next = False
 
@@ -258,15 +371,21 @@ class RuntimeHandler(Protocol):
         """A response over the payload limit (its body was discarded)."""
 
 
-_REASONS = {200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
-            413: "Request Entity Too Large", 500: "Internal Server Error"}
+# Lambda's own words for the errors its Runtime API answers with no more specific message.
+_DEFAULT_ERRORS = {
+    400: ("Invalid request ID", "InvalidRequestID"),
+    403: ("Invalid state transition", "InvalidStateTransition"),
+    413: ("Exceeded maximum allowed payload size", "RequestEntityTooLarge"),
+}
 
 
-def _status_body(status: int, message: str, error_type: str) -> bytes:
-    # errorMessage/errorType is the shape the Runtime API uses for its own errors.
-    import json
-
-    return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+def _status_body(status: int, message: str | None = None, error_type: str | None = None) -> bytes:
+    """The body of an error answer: {"errorMessage", "errorType"}, the shape the Runtime API
+    uses for its own errors. What is not given is said by the status: a refused result (the
+    call it names is not the one in flight, or was already answered) gets Lambda's 400
+    InvalidRequestID, not the {"status": "OK"} of an accepted one."""
+    default_message, default_type = _DEFAULT_ERRORS.get(status, (REASONS.get(status, "Error"), "InvalidRequest"))
+    return json.dumps({"errorMessage": message or default_message, "errorType": error_type or default_type}).encode()
 
 
 class RuntimeApiServer:
@@ -331,12 +450,9 @@ class RuntimeApiServer:
                 req = read_request(reader)
                 if req is None:
                     return
-                if req.oversize:
-                    request_id = req.path[len(PREFIX) + len("/invocation/"):-len("/response")]
-                    send_reply(conn, Reply(self.handler.on_oversized_response(request_id, req.oversize), oversize_reply(req.oversize).body))
-                    continue
-                if req.method == "GET" and req.path == PREFIX + "/invocation/next":
-                    direct = req.headers.get("faas-direct")
+                msg = message_of(req)
+                if type(msg) is NextEvent:
+                    direct = msg.direct
                     if direct in ("1", "2") and getattr(self.handler, "direct_ok", True):
                         handed_over = True
                         self.handler.park(DirectConnection(conn, reader, ahead=direct == "2"))
@@ -350,7 +466,7 @@ class RuntimeApiServer:
                         self.handler.on_undelivered(inv.request_id)
                         raise
                     continue
-                reply = self._route(req)
+                reply = self._route(msg)
                 if reply is None:
                     return
                 send_reply(conn, reply)
@@ -372,26 +488,15 @@ class RuntimeApiServer:
                     except OSError:
                         pass
 
-    def _route(self, req: Request) -> Reply | None:
-        h = self.handler
-        method, path, headers, body = req.method, req.path, req.headers, req.body
-        if method == "POST" and path.startswith(PREFIX + "/invocation/"):
-            rest = path[len(PREFIX) + len("/invocation/"):]
-            request_id, _, action = rest.partition("/")
-            if action == "response":
-                return Reply(h.on_response(request_id, body), ACCEPTED)
-            if action == "error":
-                error_type = headers.get("lambda-runtime-function-error-type", "Unhandled")
-                return Reply(h.on_error(request_id, body, error_type), ACCEPTED)
-        if method == "POST" and path == PREFIX + "/init/error":
-            error_type = headers.get("lambda-runtime-function-error-type", "Runtime.Unknown")
-            return Reply(h.on_init_error(body, error_type), ACCEPTED)
-        if method == "GET" and path == ENVIRONMENT_PATH:
-            spec = h.on_environment()
+    def _route(self, msg: Message) -> Reply | None:
+        if isinstance(msg, Unknown):
+            return Reply(404, _status_body(404, f"unknown route {msg.method} {msg.path}", "InvalidRequest"))
+        if isinstance(msg, EnvironmentQuery):
+            spec = self.handler.on_environment()
             if spec is None:
                 return None
             return Reply(200, spec, (("Content-Type", "application/json"),))
-        return Reply(404, _status_body(404, f"unknown route {method} {path}", "InvalidRequest"))
+        return settle(msg, self.handler)  # type: ignore[arg-type]
 
 
 def _discard(reader, length: int) -> None:  # type: ignore[no-untyped-def]

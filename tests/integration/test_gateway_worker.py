@@ -228,3 +228,19 @@ def test_an_oversized_body_is_refused_like_lambda(gateway: Gateway, echo: str) -
         status, headers, body = Reader(sock).response()
     assert status == 413 and headers["x-amzn-errortype"] == "RequestTooLargeException"
     assert "Request must be smaller than 6291456 bytes" in json.loads(body)["Message"]
+
+
+def test_a_client_that_sends_its_whole_oversized_body_first_still_reads_the_413(gateway: Gateway, echo: str) -> None:
+    """urllib writes the whole body before it reads: the gateway answers 413 on the
+    Content-Length alone, and must read (and drop) the body before it closes, or the
+    client sees a reset instead of the answer."""
+    import urllib.error
+    import urllib.request
+
+    body = b"x" * (7 * 1024 * 1024)
+    request = urllib.request.Request(f"{gateway.url}/2015-03-31/functions/{echo}/invocations", data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 413
+    assert caught.value.headers["x-amzn-ErrorType"] == "RequestTooLargeException"
+    assert "Request must be smaller than 6291456 bytes" in json.loads(caught.value.read())["Message"]
