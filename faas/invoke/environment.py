@@ -26,10 +26,12 @@ from faas.invoke.debug import SOCKET_NAME as DEBUG_SOCKET_NAME
 from faas.invoke.debug import DebugRelay, wait_suspending
 from faas.containers.executor import LOG_FIFO_NAME, RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, ContainerSpec, Executor
 from faas.logs.pump import LogPump, LogSink
-from faas.models import FunctionVersion, Invocation
+from faas.models import FunctionVersion, Invocation, OutcomeStatus
 from faas.invoke.runtime_api import DirectConnection, NotDelivered, ProtocolError, RuntimeApiServer, settle
 
 LOG = logging.getLogger(__name__)
+# Outcomes after which the environment cannot serve another call.
+_ENDS_ENVIRONMENT = frozenset({OutcomeStatus.TIMEOUT, OutcomeStatus.OOM, OutcomeStatus.EXIT, OutcomeStatus.UNDELIVERED})
 
 INIT_TIMEOUT_S = 10.0  # Lambda gives the init phase 10 s of its own
 DEBUG_INIT_TIMEOUT_S = 3600.0  # under a debugger, the init waits for the IDE
@@ -60,7 +62,7 @@ class Outcome:
 
     payload: bytes
     error_type: str | None = None  # set when the call failed
-    status: str = "ok"  # ok | error | timeout | oom | exit
+    status: OutcomeStatus = OutcomeStatus.OK
     logs: str = ""
     duration_ms: float = 0.0
 
@@ -88,7 +90,7 @@ class _Slot:
     def lost(self, oom: bool) -> Outcome:
         """What the call gets when its environment ends under it."""
         if not self.taken:
-            return Outcome(b"", "faas.NotDelivered", "undelivered")
+            return Outcome(b"", "faas.NotDelivered", OutcomeStatus.UNDELIVERED)
         return _exit_outcome(self.inv.request_id, oom=oom)
 
 
@@ -189,7 +191,7 @@ class Environment:
             self._init_failure = Outcome(
                 error_payload(f"Init phase did not complete within {timeout:.0f} seconds", "Runtime.InitTimeout"),
                 "Runtime.InitTimeout",
-                "error",
+                OutcomeStatus.ERROR,
                 self.logs.take(),
             )
             self.destroy()
@@ -218,8 +220,8 @@ class Environment:
             with self._lock:
                 if slot.outcome is None:
                     message = f"RequestId: {inv.request_id} Error: Task timed out after {timeout_s:.2f} seconds"
-                    slot.outcome = Outcome(error_payload(message, "Sandbox.Timedout"), "Sandbox.Timedout", "timeout")
-            if slot.outcome.status == "timeout":
+                    slot.outcome = Outcome(error_payload(message, "Sandbox.Timedout"), "Sandbox.Timedout", OutcomeStatus.TIMEOUT)
+            if slot.outcome.status is OutcomeStatus.TIMEOUT:
                 # Lambda stops the environment at the deadline; the caller must not wait for the kill.
                 threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
         outcome = slot.outcome
@@ -227,11 +229,11 @@ class Environment:
         duration = (time.monotonic() - slot.started) * 1000
         with self._lock:
             self._slot = None
-            if self.status is Status.BUSY and outcome.status not in ("timeout", "oom", "exit", "undelivered") and not self._oom:
+            if self.status is Status.BUSY and outcome.status not in _ENDS_ENVIRONMENT and not self._oom:
                 self._transition(Status.READY)
                 self.last_used = time.monotonic()
         logs = self.logs.take()
-        if self._oom and outcome.status == "ok":
+        if self._oom and outcome.status is OutcomeStatus.OK:
             # A process of the function was OOM-killed even though the handler answered: report it as Lambda would.
             outcome = _exit_outcome(inv.request_id, oom=True)
         return Outcome(outcome.payload, outcome.error_type, outcome.status, logs, duration)
@@ -250,7 +252,7 @@ class Environment:
             LOG.info("environment %s of %s: gone before call %s reached it: %s", self.id, self._fname(), inv.request_id, e)
             with self._lock:
                 if slot.outcome is None:
-                    slot.outcome = Outcome(b"", "faas.NotDelivered", "undelivered")
+                    slot.outcome = Outcome(b"", "faas.NotDelivered", OutcomeStatus.UNDELIVERED)
             slot.done.set()
             threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
         except (OSError, ProtocolError, ValueError) as e:
@@ -269,7 +271,7 @@ class Environment:
             slot = self._slot
             if slot is None or slot.inv.request_id != request_id or slot.outcome is not None:
                 return
-            slot.outcome = Outcome(b"", "faas.NotDelivered", "undelivered")
+            slot.outcome = Outcome(b"", "faas.NotDelivered", OutcomeStatus.UNDELIVERED)
         slot.done.set()
         threading.Thread(target=self.destroy, name=f"kill-{self.id}", daemon=True).start()
 
@@ -338,7 +340,7 @@ class Environment:
                     error_payload("Runtime exited with error: exit status 1" if not self._oom else "Runtime exited with error: signal: killed",
                                   "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError"),
                     "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError",
-                    "oom" if self._oom else "exit",
+                    OutcomeStatus.OOM if self._oom else OutcomeStatus.EXIT,
                     "",
                 )
         if slot is not None and slot.outcome is None:
@@ -391,11 +393,11 @@ class Environment:
             etype = str(parsed.get("errorType") or error_type) if isinstance(parsed, dict) else error_type
         except ValueError:
             etype, body = error_type, error_payload(body.decode("utf-8", "replace"), error_type)
-        return self._finish(request_id, Outcome(body, etype, "error"))
+        return self._finish(request_id, Outcome(body, etype, OutcomeStatus.ERROR))
 
     def on_oversized_response(self, request_id: str, size: int) -> int:
         message = f"Response payload size ({size} bytes) exceeded maximum allowed payload size (6291456 bytes)."
-        self._finish(request_id, Outcome(error_payload(message, "Function.ResponseSizeTooLarge"), "Function.ResponseSizeTooLarge", "error"))
+        self._finish(request_id, Outcome(error_payload(message, "Function.ResponseSizeTooLarge"), "Function.ResponseSizeTooLarge", OutcomeStatus.ERROR))
         return 413
 
     def on_init_error(self, body: bytes, error_type: str) -> int:
@@ -404,7 +406,7 @@ class Environment:
             etype = str(parsed.get("errorType") or error_type) if isinstance(parsed, dict) else error_type
         except ValueError:
             etype, body = error_type, error_payload(body.decode("utf-8", "replace"), error_type)
-        self._init_failure = Outcome(body, etype, "error", "")
+        self._init_failure = Outcome(body, etype, OutcomeStatus.ERROR, "")
         self._ready.set()
         return 202
 
@@ -429,9 +431,9 @@ def _exit_outcome(request_id: str, *, oom: bool) -> Outcome:
     so it is worded as the init phase's exit is (_died): exit status 1."""
     if oom:
         msg = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-        return Outcome(error_payload(msg, "Runtime.OutOfMemory"), "Runtime.OutOfMemory", "oom")
+        return Outcome(error_payload(msg, "Runtime.OutOfMemory"), "Runtime.OutOfMemory", OutcomeStatus.OOM)
     msg = f"RequestId: {request_id} Error: Runtime exited with error: exit status 1"
-    return Outcome(error_payload(msg, "Runtime.ExitError"), "Runtime.ExitError", "exit")
+    return Outcome(error_payload(msg, "Runtime.ExitError"), "Runtime.ExitError", OutcomeStatus.EXIT)
 
 
 def link_tree(src: Path, dst: Path) -> None:

@@ -98,7 +98,7 @@ def content_length(head: Head) -> int:
     if not (value.isascii() and value.isdigit()):
         raise BadHead(f"bad Content-Length: {value[:40]!r}")
     if len(value) > _MAX_LENGTH_DIGITS:
-        return 10**_MAX_LENGTH_DIGITS
+        return int(10**_MAX_LENGTH_DIGITS)
     return int(value)
 
 

@@ -207,7 +207,7 @@ def settle(msg: InitError | CallEnd, handler: "RuntimeHandler") -> Reply:
         return oversize_reply(msg.size, handler.on_oversized_response(msg.request_id, msg.size))
     if type(msg) is InitError:
         return acknowledge(handler.on_init_error(msg.body, msg.error_type))
-    raise TypeError(f"not a message to settle: {describe(msg)}")  # type: ignore[arg-type]
+    raise TypeError(f"not a message to settle: {describe(msg)}")
 
 
 def next_reply(inv: Invocation) -> Reply:
