@@ -291,9 +291,13 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             req = next(parser)
             if not req:
                 return False, b""
-            keep = self._handle(req, conn, addr, server)
-            if keep and parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S):
-                return True, parser.unreader.take_buffered()
+            if self._handle(req, conn, addr, server):
+                # The answer said keep-alive, so the client may send its next request at once: the
+                # rest of an unread body (a 413 answered before reading it) is drained, not left to
+                # gunicorn's 64 KB drain cap, which would close a connection the client reuses.
+                if parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S, max_bytes=LINGER_BYTES):
+                    return True, parser.unreader.take_buffered()
+                return False, b""
             self._linger(parser)
             return False, b""
         except (http.errors.NoMoreData, StopIteration, BlockingIOError, TimeoutError):  # EAGAIN: a deadline ran out

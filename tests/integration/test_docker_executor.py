@@ -212,7 +212,7 @@ def fake_dockerd(tmp_path, monkeypatch):
     """A stand-in dockerd on PATH that answers /_ping on a socket in tmp_path; the real engine is untouched."""
     import sys
 
-    from faas import engine as engine_module
+    from faas.containers import engine as engine_module
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -235,7 +235,7 @@ def fake_dockerd(tmp_path, monkeypatch):
 
 
 def test_engine_is_started_detached_and_stopped_only_by_its_pidfile(fake_dockerd):
-    from faas import engine as engine_module
+    from faas.containers import engine as engine_module
 
     said: list[str] = []
     started = engine_module.ensure_engine(fake_dockerd, say=said.append)
@@ -254,7 +254,7 @@ def test_engine_is_started_detached_and_stopped_only_by_its_pidfile(fake_dockerd
 
 
 def test_engine_that_fails_to_start_shows_its_log(fake_dockerd, monkeypatch):
-    from faas import engine as engine_module
+    from faas.containers import engine as engine_module
 
     monkeypatch.setenv("FAKE_DOCKERD_FAIL", "no cgroups here")
     with pytest.raises(EngineError, match="no cgroups here"):
@@ -262,7 +262,7 @@ def test_engine_that_fails_to_start_shows_its_log(fake_dockerd, monkeypatch):
 
 
 def test_engine_at_a_dead_docker_host_is_not_replaced(monkeypatch, tmp_path):
-    from faas import engine as engine_module
+    from faas.containers import engine as engine_module
     from faas.errors import EngineUnavailable
 
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
