@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -158,6 +159,15 @@ class Platform:
         if changed:
             LOG.info("function %s: version %d is live (%s)", version.name, version.version, package.sha256[:12])
         return DeployOutcome(version, changed)
+
+    def check_zip(
+        self, data: bytes, *, expected_name: str | None = None, spec_override: FunctionSpec | None = None
+    ) -> FunctionSpec:
+        """Validate a package exactly as deploy_zip would and write nothing to the package store
+        (UpdateFunctionCode with DryRun): it is extracted into a scratch folder, then removed."""
+        self._refuse_if_closing()
+        with tempfile.TemporaryDirectory(prefix=".dry-run-", dir=self.config.state_dir) as scratch:
+            return unpack(data, Path(scratch), expected_name=expected_name, spec_override=spec_override).spec
 
     def remove(self, name: str) -> None:
         with self.deployer.lock(name):

@@ -361,10 +361,9 @@ def update_function_code(function: str) -> Response:
         _refuse_unsupported({"Architectures": body["Architectures"]})
     data = _zip_file(body, "UpdateFunctionCode")
     if body.get("DryRun"):
-        # Validate the package as a deploy would, without making it live.
-        from faas.deploy.packages import unpack
-
-        unpack(data, plat.packages_root, spec_override=live.spec)  # type: ignore[attr-defined]
+        # Lambda's DryRun validates the request and changes nothing: the package is checked as
+        # a deploy would check it, and nothing is stored, no version is made.
+        plat.check_zip(data, expected_name=name, spec_override=live.spec)
         return _json(_describe(live, LATEST))
     outcome = plat.deploy_zip(data, expected_name=name, spec_override=live.spec)
     _store_settings(name, {"Architectures": body.get("Architectures")})

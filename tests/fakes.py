@@ -169,6 +169,7 @@ class FakePlatform:
         self.invoked: list[dict[str, Any]] = []  # every invoke(): name, payload, qualifier, client_context
         self.queued: list[dict[str, Any]] = []  # every invoke_async(), with its request_id
         self.deploys: list[dict[str, Any]] = []  # every deploy_zip(): size, expected_name, source_dir
+        self.checked: list[FunctionSpec] = []  # every check_zip()
         self.source_dirs: list[str | None] = []  # of deploys that passed validation
         self.removed: list[str] = []
         self.log_lines: dict[str, list[str]] = {}
@@ -233,6 +234,12 @@ class FakePlatform:
         self.live[spec.name] = fv
         self.history.setdefault(spec.name, []).append(fv)
         return DeployOutcome(fv, changed=True)
+
+    def check_zip(self, data: bytes, *, expected_name: str | None = None,
+                  spec_override: FunctionSpec | None = None) -> FunctionSpec:
+        spec = self._spec_of(data, expected_name, spec_override)
+        self.checked.append(spec)
+        return spec
 
     def remove(self, name: str) -> None:
         self.get(name)

@@ -545,3 +545,38 @@ def test_serve_runs_gunicorn_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     assert (tmp_path / "cleanup").read_text() == str(port)
     # the caller's code after serve() ran once, in the arbiter only
     assert (tmp_path / "after-serve").read_text() == "0\n"
+
+
+# ------------------------------------------------------------------ management and admin API, on the fake
+
+
+def lambda_zip(code: str = "def handler(e, c):\n    return e\n") -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("app.py", code)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_update_function_code_dry_run_checks_the_package_and_deploys_nothing(client: Any, fake: FakePlatform) -> None:
+    url = "/2015-03-31/functions/hello/code"
+    r = client.put(url, json={"ZipFile": lambda_zip(), "DryRun": True})
+    assert r.status_code == 200, r.data
+    assert r.get_json()["Version"] == "$LATEST" and r.get_json()["CodeSha256"] == base64.b64encode(b"\xab" * 32).decode()
+    assert [spec.name for spec in fake.checked] == ["hello"] and fake.deploys == []
+    assert [fv.version for fv in fake.all_versions("hello")] == [1]
+    r = client.put(url, json={"ZipFile": lambda_zip()})
+    assert r.status_code == 200 and len(fake.deploys) == 1 and fake.get("hello").version == 2
+
+
+def test_versions_aliases_rollback_calls_and_pool_through_the_apis(client: Any, fake: FakePlatform) -> None:
+    fake.add("hello", version=2)
+    fake.records["hello"] = [{"request_id": "r-2"}, {"request_id": "r-1"}]
+    assert [v["version"] for v in client.get("/system/functions/hello/versions").get_json()] == [1, 2]
+    r = client.post("/2015-03-31/functions/hello/aliases", json={"Name": "prod", "FunctionVersion": "1"})
+    assert r.status_code == 201 and fake.aliases("hello") == {"prod": "1"}
+    r = client.post(invoke_path("hello") + "?Qualifier=prod", data=b"{}")
+    assert r.status_code == 200 and fake.invoked[-1]["qualifier"] == "prod"
+    rolled = client.post("/system/functions/hello/rollback", json={}).get_json()
+    assert (rolled["version"], rolled["previous_version"]) == (1, 2)
+    assert client.get("/system/functions/hello/calls?tail=1").get_json() == [{"request_id": "r-2"}]
+    assert client.get("/system/pool").get_json()["environments"] == fake.env_rows
