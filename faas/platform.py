@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from faas.logs import follow as log_follow
 from faas.observe.activity import Activity
@@ -57,13 +58,17 @@ class Platform:
         image_for: Callable[[str], str],
         *,
         has_bridge: bool = False,
+        memory_usage_bytes: Callable[[str], int] | None = None,
     ) -> None:
+        """memory_usage_bytes(container id): what a container uses now, from its cgroup, for
+        `faas ps` and the memory gauge; None where the executor cannot tell (then 0 / no gauge)."""
         self.config = config
         root = config.state_dir
         root.mkdir(parents=True, exist_ok=True)
         self.packages_root = root / "packages"
         self.packages_root.mkdir(exist_ok=True)
         self.executor = executor
+        self._memory_usage_bytes = memory_usage_bytes
         self.label = state_label(root)
         removed = executor.remove_labelled({"faas.state": self.label})
         if removed:
@@ -88,7 +93,12 @@ class Platform:
         self.scheduler = Scheduler(self.registry, self.pool, self.limiter, self.log_store, executor.memory_peak_bytes)
         # Observability (/metrics, /ui, `faas top`): O(1) listeners on every call's path.
         self.activity = Activity()
-        self.metrics = Metrics.for_platform(self)
+        self.metrics = Metrics(
+            environments=self.environments,
+            containers=self._containers,
+            memory_usage_bytes=memory_usage_bytes,
+            async_queue_depth=self.async_queue_depth,
+        )
         # Invocation records (`faas calls`) and the durable async queue (Event calls).
         self.records = RecordStore(self.store.path, keep_per_function=config.records_per_function)
         # Each is told of every call that ran and every call throttled (scheduler.CallListener).
@@ -119,7 +129,10 @@ class Platform:
 
         config = config or Config.load()
         executor = DockerExecutor()
-        return cls(config, executor, runtime_image_tag, has_bridge=executor.has_bridge())
+        return cls(
+            config, executor, runtime_image_tag,
+            has_bridge=executor.has_bridge(), memory_usage_bytes=executor.memory_usage_bytes,
+        )
 
     # ---- functions ---------------------------------------------------------------------
 
@@ -148,6 +161,15 @@ class Platform:
         if changed:
             LOG.info("function %s: version %d is live (%s)", version.name, version.version, package.sha256[:12])
         return DeployOutcome(version, changed)
+
+    def check_zip(
+        self, data: bytes, *, expected_name: str | None = None, spec_override: FunctionSpec | None = None
+    ) -> FunctionSpec:
+        """Validate a package exactly as deploy_zip would and write nothing to the package store
+        (UpdateFunctionCode with DryRun): it is extracted into a scratch folder, then removed."""
+        self._refuse_if_closing()
+        with tempfile.TemporaryDirectory(prefix=".dry-run-", dir=self.config.state_dir) as scratch:
+            return unpack(data, Path(scratch), expected_name=expected_name, spec_override=spec_override).spec
 
     def remove(self, name: str) -> None:
         with self.deployer.lock(name):
@@ -277,7 +299,7 @@ class Platform:
         (starting, idle, busy, pre-started), age, calls, memory used and the keep-alive that
         applies to it; the memory budget; how often a pre-started container was there to take."""
         now = time.monotonic()
-        usage = getattr(self.executor, "memory_usage_bytes", None)
+        usage = self._memory_usage_bytes
         rows: list[dict[str, object]] = []
         for env in self.pool.environments():
             snap = env.snapshot()
@@ -301,12 +323,36 @@ class Platform:
             "keep_alive_default_s": self.pool.keep_alive_s,
         }
 
+    # ---- observability (/metrics, /ui, `faas top`) --------------------------------------
+
+    def async_queue_depth(self) -> int:
+        """Asynchronous (Event) calls queued or running."""
+        return self.async_invoker.pending()
+
+    def metrics_exposition(self) -> tuple[bytes, str]:
+        return self.metrics.exposition()
+
+    def activity_summary(self, window_s: float) -> dict[str, dict[str, Any]]:
+        return self.activity.summary(window_s)
+
+    def recent_invocations(self, since: int, limit: int, function: str | None) -> tuple[int, list[dict[str, Any]]]:
+        return self.activity.recent(since, limit, function)
+
+    def latency_series(self, function: str, seconds: int) -> dict[str, list[Any]]:
+        return self.activity.series(function, seconds)
+
+    def _containers(self) -> Iterable[tuple[str, str]]:
+        """(function, container id) of every live environment, for the memory gauge; a
+        pre-started container not yet given to a function counts under function=""."""
+        return [(env.version.name if env.version is not None else "", env.container_id)
+                for env in self.launcher.live_environments() if env.container_id]
+
     # ---- lifecycle ---------------------------------------------------------------------
 
     def _version_changed(self, old: FunctionVersion | None, new: FunctionVersion | None) -> None:
         if old is not None and new is None:
             self.pool.retire_function(old.name)
-        elif old is not None and new.key != old.key:
+        elif old is not None and new is not None and new.key != old.key:
             self.pool.retire(old.key)
 
     def begin_drain(self) -> None:

@@ -21,6 +21,7 @@ from faas.config import Config
 from faas.errors import FaasError, PackageTooLarge, ValidationError
 from faas.models import ZIPPED_LIMIT, FunctionVersion, function_arn
 from gateway.common import BodyTooLarge, platform, read_body
+from gateway.contract import PlatformAPI
 
 LOG = logging.getLogger(__name__)
 
@@ -71,10 +72,9 @@ def describe(fv: FunctionVersion, *, environments: dict[str, int] | None = None)
     }
 
 
-def _deploy_problems(plat: Any) -> dict[str, dict[str, Any]]:
-    """{function: its latest deploy problem}; a platform without deploy tracking has none."""
-    problems = getattr(plat, "deploy_problems", None)
-    return {name: p.to_json() for name, p in problems().items()} if problems else {}
+def _deploy_problems(plat: PlatformAPI) -> dict[str, dict[str, Any]]:
+    """{function: its latest deploy problem}."""
+    return {name: p.to_json() for name, p in plat.deploy_problems().items()}
 
 
 def _tail_arg() -> int:

@@ -21,24 +21,24 @@ from faas.ids import request_id
 from gateway.common import CONFIG_KEY, PLATFORM_KEY
 
 if TYPE_CHECKING:
-    from faas.platform import Platform
+    from gateway.contract import PlatformAPI
 
 LOG = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 
 
-def create_app(platform: "Platform | None" = None, config: Config | None = None) -> Flask:
+def create_app(platform: "PlatformAPI | None" = None, config: Config | None = None) -> Flask:
     """Build the app around `platform`; without one, build the real Platform from config.
 
-    Tests pass a fake platform; gunicorn's worker calls this with neither, after fork,
+    Tests pass a fake platform (tests/fakes.py FakePlatform, held to the same PlatformAPI); gunicorn's worker calls this with neither, after fork,
     so that containers, sockets and threads belong to the worker process.
     """
     if platform is None:
         from faas.platform import Platform
 
         config = config or Config.load()
-        platform = Platform.create(config)  # type: ignore[attr-defined]
+        platform = Platform.create(config)
     app = Flask(__name__)
     app.extensions[PLATFORM_KEY] = platform
     app.extensions[CONFIG_KEY] = config

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 
 if TYPE_CHECKING:
-    from faas.platform import Platform
+    from faas.config import Config
+    from gateway.contract import PlatformAPI
 
 LOG = logging.getLogger(__name__)
 
@@ -25,9 +26,21 @@ class BodyTooLarge(Exception):
         self.size = size
 
 
-def platform() -> "Platform":
+def platform() -> "PlatformAPI":
     """The Platform of this worker process (create_app put it in app.extensions)."""
-    return current_app.extensions[PLATFORM_KEY]  # type: ignore[no-any-return]
+    return platform_of(current_app)  # type: ignore[arg-type]
+
+
+def platform_of(app: Flask) -> "PlatformAPI":
+    """The platform create_app put in this app (the worker and the gunicorn hooks, outside a request)."""
+    found: PlatformAPI = app.extensions[PLATFORM_KEY]
+    return found
+
+
+def api_token() -> str | None:
+    """The API token the gateway's config asks for; None without one (or without a config: tests)."""
+    config: Config | None = current_app.extensions.get(CONFIG_KEY)
+    return config.api_token if config is not None else None
 
 
 def read_body(limit: int) -> bytes:

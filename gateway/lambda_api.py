@@ -13,13 +13,14 @@ import binascii
 import json
 import logging
 import re
-from typing import Any, Callable
+from typing import Callable
 
 from flask import Blueprint, Response, request
 
 from faas.errors import InvalidRequestContent, ValidationError
 from faas.models import payload_limit, payload_too_large
 from gateway.common import BodyTooLarge, platform, read_body
+from gateway.contract import PlatformAPI
 
 LOG = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def invoke(function: str) -> Response:
 
 
 def invoke_answer(
-    plat: Any, function: str, qualifier: str | None, header: Callable[[str], str | None], read: Callable[[int], bytes]
+    plat: PlatformAPI, function: str, qualifier: str | None, header: Callable[[str], str | None], read: Callable[[int], bytes]
 ) -> Answer:
     """One Invoke call: validate as Lambda does, run it, answer with Lambda's headers.
 
@@ -147,18 +148,14 @@ def invoke_answer(
     if invocation_type == "DryRun":
         # Lambda's DryRun checks that the function (and the version or alias) exists and may
         # be called, runs nothing, and answers 204 with no body and no executed version.
-        resolve = getattr(plat, "resolve", None)
-        resolve(name, qualifier) if resolve is not None else plat.get(name)
+        plat.resolve(name, qualifier)
         return 204, [], b""
     if invocation_type == "Event":
         # 202 once the event is durably queued; the function runs later, so there is no
         # executed version, log tail or payload to report (X-Amz-Log-Type is ignored, as on
         # Lambda, and the client context is not passed: Lambda passes it to sync calls only).
-        invoke_async = getattr(plat, "invoke_async", None)
-        if invoke_async is None:
-            raise ValidationError("InvocationType Event is not supported yet")
-        request_id = invoke_async(name, payload, qualifier=qualifier, client_context=client_context)
-        return 202, [("x-amzn-RequestId", request_id)] if isinstance(request_id, str) else [], b""
+        request_id = plat.invoke_async(name, payload, qualifier=qualifier, client_context=client_context)
+        return 202, [("x-amzn-RequestId", request_id)], b""
 
     debug = header(DEBUG_PORT_HEADER)
     if debug is not None:

@@ -28,7 +28,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from faas.errors import (
     FaasError,
@@ -40,7 +40,7 @@ from faas.errors import (
 )
 from faas.models import FunctionSpec, FunctionVersion, function_arn
 from faas.deploy.packages import zip_folder
-from gateway.common import CONFIG_KEY, BodyTooLarge, platform, read_body
+from gateway.common import BodyTooLarge, api_token, platform, read_body
 from gateway.lambda_api import parse_function_name
 
 LOG = logging.getLogger(__name__)
@@ -86,8 +86,7 @@ def _access_key() -> str:
 @bp.before_request
 def _check_token() -> None:
     """With an API token configured, the management API wants it as the access key id."""
-    config = current_app.extensions.get(CONFIG_KEY)
-    token = getattr(config, "api_token", None)
+    token = api_token()
     if token and not hmac.compare_digest(_access_key().encode(), token.encode()):
         raise _unrecognized("The security token included in the request is invalid: "
                             "this faas gateway wants its API token as the AWS access key id")
@@ -362,10 +361,9 @@ def update_function_code(function: str) -> Response:
         _refuse_unsupported({"Architectures": body["Architectures"]})
     data = _zip_file(body, "UpdateFunctionCode")
     if body.get("DryRun"):
-        # Validate the package as a deploy would, without making it live.
-        from faas.deploy.packages import unpack
-
-        unpack(data, plat.packages_root, spec_override=live.spec)
+        # Lambda's DryRun validates the request and changes nothing: the package is checked as
+        # a deploy would check it, and nothing is stored, no version is made.
+        plat.check_zip(data, expected_name=name, spec_override=live.spec)
         return _json(_describe(live, LATEST))
     outcome = plat.deploy_zip(data, expected_name=name, spec_override=live.spec)
     _store_settings(name, {"Architectures": body.get("Architectures")})

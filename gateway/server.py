@@ -21,12 +21,15 @@ import os
 import signal
 import socket
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from faas.config import Config
 from faas.errors import ValidationError
+
+if TYPE_CHECKING:
+    from gateway.worker import GatewayWorker
 
 LOG = logging.getLogger(__name__)
 
@@ -111,21 +114,20 @@ def worker_int(worker: Any) -> None:
     _ignore_stop_signals()
 
 
-def worker_exit(server: Any, worker: Any) -> None:
+def worker_exit(server: Any, worker: "GatewayWorker") -> None:
     """gunicorn hook, in the worker, once it stops serving: remove the containers.
 
     After a graceful stop the calls in flight have finished; after a quick stop they are
     abandoned. Either way nothing waits on the platform any more.
     """
     _ignore_stop_signals()
-    app = getattr(worker, "wsgi", None)
-    platform = getattr(app, "extensions", {}).get("faas") if app is not None else None
-    if platform is None:
+    platform = worker.platform
+    if platform is None:  # the app never loaded: no platform was built
         return
     try:
         platform.shutdown()
     except Exception:  # the arbiter's on_exit cleans up what this leaves
-        LOG.exception("platform shutdown failed in worker %s", getattr(worker, "pid", "?"))
+        LOG.exception("platform shutdown failed in worker %s", worker.pid)
 
 
 def on_exit(server: Any) -> None:

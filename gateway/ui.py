@@ -20,7 +20,6 @@ from typing import Any
 from flask import Blueprint, Response, request, send_file
 
 from faas.errors import ValidationError
-from faas.observe.metrics import async_queue_depth
 from gateway.admin import describe, environment_counts
 from gateway.common import platform
 
@@ -65,8 +64,7 @@ def overview() -> Response:
     window = _int_arg("window", 10, 1, MAX_SERIES_S)
     environments = list(plat.environments())
     counts = environment_counts(environments)
-    activity = getattr(plat, "activity", None)
-    stats = activity.summary(window) if activity is not None else {}
+    stats = plat.activity_summary(window)
     functions = []
     for fv in plat.functions():
         item = describe(fv, environments=counts.get(fv.name))
@@ -78,20 +76,17 @@ def overview() -> Response:
         "window_s": window,
         "functions": functions,
         "environments": environments,
-        "async_queue_depth": async_queue_depth(plat),
+        "async_queue_depth": plat.async_queue_depth(),
     })
 
 
 @bp.get("/ui/api/invocations")
 def invocations() -> Response:
     """Calls after the cursor `since` (0: the newest `limit`); answer {"cursor", "invocations"}."""
-    activity = getattr(platform(), "activity", None)
     since = _int_arg("since", 0, 0, 2**62)
     limit = _int_arg("limit", 100, 1, MAX_LIMIT)
     function = request.args.get("function") or None
-    if activity is None:
-        return _json({"cursor": 0, "invocations": []})
-    cursor, entries = activity.recent(since, limit, function)
+    cursor, entries = platform().recent_invocations(since, limit, function)
     return _json({"cursor": cursor, "invocations": entries})
 
 
@@ -102,7 +97,4 @@ def series() -> Response:
     if not function:
         raise ValidationError("function is required")
     seconds = _int_arg("seconds", 300, 1, MAX_SERIES_S)
-    activity = getattr(platform(), "activity", None)
-    if activity is None:
-        return _json({"function": function, "t": [], "p50": [], "p99": [], "calls": [], "errors": [], "throttled": []})
-    return _json({"function": function, **activity.series(function, seconds)})
+    return _json({"function": function, **platform().latency_series(function, seconds)})

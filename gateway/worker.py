@@ -41,7 +41,8 @@ from faas.models import SYNC_PAYLOAD_LIMIT
 from faas.invoke.http1 import BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import kernel_timeout
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
-from gateway.common import BodyTooLarge
+from gateway.common import BodyTooLarge, platform_of
+from gateway.contract import PlatformAPI
 from gateway.lambda_api import Answer, invoke_answer
 
 HEAD_LIMIT = 16384  # a longer head goes to gunicorn's parser, whose limits (limit_request_*) decide
@@ -62,7 +63,7 @@ class _Closed(Exception):
 class GatewayWorker(Worker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.platform: Any = None
+        self.platform: PlatformAPI | None = None  # load_wsgi sets it
         self._slots = threading.BoundedSemaphore(max(1, self.cfg.threads))  # requests served at once
         self._count_lock = threading.Lock()
         self._connections = 0
@@ -75,14 +76,14 @@ class GatewayWorker(Worker):  # type: ignore[misc]
     def handle_exit(self, sig: int, frame: Any) -> None:
         """SIGTERM: keep serving while the calls in flight finish; new calls get a 503."""
         platform = self.platform
-        if platform is None or not hasattr(platform, "begin_drain") or self._draining:
+        if platform is None or self._draining:
             super().handle_exit(sig, frame)
             return
         self._draining = True
         platform.begin_drain()
         threading.Thread(target=self._stop_when_drained, args=(platform,), name="drain", daemon=True).start()
 
-    def _stop_when_drained(self, platform: Any) -> None:
+    def _stop_when_drained(self, platform: PlatformAPI) -> None:
         platform.wait_drained(self.cfg.graceful_timeout - _DRAIN_MARGIN_S)
         self.alive = False
 
@@ -90,8 +91,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
-        extensions = getattr(self.wsgi, "extensions", None)
-        self.platform = extensions.get("faas") if isinstance(extensions, dict) else None
+        self.platform = platform_of(self.wsgi)
         # What exists now (modules, Flask, the platform) lives as long as the worker: moved out
         # of the collector's sight, a full collection no longer walks it in the middle of a call.
         gc.collect()

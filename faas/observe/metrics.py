@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -25,9 +25,6 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from faas.models import FunctionVersion, Result
-
-if TYPE_CHECKING:
-    from faas.platform import Platform
 
 LOG = logging.getLogger(__name__)
 
@@ -82,7 +79,10 @@ class _Tally:
 
 
 class Metrics:
-    """The platform's Prometheus registry; record() and throttled() are the only hot-path entries."""
+    """The platform's Prometheus registry; record() and throttled() are the only hot-path entries.
+
+    The scrape-time gauges read what they are given (Platform.__init__ passes its own
+    callables), never the platform's parts: the metrics know nothing of how it is built."""
 
     def __init__(
         self,
@@ -98,28 +98,6 @@ class Metrics:
         self.registry.register(_CallCollector(self))
         self.registry.register(
             _PresentCollector(environments, containers, memory_usage_bytes, async_queue_depth)
-        )
-
-    @classmethod
-    def for_platform(cls, platform: "Platform") -> "Metrics":
-        """Wire the scrape-time gauges to a Platform; the async queue is read if the platform has one."""
-        executor = platform.executor
-        memory = getattr(executor, "memory_usage_bytes", None)
-        launcher = getattr(platform, "launcher", None)
-
-        def containers() -> Iterable[tuple[str, str]]:
-            live = getattr(launcher, "live_environments", None)
-            if live is None:
-                return ()
-            # A pre-started container not yet given to a function counts under function="".
-            return [(env.version.name if env.version is not None else "", env.container_id) for env in live()
-                    if env.container_id]
-
-        return cls(
-            environments=platform.environments,
-            containers=containers,
-            memory_usage_bytes=memory if callable(memory) else None,
-            async_queue_depth=lambda: async_queue_depth(platform),
         )
 
     # ---- the hot path ------------------------------------------------------------------
@@ -192,20 +170,6 @@ class _CallCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._metrics.families()
-
-
-def async_queue_depth(platform: Any) -> int | None:
-    """Events queued or running in the platform's async queue; None for a platform without one.
-
-    Platform.async_queue_depth() if it has that, else its async invoker's pending() count.
-    """
-    depth = getattr(platform, "async_queue_depth", None)
-    if depth is None:
-        depth = getattr(getattr(platform, "async_invoker", None), "pending", None)
-    if depth is None:
-        return None
-    value = depth() if callable(depth) else depth
-    return int(value) if value is not None else None
 
 
 class _PresentCollector(Collector):

@@ -148,3 +148,22 @@ def test_a_function_deployed_with_faas_is_managed_by_the_cli(gateway: Gateway, m
     assert invoke_cli(gateway, tmp_path, "--function-name", name)[1] == {"code": 2, "greeting": "yo", "memory": 192}
     listed = {f["name"]: f for f in json.loads(__import__("requests").get(f"{gateway.url}/system/functions", timeout=30).text)}
     assert listed[name]["version"] == 2 and listed[name]["memory"] == 192  # faas's own view agrees
+
+
+def test_update_function_code_dry_run_validates_and_writes_nothing(gateway: Gateway, lam) -> None:
+    """Lambda's DryRun checks the request and changes nothing: no package stored, no version."""
+    name = f"dry-{uuid.uuid4().hex[:6]}"
+    created = lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
+                                  Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": zip_code(V1)})
+    store = gateway.state_dir / "packages"
+    before = sorted(p.name for p in store.iterdir())
+    answer = lam.update_function_code(FunctionName=name, ZipFile=zip_code(V2), DryRun=True)
+    assert answer["FunctionName"] == name and answer["Version"] == "$LATEST"
+    assert answer["CodeSha256"] == created["CodeSha256"] and answer["RevisionId"] == created["RevisionId"]
+    with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
+        lam.update_function_code(FunctionName=name, ZipFile=b"not a zip", DryRun=True)
+    assert "not a valid zip" in str(e.value)
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]] == ["$LATEST", "1"]
+    assert json.loads(lam.invoke(FunctionName=name, Payload=b"{}")["Payload"].read())["code"] == 1
+    lam.delete_function(FunctionName=name)

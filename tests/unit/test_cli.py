@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import logging
@@ -12,9 +11,6 @@ import sys
 import threading
 import time
 import types
-import uuid
-import zipfile
-from hashlib import sha256
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,66 +19,19 @@ import yaml
 from werkzeug.serving import make_server
 
 from faas.cli import main as cli
-from faas.errors import FunctionNotFound, ValidationError
-from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
-from faas.platform import DeployOutcome
+from faas.models import function_arn
 from gateway.app import create_app
+from tests.fakes import FakePlatform
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-class FakePlatform:
-    """The Platform interface in memory; invoke echoes, or fails for a payload {"fail": ...}."""
-
-    def __init__(self) -> None:
-        self.versions: dict[str, FunctionVersion] = {}
-        self.source_dirs: list[str | None] = []
-        self.removed: list[str] = []
-
-    def deploy_zip(self, data: bytes, *, expected_name: str | None = None, source_dir: str | None = None) -> DeployOutcome:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            spec = FunctionSpec.from_mapping(yaml.safe_load(zf.read("function.yaml")))
-        if expected_name != spec.name:
-            raise ValidationError(f"function.yaml names {spec.name!r}, but the upload is for {expected_name!r}")
-        self.source_dirs.append(source_dir)
-        digest = sha256(data).hexdigest()
-        current = self.versions.get(spec.name)
-        if current is not None and current.code_sha256 == digest:
-            return DeployOutcome(current, changed=False)
-        fv = FunctionVersion(spec, (current.version + 1) if current else 1, digest, Path("/x"), len(data), 1_700_000_000.0)
-        self.versions[spec.name] = fv
-        return DeployOutcome(fv, changed=True)
-
-    def remove(self, name: str) -> None:
-        self.get(name)
-        del self.versions[name]
-        self.removed.append(name)
-
-    def functions(self) -> list[FunctionVersion]:
-        return [self.versions[n] for n in sorted(self.versions)]
-
-    def get(self, name: str) -> FunctionVersion:
-        if name not in self.versions:
-            raise FunctionNotFound(f"Function not found: {function_arn(name)}")
-        return self.versions[name]
-
-    def invoke(self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> Result:
-        fv = self.get(name)
-        event = json.loads(payload)
-        rid = str(uuid.uuid4())
-        logs = f"START RequestId: {rid} Version: {fv.version}\nhello from the function\nEND RequestId: {rid}\n"
-        if isinstance(event, dict) and "fail" in event:
-            error = json.dumps({"errorMessage": event["fail"], "errorType": "ValueError"}).encode()
-            return Result(rid, error, fv.version, function_error="Unhandled", logs=logs)
-        return Result(rid, json.dumps({"echo": event}).encode(), fv.version, logs=logs)
-
-    def logs(self, name: str, *, tail: int = 200) -> list[str]:
-        self.get(name)
-        return [f"line {i}" for i in range(5)][-tail:]
-
-    def environments(self) -> list[dict[str, object]]:
-        return [{"id": "e1", "function": "hello", "version": 1, "state": "busy"}]
-
-    def shutdown(self) -> None:
-        pass
+def echo_or_fail(payload: bytes) -> tuple[bytes, str | None]:
+    """The CLI tests' function: echoes the event, or fails for a payload {"fail": ...}."""
+    event = json.loads(payload)
+    if isinstance(event, dict) and "fail" in event:
+        return json.dumps({"errorMessage": event["fail"], "errorType": "ValueError"}).encode(), "Unhandled"
+    return json.dumps({"echo": event}).encode(), None
 
 
 def write_function(folder: Path, name: str, **spec: Any) -> Path:
@@ -102,7 +51,12 @@ def start_server(platform: FakePlatform, port: int = 0) -> tuple[Any, threading.
 
 @pytest.fixture
 def fake() -> FakePlatform:
-    return FakePlatform()
+    platform = FakePlatform()
+    platform.default_handler = echo_or_fail
+    platform.printed = "hello from the function\n"
+    platform.log_lines["hello"] = [f"line {i}" for i in range(5)]
+    platform.env_rows = [{"id": "e1", "function": "hello", "version": 1, "state": "busy"}]
+    return platform
 
 
 @pytest.fixture
@@ -151,7 +105,7 @@ def test_deploy_a_folder_of_functions(gateway: str, fake: FakePlatform, tmp_path
     (tmp_path / "fns" / "notes").mkdir()
     code, out, _ = run(capsys, "deploy", str(tmp_path / "fns"))
     assert code == 0
-    assert sorted(fake.versions) == ["alpha", "beta"]
+    assert sorted(fake.live) == ["alpha", "beta"]
     assert "deployed alpha version 1" in out and "deployed beta version 1" in out
 
 
@@ -331,7 +285,7 @@ def test_up_prepares_runtimes_serves_and_deploys(fake_runtime_modules: dict[str,
         server, thread = start_server(fake, config.port)
         try:
             deadline = time.monotonic() + 10
-            while len(fake.versions) < 2 and time.monotonic() < deadline:
+            while len(fake.live) < 2 and time.monotonic() < deadline:
                 time.sleep(0.02)
             time.sleep(0.2)  # let the deploy thread print its summary
         finally:
@@ -372,31 +326,20 @@ import io, sys, time, types, zipfile
 from pathlib import Path
 import yaml
 marks = Path(sys.argv[1])
+sys.path.insert(0, sys.argv[2])
 import faas.platform as fp
-from faas.models import FunctionSpec, FunctionVersion, Result
+from tests.fakes import FakePlatform
 
 def mark(name, text):
     with open(marks / name, "a") as f:
         f.write(text + "\\n")
 
-class Platform:
+class Platform(FakePlatform):
     def __init__(self):
-        self.versions = {}
-    def deploy_zip(self, data, *, expected_name=None, source_dir=None):
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            spec = FunctionSpec.from_mapping(yaml.safe_load(zf.read("function.yaml")))
-        fv = FunctionVersion(spec, 1, "00", Path("/x"), len(data), time.time(), source_dir)
-        self.versions[spec.name] = fv
-        return fp.DeployOutcome(fv, True)
-    def get(self, name):
-        return self.versions[name]
-    def functions(self):
-        return list(self.versions.values())
-    def environments(self):
-        return []
-    def invoke(self, name, payload, **kw):
-        return Result("r-1", payload, 1)
-    def shutdown(self):
+        super().__init__()
+        self.env_rows = []
+    def shutdown(self, wait_s=None):
+        super().shutdown(wait_s)
         mark("shutdown", "worker")
 
 class Engine:
@@ -410,7 +353,7 @@ sys.modules["faas.containers.docker_executor"] = types.SimpleNamespace(
     remove_state_containers=lambda config: mark("cleanup", str(config.port)),
 )
 from faas.cli import main as cli
-code = cli.main(sys.argv[2:])
+code = cli.main(sys.argv[3:])
 mark("exit", str(code))
 sys.exit(code)
 '''
@@ -430,7 +373,7 @@ def test_up_for_real_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
     proc = subprocess.Popen(
-        [sys.executable, str(tmp_path / "up.py"), str(tmp_path), "up", str(tmp_path / "fns"), "--port", str(port),
+        [sys.executable, str(tmp_path / "up.py"), str(tmp_path), str(REPO), "up", str(tmp_path / "fns"), "--port", str(port),
          "--state-dir", str(tmp_path / "state"), "--threads", "4"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )

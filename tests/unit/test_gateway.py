@@ -14,100 +14,22 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
 import zipfile
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 import yaml
 from werkzeug.serving import make_server
 
 from faas.config import Config
-from faas.errors import FunctionNotFound, TooManyRequests, ValidationError
-from faas.models import SYNC_PAYLOAD_LIMIT, FunctionSpec, FunctionVersion, Result, function_arn
-from faas.platform import DeployOutcome
+from faas.errors import TooManyRequests, ValidationError
+from faas.models import SYNC_PAYLOAD_LIMIT, function_arn
 from gateway.app import create_app
+from tests.fakes import FakePlatform, Handler
 
 REPO = Path(__file__).resolve().parents[2]
-
-# A handler of the fake: payload in, (payload out, function_error) back.
-Handler = Callable[[bytes], "tuple[bytes, str | None]"]
-
-
-class FakePlatform:
-    """The Platform interface in memory: functions are FunctionVersions, calls run `handlers`."""
-
-    def __init__(self) -> None:
-        self.versions: dict[str, FunctionVersion] = {}
-        self.handlers: dict[str, Handler] = {}
-        self.calls: list[dict[str, Any]] = []
-        self.log_lines: dict[str, list[str]] = {}
-        self.invoke_error: Exception | None = None
-        self.logs_text = ""
-        self.deploys: list[dict[str, Any]] = []
-        self.shutdown_called = False
-
-    def add(self, name: str, version: int = 1, handler: Handler | None = None, **spec: Any) -> FunctionVersion:
-        fv = FunctionVersion(
-            spec=FunctionSpec.from_mapping({"name": name, **spec}), version=version, code_sha256="ab" * 32,
-            code_dir=Path("/nonexistent"), code_size=1234, created=1_700_000_000.0,
-        )
-        self.versions[name] = fv
-        if handler is not None:
-            self.handlers[name] = handler
-        return fv
-
-    def deploy_zip(self, data: bytes, *, expected_name: str | None = None, source_dir: str | None = None) -> DeployOutcome:
-        self.deploys.append({"size": len(data), "expected_name": expected_name, "source_dir": source_dir})
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            spec = FunctionSpec.from_mapping(yaml.safe_load(zf.read("function.yaml")))
-        if expected_name is not None and expected_name != spec.name:
-            raise ValidationError(f"function.yaml names {spec.name!r}, but the upload is for {expected_name!r}")
-        digest = sha256(data).hexdigest()
-        current = self.versions.get(spec.name)
-        if current is not None and current.code_sha256 == digest:
-            return DeployOutcome(current, changed=False)
-        fv = FunctionVersion(spec=spec, version=(current.version + 1 if current else 1), code_sha256=digest,
-                             code_dir=Path("/nonexistent"), code_size=len(data), created=time.time(), source_dir=source_dir)
-        self.versions[spec.name] = fv
-        return DeployOutcome(fv, changed=True)
-
-    def remove(self, name: str) -> None:
-        self.get(name)
-        del self.versions[name]
-
-    def functions(self) -> list[FunctionVersion]:
-        return [self.versions[n] for n in sorted(self.versions)]
-
-    def get(self, name: str) -> FunctionVersion:
-        try:
-            return self.versions[name]
-        except KeyError:
-            raise FunctionNotFound(f"Function not found: {function_arn(name)}") from None
-
-    def invoke(self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> Result:
-        fv = self.get(name)
-        self.calls.append({"name": name, "payload": payload, "qualifier": qualifier, "client_context": client_context})
-        if self.invoke_error is not None:
-            raise self.invoke_error
-        out, error = self.handlers.get(name, lambda p: (p, None))(payload)
-        request_id = str(uuid.uuid4())
-        logs = self.logs_text or f"START RequestId: {request_id} Version: {fv.version}\nEND RequestId: {request_id}\n"
-        return Result(request_id=request_id, payload=out, version=fv.version, function_error=error,
-                      error_type="ValueError" if error else None, logs=logs)
-
-    def logs(self, name: str, *, tail: int = 200) -> list[str]:
-        self.get(name)
-        return self.log_lines.get(name, [])[-tail:]
-
-    def environments(self) -> list[dict[str, object]]:
-        return [{"id": "env-1", "function": "hello", "version": 1, "state": "IDLE"}]
-
-    def shutdown(self) -> None:
-        self.shutdown_called = True
-
 
 def failing(message: str = "boom") -> Handler:
     body = json.dumps({"errorMessage": message, "errorType": "ValueError", "stackTrace": []}).encode()
@@ -142,7 +64,7 @@ def test_invoke_answers_payload_with_lambda_headers(client: Any, fake: FakePlatf
     assert "X-Amz-Function-Error" not in r.headers
     assert "X-Amz-Log-Result" not in r.headers
     assert r.headers["x-amzn-RequestId"]
-    assert fake.calls == [{"name": "hello", "payload": b'{"a": 1}', "qualifier": None, "client_context": None}]
+    assert fake.invoked == [{"name": "hello", "payload": b'{"a": 1}', "qualifier": None, "client_context": None}]
 
 
 def test_function_error_is_200_with_unhandled(client: Any, fake: FakePlatform) -> None:
@@ -168,7 +90,7 @@ def test_non_json_body_is_400_invalid_request_content(client: Any, fake: FakePla
     assert r.status_code == 400
     assert r.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
     assert r.get_json()["Message"].startswith("Could not parse request body into json: ")
-    assert fake.calls == []
+    assert fake.invoked == []
 
 
 @pytest.mark.parametrize("body", [b"NaN", b'{"a": Infinity}', b"\xff\xfe{}"])
@@ -182,7 +104,7 @@ def test_json_lambda_refuses_is_refused(client: Any, body: bytes) -> None:
 def test_empty_body_reaches_the_function_as_empty_object(client: Any, fake: FakePlatform, body: bytes) -> None:
     r = client.post(invoke_path("hello"), data=body)
     assert r.status_code == 200
-    assert fake.calls[0]["payload"] == b"{}"
+    assert fake.invoked[0]["payload"] == b"{}"
 
 
 def _json_of_size(size: int) -> bytes:
@@ -192,7 +114,7 @@ def _json_of_size(size: int) -> bytes:
 def test_payload_of_exactly_6_mb_is_accepted(client: Any, fake: FakePlatform) -> None:
     r = client.post(invoke_path("hello"), data=_json_of_size(SYNC_PAYLOAD_LIMIT))
     assert r.status_code == 200
-    assert len(fake.calls[0]["payload"]) == SYNC_PAYLOAD_LIMIT
+    assert len(fake.invoked[0]["payload"]) == SYNC_PAYLOAD_LIMIT
 
 
 def test_payload_one_byte_over_6_mb_is_413(client: Any, fake: FakePlatform) -> None:
@@ -200,7 +122,7 @@ def test_payload_one_byte_over_6_mb_is_413(client: Any, fake: FakePlatform) -> N
     assert r.status_code == 413
     assert r.headers["x-amzn-ErrorType"] == "RequestTooLargeException"
     assert r.get_json()["Message"] == "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
-    assert fake.calls == []
+    assert fake.invoked == []
 
 
 class _Unreadable(io.RawIOBase):
@@ -233,7 +155,7 @@ def test_dry_run_checks_the_function_and_runs_nothing(client: Any, fake: FakePla
     assert r.status_code == 204 and r.data == b""
     r = client.post(invoke_path("nope"), data=b"{}", headers={"X-Amz-Invocation-Type": "DryRun"})
     assert r.status_code == 404
-    assert fake.calls == []
+    assert fake.invoked == []
 
 
 def test_unknown_invocation_type_is_refused(client: Any) -> None:
@@ -243,25 +165,20 @@ def test_unknown_invocation_type_is_refused(client: Any) -> None:
 
 
 def test_event_invocation_without_async_support_is_400(client: Any, fake: FakePlatform) -> None:
+    fake.async_error = ValidationError("InvocationType Event is not supported yet")
     r = client.post(invoke_path("hello"), data=b"{}", headers={"X-Amz-Invocation-Type": "Event"})
     assert r.status_code == 400
     assert r.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
     assert r.get_json()["Message"] == "InvocationType Event is not supported yet"
-    assert fake.calls == []
+    assert fake.invoked == []
 
 
-def test_event_invocation_uses_invoke_async_when_the_platform_has_it(fake: FakePlatform) -> None:
-    queued: list[tuple[str, bytes]] = []
-
-    def invoke_async(name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> str:
-        queued.append((name, payload))
-        return "req-123"
-
-    fake.invoke_async = invoke_async  # type: ignore[attr-defined]
+def test_event_invocation_uses_invoke_async(fake: FakePlatform) -> None:
     r = create_app(fake).test_client().post(invoke_path("hello"), data=b'{"k": 2}', headers={"X-Amz-Invocation-Type": "Event"})
     assert r.status_code == 202
-    assert r.headers["x-amzn-RequestId"] == "req-123"
-    assert queued == [("hello", b'{"k": 2}')]
+    assert r.headers["x-amzn-RequestId"] == fake.queued[0]["request_id"]
+    assert [(q["name"], q["payload"]) for q in fake.queued] == [("hello", b'{"k": 2}')]
+    assert fake.invoked == []
 
 
 @pytest.mark.parametrize(
@@ -281,7 +198,7 @@ def test_function_names_arns_and_qualifiers(client: Any, fake: FakePlatform, fun
                                             expected: tuple[str, str | None]) -> None:
     r = client.post(invoke_path(function) + query, data=b"{}")
     assert r.status_code == 200, r.data
-    assert (fake.calls[0]["name"], fake.calls[0]["qualifier"]) == expected
+    assert (fake.invoked[0]["name"], fake.invoked[0]["qualifier"]) == expected
 
 
 def test_conflicting_qualifiers_are_refused(client: Any) -> None:
@@ -301,7 +218,7 @@ def test_client_context_is_decoded_for_the_function(client: Any, fake: FakePlatf
     r = client.post(invoke_path("hello"), data=b"{}",
                     headers={"X-Amz-Client-Context": base64.b64encode(context.encode()).decode()})
     assert r.status_code == 200
-    assert fake.calls[0]["client_context"] == context
+    assert fake.invoked[0]["client_context"] == context
 
 
 @pytest.mark.parametrize("header", ["!!!not base64", base64.b64encode(b"not json").decode()])
@@ -309,7 +226,7 @@ def test_bad_client_context_is_400(client: Any, fake: FakePlatform, header: str)
     r = client.post(invoke_path("hello"), data=b"{}", headers={"X-Amz-Client-Context": header})
     assert r.status_code == 400
     assert r.headers["x-amzn-ErrorType"] == "InvalidRequestContentException"
-    assert fake.calls == []
+    assert fake.invoked == []
 
 
 def test_log_type_tail_returns_last_4_kb_of_the_log(client: Any, fake: FakePlatform) -> None:
@@ -399,7 +316,7 @@ def test_list_get_and_delete_functions(client: Any, fake: FakePlatform) -> None:
     assert one["arn"] == function_arn("alpha") and one["url"] == "/function/alpha"
     assert client.get("/system/functions/zzz").status_code == 404
     assert client.delete("/system/functions/alpha").status_code == 204
-    assert "alpha" not in fake.versions
+    assert "alpha" not in fake.live
     r = client.delete("/system/functions/alpha")
     assert r.status_code == 404 and r.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
 
@@ -470,8 +387,8 @@ def test_boto3_invoke_by_arn_with_client_context(lambda_client: Any, fake: FakeP
     context = base64.b64encode(json.dumps({"custom": {"a": 1}}).encode()).decode()
     r = lambda_client.invoke(FunctionName=function_arn("hello"), Qualifier="1", ClientContext=context, Payload=b"{}")
     assert r["StatusCode"] == 200
-    assert fake.calls[-1]["qualifier"] == "1"
-    assert json.loads(fake.calls[-1]["client_context"]) == {"custom": {"a": 1}}
+    assert fake.invoked[-1]["qualifier"] == "1"
+    assert json.loads(fake.invoked[-1]["client_context"]) == {"custom": {"a": 1}}
 
 
 def test_boto3_sees_function_error(lambda_client: Any, fake: FakePlatform) -> None:
@@ -541,12 +458,12 @@ def test_worker_exit_shuts_the_platform_down(fake: FakePlatform) -> None:
     from gateway.server import worker_exit
 
     class Worker:
-        wsgi = create_app(fake)
+        platform = fake
         pid = 1
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGQUIT)}
     try:
-        worker_exit(None, Worker())
+        worker_exit(None, Worker())  # type: ignore[arg-type]
         # a second Ctrl-C (or the arbiter's SIGQUIT) cannot interrupt the cleanup
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
@@ -566,15 +483,22 @@ SERVE_SCRIPT = textwrap.dedent(
     import sys, json
     from pathlib import Path
     marks = Path(sys.argv[1])
+    sys.path.insert(0, sys.argv[2])
     import faas.containers.docker_executor, gateway.app
     from faas.config import Config
+    from faas.models import Result
     from gateway.server import serve
+    from tests.fakes import FakePlatform
 
-    class Platform:
+    class Platform(FakePlatform):
+        def __init__(self):
+            super().__init__()
+            self.add("x", version=4)
         def invoke(self, name, payload, **kw):
-            from faas.models import Result
+            super().invoke(name, payload, **kw)
             return Result(request_id="r-1", payload=payload, version=4)
-        def shutdown(self):
+        def shutdown(self, wait_s=None):
+            super().shutdown(wait_s)
             (marks / "shutdown").write_text("worker")
 
     real = gateway.app.create_app
@@ -595,7 +519,7 @@ def test_serve_runs_gunicorn_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     script = tmp_path / "serve.py"
     script.write_text(SERVE_SCRIPT)
     env = {**os.environ, "FAAS_STATE_DIR": str(tmp_path / "state"), "FAAS_PORT": str(port), "FAAS_THREADS": "4"}
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(REPO)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -621,3 +545,38 @@ def test_serve_runs_gunicorn_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     assert (tmp_path / "cleanup").read_text() == str(port)
     # the caller's code after serve() ran once, in the arbiter only
     assert (tmp_path / "after-serve").read_text() == "0\n"
+
+
+# ------------------------------------------------------------------ management and admin API, on the fake
+
+
+def lambda_zip(code: str = "def handler(e, c):\n    return e\n") -> str:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("app.py", code)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_update_function_code_dry_run_checks_the_package_and_deploys_nothing(client: Any, fake: FakePlatform) -> None:
+    url = "/2015-03-31/functions/hello/code"
+    r = client.put(url, json={"ZipFile": lambda_zip(), "DryRun": True})
+    assert r.status_code == 200, r.data
+    assert r.get_json()["Version"] == "$LATEST" and r.get_json()["CodeSha256"] == base64.b64encode(b"\xab" * 32).decode()
+    assert [spec.name for spec in fake.checked] == ["hello"] and fake.deploys == []
+    assert [fv.version for fv in fake.all_versions("hello")] == [1]
+    r = client.put(url, json={"ZipFile": lambda_zip()})
+    assert r.status_code == 200 and len(fake.deploys) == 1 and fake.get("hello").version == 2
+
+
+def test_versions_aliases_rollback_calls_and_pool_through_the_apis(client: Any, fake: FakePlatform) -> None:
+    fake.add("hello", version=2)
+    fake.records["hello"] = [{"request_id": "r-2"}, {"request_id": "r-1"}]
+    assert [v["version"] for v in client.get("/system/functions/hello/versions").get_json()] == [1, 2]
+    r = client.post("/2015-03-31/functions/hello/aliases", json={"Name": "prod", "FunctionVersion": "1"})
+    assert r.status_code == 201 and fake.aliases("hello") == {"prod": "1"}
+    r = client.post(invoke_path("hello") + "?Qualifier=prod", data=b"{}")
+    assert r.status_code == 200 and fake.invoked[-1]["qualifier"] == "prod"
+    rolled = client.post("/system/functions/hello/rollback", json={}).get_json()
+    assert (rolled["version"], rolled["previous_version"]) == (1, 2)
+    assert client.get("/system/functions/hello/calls?tail=1").get_json() == [{"request_id": "r-2"}]
+    assert client.get("/system/pool").get_json()["environments"] == fake.env_rows

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
-from faas.errors import FunctionNotFound, TooManyRequests
-from faas.models import SYNC_PAYLOAD_LIMIT, FunctionSpec, FunctionVersion, Result, function_arn
+from faas.errors import TooManyRequests
+from faas.models import SYNC_PAYLOAD_LIMIT
 from gateway.app import create_app
 from gateway.http_trigger import InvalidFunctionResponse, api_id, build_event, build_response, request_time
+from tests.fakes import FakePlatform
 
 EPOCH = 1583348638.390  # 04/Mar/2020:19:03:58.390 UTC
 
@@ -187,28 +186,16 @@ def test_unusable_responses_are_invalid(payload: bytes) -> None:
 # ------------------------------------------------------------------ through the route
 
 
-class TriggerPlatform:
-    """Just what the trigger route uses: invoke, with a handler of the decoded event."""
+def trigger_platform(handler: Callable[[dict[str, Any]], Any], error: str | None = None) -> FakePlatform:
+    """The one fake platform with one function, "web", whose handler takes the decoded event."""
+    platform = FakePlatform()
+    platform.add("web", handler=lambda payload: (json.dumps(handler(json.loads(payload))).encode(), error))
+    return platform
 
-    def __init__(self, handler: Callable[[dict[str, Any]], Any], error: str | None = None) -> None:
-        self.handler = handler
-        self.error = error
-        self.raise_error: Exception | None = None
-        self.events: list[dict[str, Any]] = []
 
-    def get(self, name: str) -> FunctionVersion:
-        if name != "web":
-            raise FunctionNotFound(f"Function not found: {function_arn(name)}")
-        return FunctionVersion(FunctionSpec(name="web"), 1, "00", Path("/x"), 1, 0.0)
-
-    def invoke(self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> Result:
-        self.get(name)
-        if self.raise_error is not None:
-            raise self.raise_error
-        ev = json.loads(payload)
-        self.events.append(ev)
-        return Result(request_id=str(uuid.uuid4()), payload=json.dumps(self.handler(ev)).encode(), version=1,
-                      function_error=self.error)
+def events(platform: FakePlatform) -> list[dict[str, Any]]:
+    """The events the function was called with, in order."""
+    return [json.loads(call["payload"]) for call in platform.invoked]
 
 
 def echo(ev: dict[str, Any]) -> dict[str, Any]:
@@ -217,7 +204,7 @@ def echo(ev: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_route_builds_the_event_and_maps_the_response() -> None:
-    platform = TriggerPlatform(echo)
+    platform = trigger_platform(echo)
     client = create_app(platform).test_client()
     client.set_cookie("session", "abc")
     r = client.post("/function/web/items/42?x=1&x=2", data=b'{"k": "v"}', content_type="application/json")
@@ -236,56 +223,56 @@ def test_route_builds_the_event_and_maps_the_response() -> None:
 @pytest.mark.parametrize("url, raw_path", [("/function/web", "/"), ("/function/web/", "/"),
                                            ("/function/web/a%20b/c", "/a%20b/c")])
 def test_raw_path_is_the_path_below_the_function(url: str, raw_path: str) -> None:
-    platform = TriggerPlatform(lambda ev: {"ok": True})
+    platform = trigger_platform(lambda ev: {"ok": True})
     r = create_app(platform).test_client().get(url)
     assert r.status_code == 200 and r.get_json() == {"ok": True}
-    assert platform.events[0]["rawPath"] == raw_path
-    assert "body" not in platform.events[0]
+    assert events(platform)[0]["rawPath"] == raw_path
+    assert "body" not in events(platform)[0]
 
 
 def test_plain_json_result_is_200_application_json() -> None:
-    r = create_app(TriggerPlatform(lambda ev: {"message": "hi"})).test_client().get("/function/web")
+    r = create_app(trigger_platform(lambda ev: {"message": "hi"})).test_client().get("/function/web")
     assert r.status_code == 200 and r.mimetype == "application/json" and r.get_json() == {"message": "hi"}
 
 
 def test_binary_request_body_reaches_the_function_base64() -> None:
-    platform = TriggerPlatform(lambda ev: {"ok": True})
+    platform = trigger_platform(lambda ev: {"ok": True})
     create_app(platform).test_client().put("/function/web/up", data=b"\x00\x01\xfe", content_type="application/octet-stream")
-    assert platform.events[0]["isBase64Encoded"] is True
-    assert base64.b64decode(platform.events[0]["body"]) == b"\x00\x01\xfe"
+    assert events(platform)[0]["isBase64Encoded"] is True
+    assert base64.b64decode(events(platform)[0]["body"]) == b"\x00\x01\xfe"
 
 
 def test_head_and_options_reach_the_function() -> None:
-    platform = TriggerPlatform(lambda ev: {"statusCode": 204})
+    platform = trigger_platform(lambda ev: {"statusCode": 204})
     client = create_app(platform).test_client()
     assert client.head("/function/web").status_code == 204
     assert client.options("/function/web").status_code == 204
-    assert [e["requestContext"]["http"]["method"] for e in platform.events] == ["HEAD", "OPTIONS"]
+    assert [e["requestContext"]["http"]["method"] for e in events(platform)] == ["HEAD", "OPTIONS"]
 
 
 def test_function_error_is_502_internal_server_error() -> None:
-    r = create_app(TriggerPlatform(lambda ev: {"errorMessage": "x"}, error="Unhandled")).test_client().get("/function/web")
+    r = create_app(trigger_platform(lambda ev: {"errorMessage": "x"}, error="Unhandled")).test_client().get("/function/web")
     assert r.status_code == 502 and r.get_json() == {"message": "Internal Server Error"}
 
 
 def test_invalid_function_response_is_502() -> None:
-    r = create_app(TriggerPlatform(lambda ev: {"statusCode": "nope"})).test_client().get("/function/web")
+    r = create_app(trigger_platform(lambda ev: {"statusCode": "nope"})).test_client().get("/function/web")
     assert r.status_code == 502 and r.get_json() == {"message": "Internal Server Error"}
 
 
 def test_unknown_function_is_404_not_found() -> None:
-    r = create_app(TriggerPlatform(echo)).test_client().get("/function/nope/x")
+    r = create_app(trigger_platform(echo)).test_client().get("/function/nope/x")
     assert r.status_code == 404 and r.get_json() == {"message": "Not Found"}
 
 
 def test_throttle_is_429_too_many_requests() -> None:
-    platform = TriggerPlatform(echo)
-    platform.raise_error = TooManyRequests("Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded")
+    platform = trigger_platform(echo)
+    platform.invoke_error = TooManyRequests("Rate Exceeded.", reason="ConcurrentInvocationLimitExceeded")
     r = create_app(platform).test_client().get("/function/web")
     assert r.status_code == 429 and r.get_json() == {"message": "Too Many Requests"}
 
 
 def test_body_over_6_mb_is_413() -> None:
-    platform = TriggerPlatform(echo)
+    platform = trigger_platform(echo)
     r = create_app(platform).test_client().post("/function/web", data=b"x" * (SYNC_PAYLOAD_LIMIT + 1))
-    assert r.status_code == 413 and platform.events == []
+    assert r.status_code == 413 and events(platform) == []

@@ -22,6 +22,7 @@ from faas.models import FunctionSpec, FunctionVersion, Result
 from faas.platform import Platform
 from faas.cli.top import render
 from gateway.app import create_app
+from tests.fakes import FakePlatform
 from tests.fakes import ProcessExecutor
 
 
@@ -100,28 +101,6 @@ def test_a_failing_gauge_source_does_not_break_the_scrape() -> None:
     metrics.record(version("f"), result())
     s = samples(metrics.exposition()[0].decode())
     assert s[("faas_invocations_total", (("function", "f"), ("start", "warm"), ("status", "ok")))] == 1
-
-
-def test_async_queue_depth_is_read_from_the_platform_when_it_has_one() -> None:
-    from faas.observe.metrics import async_queue_depth
-
-    class Without:
-        pass
-
-    class With:
-        def async_queue_depth(self) -> int:
-            return 7
-
-    class Invoker:
-        def pending(self) -> int:
-            return 3
-
-    class WithInvoker:
-        async_invoker = Invoker()
-
-    assert async_queue_depth(Without()) is None
-    assert async_queue_depth(With()) == 7
-    assert async_queue_depth(WithInvoker()) == 3
 
 
 # ---------------------------------------------------------------- Activity
@@ -327,3 +306,39 @@ def test_top_keeps_drawing_when_the_gateway_stops_answering(monkeypatch: pytest.
     assert "hello" in text and "the gateway does not answer" in text
     with pytest.raises(ValidationError):
         top.run("http://127.0.0.1:1", interval_s=0)
+
+
+def test_async_queue_depth_is_the_async_invokers_pending_count(platform: Platform) -> None:
+    platform.deploy_zip(fn_zip("queued", CODE))
+    platform.invoke_async("queued", b'{"sleep": 0.5}')
+    platform.invoke_async("queued", b'{"sleep": 0.5}')
+    assert 1 <= platform.async_queue_depth() <= 2  # queued or running; neither can be done yet
+    client = create_app(platform).test_client()
+    deadline = time.monotonic() + 20
+    while platform.async_invoker.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert platform.async_queue_depth() == 0
+    assert client.get("/ui/api/overview").get_json()["async_queue_depth"] == 0
+    assert samples(client.get("/metrics").get_data(as_text=True))[("faas_async_queue_depth", ())] == 0
+
+
+def test_dashboard_api_reads_the_platform_through_its_contract() -> None:
+    fake = FakePlatform()
+    fake.add("hello", memory=256, concurrency=2)
+    fake.queue_depth = 3
+    fake.stats = {"hello": {"calls": 5}}
+    fake.activity_log = [{"function": "hello", "status": "ok"}, {"function": "other", "status": "error"}]
+    fake.series["hello"] = {"t": [1], "p50": [1.0], "p99": [2.0], "calls": [5], "errors": [0], "throttled": [0]}
+    fake.metrics_text = b"faas_async_queue_depth 3.0\n"
+    client = create_app(fake).test_client()
+    overview = client.get("/ui/api/overview?window=30").get_json()
+    assert overview["async_queue_depth"] == 3 and overview["window_s"] == 30
+    [fn] = overview["functions"]
+    assert fn["name"] == "hello" and fn["concurrency"] == 2 and fn["stats"] == {"calls": 5}
+    assert fn["environments"] == {"idle": 1}
+    answer = client.get("/ui/api/invocations?since=0&function=hello").get_json()
+    assert answer == {"cursor": 2, "invocations": [{"function": "hello", "status": "ok"}]}
+    assert client.get("/ui/api/series?function=hello&seconds=5").get_json()["calls"] == [5]
+    assert client.get("/ui/api/series?function=nope").get_json()["t"] == []
+    scraped = client.get("/metrics")
+    assert scraped.data == b"faas_async_queue_depth 3.0\n" and scraped.headers["Cache-Control"] == "no-store"
