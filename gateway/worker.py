@@ -31,9 +31,9 @@ import time
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
-from gunicorn import http, util
-from gunicorn.http import wsgi
-from gunicorn.workers.base import Worker
+from gunicorn import http, util  # type: ignore[import-untyped]
+from gunicorn.http import wsgi  # type: ignore[import-untyped]
+from gunicorn.workers.base import Worker  # type: ignore[import-untyped]
 
 from faas.errors import FaasError
 from faas.ids import request_id
@@ -261,6 +261,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 raise BodyTooLarge(len(body))
             return body
 
+        assert self.platform is not None  # the fast path is taken only once load_wsgi has set it
         try:
             status, headers, payload = invoke_answer(self.platform, function, qualifier, lambda k: header(k.lower()), read)
         except FaasError as e:

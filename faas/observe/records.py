@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from faas.logs.batches import Batches
@@ -112,7 +113,7 @@ class RecordStore:
             for waiter in waiters:
                 waiter.set()
 
-    def _write(self, rows: list[_Row]) -> None:
+    def _write(self, rows: Sequence[_Row]) -> None:
         placeholders = ", ".join("?" for _ in COLUMNS)
         try:
             with self._lock:
