@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -53,6 +54,32 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class Spawned:
+    """The spawner for tests: background work (a scale-out, provisioning, a removal, a pre-start)
+    waits here until the test runs it, on the test's own thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[tuple[str, Callable[[], None]]] = []
+
+    def __call__(self, work: Callable[[], None], name: str) -> None:
+        with self._lock:
+            self._queue.append((name, work))
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [name for name, _ in self._queue]
+
+    def run(self, prefix: str = "") -> int:
+        """Run the work queued now whose name starts with prefix (not what that work queues); how many ran."""
+        with self._lock:
+            now = [item for item in self._queue if item[0].startswith(prefix)]
+            self._queue = [item for item in self._queue if not item[0].startswith(prefix)]
+        for _, work in now:
+            work()
+        return len(now)
 
 
 def version(name: str = "f", n: int = 1, concurrency: int | None = None, memory: int = 128, min_warm: int = 0) -> FunctionVersion:
