@@ -58,13 +58,18 @@ class Clock:
 
 class Spawned:
     """The spawner for tests: background work (a scale-out, provisioning, a removal, a pre-start)
-    waits here until the test runs it, on the test's own thread."""
+    waits here until the test runs it, on the test's own thread. Work whose name starts with one
+    of `threaded` runs on a thread at once, as outside tests."""
 
-    def __init__(self) -> None:
+    def __init__(self, threaded: tuple[str, ...] = ()) -> None:
+        self.threaded = threaded
         self._lock = threading.Lock()
         self._queue: list[tuple[str, Callable[[], None]]] = []
 
     def __call__(self, work: Callable[[], None], name: str) -> None:
+        if self.threaded and name.startswith(self.threaded):
+            threading.Thread(target=work, name=name, daemon=True).start()
+            return
         with self._lock:
             self._queue.append((name, work))
 
@@ -167,7 +172,9 @@ def test_idle_environments_are_reaped_after_keep_alive(pool: Pool, clock: Clock,
     assert pool.counts(fv.key) == (0, 0)
 
 
-def test_retire_drops_idle_now_and_busy_when_their_call_ends(pool: Pool, launched: list[FakeEnv]) -> None:
+def test_retire_drops_idle_now_and_busy_when_their_call_ends(clock: Clock, launched: list[FakeEnv]) -> None:
+    spawned = Spawned(threaded=("scale-",))  # the second call's environment comes from a scale-out
+    pool = make_pool(clock, launched, spawn=spawned)
     fv = version()
     with pool.acquire(fv):
         pass
@@ -175,9 +182,11 @@ def test_retire_drops_idle_now_and_busy_when_their_call_ends(pool: Pool, launche
         with pool.acquire(fv) as other:
             pass
         pool.retire(fv.key)
-        assert eventually(lambda: other.env.destroyed)  # removed in the background
+        assert not other.env.destroyed and spawned.run("pool-remove") == 1
+        assert other.env.destroyed  # removed in the background
         assert not busy.env.destroyed  # the call in flight finishes on its environment
-    assert eventually(lambda: busy.env.destroyed)  # removed in the background once its call ended
+    assert not busy.env.destroyed and spawned.run("pool-remove") == 1
+    assert busy.env.destroyed  # removed in the background once its call ended
 
 
 def test_a_call_in_flight_at_a_switch_answers_without_waiting_for_its_container_to_go() -> None:
@@ -260,13 +269,16 @@ def test_limiter_without_cap_never_refuses() -> None:
     assert limiter.in_flight("f") == 50
 
 
-def test_retire_function_drops_every_version(pool: Pool, launched: list[FakeEnv]) -> None:
+def test_retire_function_drops_every_version(clock: Clock, launched: list[FakeEnv]) -> None:
+    spawned = Spawned()
+    pool = make_pool(clock, launched, spawn=spawned)
     v1, v2, other = version(n=1), version(n=2), version(name="g")
     for fv in (v1, v2, other):
         with pool.acquire(fv):
             pass
     pool.retire_function("f")
-    assert eventually(lambda: [e.destroyed for e in launched] == [True, True, False])
+    spawned.run("pool-remove")  # removed in the background
+    assert [e.destroyed for e in launched] == [True, True, False]
 
 
 def test_memory_budget_evicts_lru_idle_environments_of_other_functions(clock: Clock, launched: list[FakeEnv]) -> None:
@@ -310,7 +322,7 @@ def test_memory_budget_waiter_gets_memory_freed_while_it_waits(clock: Clock, lau
 
         t = threading.Thread(target=call_b)
         t.start()
-        time.sleep(0.2)
+        assert eventually(lambda: len(pool.budget._queue) == 1)  # b waits in turn for the memory
         assert not got
         lease_a.env.healthy = False  # a's call ends badly: its environment goes, and so its memory
     t.join(5)
@@ -415,12 +427,12 @@ def test_long_calls_scale_out_in_parallel() -> None:
 
 
 def test_min_warm_is_provisioned_and_never_reaped(clock: Clock, launched: list[FakeEnv]) -> None:
-    pool = make_pool(clock, launched)
+    spawned = Spawned()
+    pool = make_pool(clock, launched, spawn=spawned)
     fv = version(min_warm=2)
     pool.tick([fv])
-    deadline = time.monotonic() + 5
-    while pool.counts(fv.key) != (2, 0) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert pool.tick([fv]) == 0 and spawned.names() == [f"provision-{fv.key}"] * 2  # none twice
+    assert spawned.run() == 2
     assert pool.counts(fv.key) == (2, 0)
     assert {e.init_type for e in launched} == {"provisioned-concurrency"}  # type: ignore[attr-defined]
     clock.now += 10_000
@@ -433,15 +445,15 @@ def test_min_warm_is_provisioned_and_never_reaped(clock: Clock, launched: list[F
 def test_a_retired_versions_environment_serves_calls_already_queued_then_goes() -> None:
     launched: list[FakeEnv] = []
     holder: list[Pool] = []
+    spawned = Spawned()  # the scale-out start the queued call sets off is still under way: starting is slow
 
     def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
-        time.sleep(2)  # starting is slow: queueing for the busy one is better
         env = FakeEnv(fv, Clock())
         env.on_dead = holder[0].forget
         launched.append(env)
         return env
 
-    pool = Pool(launch, keep_alive_s=600)  # type: ignore[arg-type]
+    pool = Pool(launch, keep_alive_s=600, spawn=spawned)  # type: ignore[arg-type]
     holder.append(pool)
     fv = version()
     with pool.acquire(fv):
@@ -450,10 +462,11 @@ def test_a_retired_versions_environment_serves_calls_already_queued_then_goes() 
     with pool.acquire(fv) as busy:
         t = threading.Thread(target=lambda: got.append(pool.acquire(fv).__enter__().start))
         t.start()
-        time.sleep(0.2)  # queued for the busy environment
+        assert eventually(lambda: len(pool._versions[fv.key].waiters) == 1)  # queued for the busy environment
         pool.retire(fv.key)  # a new version went live meanwhile
     t.join(5)
     assert got == ["warm"]  # the queued call got the returned environment, no cold start
+    spawned.run()  # the scale-out start lands after the switch: removed, not kept
     assert len(launched) <= 2
 
 
@@ -461,7 +474,7 @@ def test_a_new_version_starts_from_what_the_functions_calls_took() -> None:
     pool = Pool(lambda fv, init_type: FakeEnv(fv, Clock()), keep_alive_s=600)  # type: ignore[arg-type, return-value]
     v1, v2 = version(n=1), version(n=2)
     with pool.acquire(v1):
-        time.sleep(0.01)
+        pass
     with pool.acquire(v2):
         pass
     assert pool._versions[v2.key].avg_run_ms is not None
