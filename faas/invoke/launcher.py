@@ -147,7 +147,7 @@ class Launcher:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_FUNCTION_VERSION": str(fv.version),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": str(init_type),  # a plain string in the container's variables
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{fv.version}]{env_id}{secrets.token_hex(10)}",
             "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",

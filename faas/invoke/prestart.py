@@ -168,7 +168,7 @@ class PrestartedContainers:
         for env in surplus:
             env.destroy()
         for runtime in to_start:
-            self._spawn(functools.partial(self._start_one, runtime), f"prestart-{runtime}")
+            self._spawn(functools.partial(self._start_one, runtime), f"prestarted-{runtime}")
 
     def _start_one(self, runtime: str) -> None:
         env: Environment | None = None

@@ -75,7 +75,7 @@ def test_a_take_waits_for_a_start_under_way_instead_of_missing() -> None:
     starts, spawned = Starts(), Spawned()
     with running(starts, spawned) as prestarted:
         prestarted.reconcile({RUNTIME})
-        assert spawned.names() == [f"prestart-{RUNTIME}"] and starts.calls == 0  # under way, not landed
+        assert spawned.names() == [f"prestarted-{RUNTIME}"] and starts.calls == 0  # under way, not landed
         t, got = take_in_thread(prestarted)
         assert eventually(lambda: prestarted._awaiting.get(RUNTIME) == 1)
         assert t.is_alive() and got == []  # waiting for it, not answering "none" (a cold start)
