@@ -478,3 +478,40 @@ def test_a_new_version_starts_from_what_the_functions_calls_took() -> None:
     with pool.acquire(v2):
         pass
     assert pool._versions[v2.key].avg_run_ms is not None
+
+
+def test_a_prestarted_containers_own_reservation_is_replaced_by_the_functions(clock: Clock) -> None:
+    """The one way in moves the reservation: a pre-started container held 128 MB of its own."""
+    budget = MemoryBudget(1024)
+
+    def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
+        assert budget.try_reserve(128)  # what the pre-started container held before it was taken
+        env = FakeEnv(fv, clock)
+        env.start_type, env.reserved_mb = "prestarted", 128
+        return env
+
+    pool = Pool(launch, keep_alive_s=600, budget=budget, clock=clock)  # type: ignore[arg-type]
+    with pool.acquire(version(memory=512)) as lease:
+        assert lease.start == "prestarted" and lease.env.reserved_mb == 512
+        assert budget.used_mb == 512
+    assert pool.started == {"cold": 0, "prestarted": 1}
+
+
+def test_a_debuggers_one_off_holds_its_memory_is_not_counted_and_goes_after_the_call(clock: Clock) -> None:
+    launched: list[tuple[str, int | None]] = []
+    holder: list[Pool] = []
+
+    def launch(fv: FunctionVersion, init_type: str, debug_port: int | None = None) -> FakeEnv:
+        launched.append((init_type, debug_port))
+        env = FakeEnv(fv, clock)
+        env.on_dead = holder[0].forget
+        return env
+
+    pool = Pool(launch, keep_alive_s=600, budget=MemoryBudget(1024), clock=clock)  # type: ignore[arg-type]
+    holder.append(pool)
+    with pool.one_off(version(memory=256), debug_port=5678) as lease:
+        assert lease.start == "cold" and pool.budget.used_mb == 256
+        assert not lease.env.fresh  # its init is in this lease; it never reaches the pool
+    assert lease.env.destroyed and pool.budget.used_mb == 0
+    assert launched == [("on-demand", 5678)]
+    assert pool.started == {"cold": 0, "prestarted": 0}
