@@ -136,7 +136,7 @@ class FunctionSpec:
                 return default
             if not lo <= value <= hi:
                 problems.append(f"{key} must be between {lo} and {hi}, got {value}")
-            return value
+            return int(value)  # an int, checked above (raw is untyped JSON/YAML)
 
         name = raw.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):

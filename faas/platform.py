@@ -20,7 +20,7 @@ from faas.deploy.deploys import Deployer, DeployProblem, VersionInfo
 from faas.errors import ShuttingDown, ValidationError
 from faas.containers.executor import Executor
 from faas.containers.executor import state_label
-from faas.invoke.launcher import STEM_MEMORY_MB, Launcher
+from faas.invoke.launcher import PRESTARTED_MEMORY_MB, Launcher
 from faas.invoke.limits import Limiter, MemoryBudget
 from faas.logs.pump import LogPump
 from faas.logs.store import LogStore
@@ -28,7 +28,7 @@ from faas.observe.metrics import Metrics
 from faas.models import FunctionSpec, FunctionVersion, Result, check_payload
 from faas.deploy.packages import unpack
 from faas.invoke.pool import Pool
-from faas.invoke.prestart import StemCells
+from faas.invoke.prestart import PrestartedContainers
 from faas.observe.records import RecordStore
 from faas.deploy.registry import Registry
 from faas.invoke.scheduler import Scheduler
@@ -81,12 +81,12 @@ class Platform:
         self.log_store = LogStore(root / "logs")
         self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
         self.budget = MemoryBudget(config.memory_budget_mb)
-        self.stems = StemCells(
-            self.launcher.start_stem, self.budget, STEM_MEMORY_MB, floor=config.prestart_min, ceiling=config.prestart_max
+        self.prestarted = PrestartedContainers(
+            self.launcher.start_prestarted, self.budget, PRESTARTED_MEMORY_MB, floor=config.prestart_min, ceiling=config.prestart_max
         )
-        self.launcher.stems = self.stems
+        self.launcher.prestarted = self.prestarted
         self.pool = Pool(
-            self.launcher.launch, config.keep_alive_s, budget=self.budget, budget_wait_s=config.budget_wait_s, stems=self.stems
+            self.launcher.launch, config.keep_alive_s, budget=self.budget, budget_wait_s=config.budget_wait_s, prestarted=self.prestarted
         )
         self.launcher.on_dead = self.pool.forget
         self.limiter = Limiter()
@@ -305,7 +305,7 @@ class Platform:
             snap = env.snapshot()
             name = snap["function"]
             state = {"ready": "idle", "prestarted": "pre-started"}.get(str(snap["state"]), str(snap["state"]))
-            limit = env.reserved_mb or (env.version.spec.memory if env.version else STEM_MEMORY_MB)
+            limit = env.reserved_mb or (env.version.spec.memory if env.version else PRESTARTED_MEMORY_MB)
             used = usage(env.container_id) if usage is not None and env.container_id else 0
             rows.append({
                 **snap,
@@ -319,7 +319,7 @@ class Platform:
         return {
             "environments": rows,
             "memory_budget_mb": {"used": self.budget.used_mb, "total": self.budget.total_mb},
-            "prestarted": {"taken": self.stems.taken_total, "missed": self.stems.missed_total},
+            "prestarted": {"taken": self.prestarted.taken_total, "missed": self.prestarted.missed_total},
             "keep_alive_default_s": self.pool.keep_alive_s,
         }
 
@@ -378,7 +378,7 @@ class Platform:
             try:
                 live = self.registry.all()
                 self.pool.tick(live)
-                self.stems.reconcile({fv.spec.runtime for fv in live})
+                self.prestarted.reconcile({fv.spec.runtime for fv in live})
             except Exception:  # the tick must survive anything one environment does
                 LOG.exception("pool tick failed")
 

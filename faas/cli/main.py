@@ -375,7 +375,7 @@ def print_pool(console: Console, state: dict[str, Any]) -> None:
             _duration(env.get("keep_alive_s")) if env.get("function") else "-",
         )
     budget = state.get("memory_budget_mb") or {}
-    stems = state.get("prestarted") or {}
+    prestarted = state.get("prestarted") or {}
     if not state.get("environments"):
         console.print("no environments: none has been started yet, or all were reaped", style="dim")
     else:
@@ -384,7 +384,7 @@ def print_pool(console: Console, state: dict[str, Any]) -> None:
         wide.print(table)
     console.print(
         f"memory budget: {budget.get('used', 0)} of {budget.get('total', 0)} MB reserved · pre-started containers "
-        f"taken {stems.get('taken', 0)}, missed {stems.get('missed', 0)} · keep-alive "
+        f"taken {prestarted.get('taken', 0)}, missed {prestarted.get('missed', 0)} · keep-alive "
         f"{_duration(state.get('keep_alive_default_s'))} (keep: longer for a function whose calls come back later)",
         style="dim", markup=False,
     )

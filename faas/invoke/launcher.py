@@ -19,17 +19,17 @@ from faas.invoke.environment import Environment, new_env_id
 from faas.errors import EngineError
 from faas.containers.executor import RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, TASK_ROOT, ContainerSpec, Executor
 from faas.logs.pump import LogPump
-from faas.models import FunctionVersion
+from faas.models import FunctionVersion, InitType, StartType
 from faas.invoke.pool import InitFailed
 
 if TYPE_CHECKING:
-    from faas.invoke.prestart import StemCells
+    from faas.invoke.prestart import PrestartedContainers
 
 LOG = logging.getLogger(__name__)
 
 LAMBDA_CPU_MB = 1769  # memory that buys one full vCPU on Lambda
-STEM_MEMORY_MB = 128  # pre-started containers start at the smallest size and are resized up
-STEM_TMP_MB = 512  # a tmpfs cannot be resized: only functions with the default /tmp use them
+PRESTARTED_MEMORY_MB = 128  # pre-started containers start at the smallest size and are resized up
+PRESTARTED_TMP_MB = 512  # a tmpfs cannot be resized: only functions with the default /tmp use them
 RUNTIME_LABELS = {"python3.11": "python:3.11", "nodejs20.x": "nodejs:20", "provided": "provided:al2023"}
 EXECUTION_ENV = {"python3.11": "AWS_Lambda_python3.11", "nodejs20.x": "AWS_Lambda_nodejs20.x", "provided": ""}
 
@@ -68,8 +68,8 @@ class Launcher:
         self._lock = threading.Lock()
         self._warned_network: set[str] = set()
         self.on_dead: Callable[[Environment], None] | None = None
-        # Where pre-started containers come from (faas.invoke.prestart.StemCells); None: always cold.
-        self.stems: "StemCells | None" = None
+        # Where pre-started containers come from (faas.invoke.prestart.PrestartedContainers); None: always cold.
+        self.prestarted: "PrestartedContainers | None" = None
         envs_root.mkdir(parents=True, exist_ok=True)
 
     def network_for(self, fv: FunctionVersion) -> str:
@@ -104,14 +104,14 @@ class Launcher:
         )
 
     @property
-    def stem_network(self) -> str:
+    def prestarted_network(self) -> str:
         return "bridge" if self.has_bridge else "none"
 
-    def stem_compatible(self, fv: FunctionVersion) -> bool:
+    def prestarted_compatible(self, fv: FunctionVersion) -> bool:
         """Only what can be changed in a running container may differ from a pre-started one."""
-        return fv.spec.ephemeral_storage == STEM_TMP_MB and self.network_for(fv) == self.stem_network
+        return fv.spec.ephemeral_storage == PRESTARTED_TMP_MB and self.network_for(fv) == self.prestarted_network
 
-    def start_stem(self, runtime: str) -> Environment:
+    def start_prestarted(self, runtime: str) -> Environment:
         """Start a container of a runtime with no function in it; its bootstrap waits on the socket."""
         env_id = new_env_id()
         env = Environment(env_id, self.envs_root / env_id, self.executor, self.pump, on_dead=self._dead)
@@ -122,11 +122,11 @@ class Launcher:
                 image=self.image_for(runtime),
                 task_dir=env.task_dir,
                 runtime_dir=env.runtime_dir,
-                memory_mb=STEM_MEMORY_MB,
-                cpu_shares=cpu_shares(STEM_MEMORY_MB),
+                memory_mb=PRESTARTED_MEMORY_MB,
+                cpu_shares=cpu_shares(PRESTARTED_MEMORY_MB),
                 cpu_quota_us=None,
-                tmp_mb=STEM_TMP_MB,
-                network=self.stem_network,
+                tmp_mb=PRESTARTED_TMP_MB,
+                network=self.prestarted_network,
                 labels={"faas.managed": "1", "faas.state": self.label, "faas.env": env.id, "faas.runtime": runtime},
                 environment={"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"},
             )
@@ -136,7 +136,7 @@ class Launcher:
             self._by_container[env.container_id] = env
         return env
 
-    def lambda_environment(self, fv: FunctionVersion, env_id: str, init_type: str = "on-demand") -> dict[str, str]:
+    def lambda_environment(self, fv: FunctionVersion, env_id: str, init_type: str = InitType.ON_DEMAND) -> dict[str, str]:
         """The variables Lambda sets for a function, then the function's own."""
         spec = fv.spec
         day = time.strftime("%Y/%m/%d", time.gmtime())
@@ -147,7 +147,7 @@ class Launcher:
             "AWS_LAMBDA_FUNCTION_NAME": spec.name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
             "AWS_LAMBDA_FUNCTION_VERSION": str(fv.version),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": str(init_type),  # a plain string in the container's variables
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{day}/[{fv.version}]{env_id}{secrets.token_hex(10)}",
             "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
@@ -160,16 +160,16 @@ class Launcher:
         out.update(spec.environment)
         return out
 
-    def launch(self, fv: FunctionVersion, init_type: str = "on-demand", debug_port: int | None = None) -> Environment:
+    def launch(self, fv: FunctionVersion, init_type: str = InitType.ON_DEMAND, debug_port: int | None = None) -> Environment:
         """An initialised environment for fv: a pre-started container if one fits, else a new one.
 
         Raises InitFailed when the function cannot initialise, EngineError when the engine fails.
         debug_port: a one-off environment under a debugger (always a new container).
         """
-        if self.stems is not None and self.stem_compatible(fv) and debug_port is None:
-            stem = self.stems.take(fv.spec.runtime)
-            if stem is not None:
-                env = self._specialise_stem(stem, fv, init_type)
+        if self.prestarted is not None and self.prestarted_compatible(fv) and debug_port is None:
+            container = self.prestarted.take(fv.spec.runtime)
+            if container is not None:
+                env = self._specialise_prestarted(container, fv, init_type)
                 if env is not None:
                     return env
         env_id = new_env_id()
@@ -191,11 +191,11 @@ class Launcher:
             raise InitFailed(failure, env.init_duration_ms)
         return env
 
-    def _specialise_stem(self, env: Environment, fv: FunctionVersion, init_type: str) -> Environment | None:
+    def _specialise_prestarted(self, env: Environment, fv: FunctionVersion, init_type: str) -> Environment | None:
         """Give a pre-started container its function; None if the engine would not resize it."""
         spec = fv.spec
         assert env.container_id is not None
-        if spec.memory != STEM_MEMORY_MB or spec.cpu == "lambda":
+        if spec.memory != PRESTARTED_MEMORY_MB or spec.cpu == "lambda":
             try:
                 self.executor.update_resources(
                     env.container_id, spec.memory, cpu_shares(spec.memory),
@@ -205,7 +205,7 @@ class Launcher:
                 LOG.warning("environment %s: could not resize pre-started container for %s: %s", env.id, fv.key, e)
                 env.destroy()
                 return None
-        env.start_type = "prestarted"
+        env.start_type = StartType.PRESTARTED
         env.specialise(fv, self.lambda_environment(fv, env.id, init_type), spec.handler)
         failure = env.wait_ready()
         if failure is not None:

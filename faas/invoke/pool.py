@@ -18,6 +18,7 @@ workers.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -26,21 +27,37 @@ import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 from faas.invoke.environment import Environment, Outcome
 from faas.errors import ShuttingDown
 from faas.invoke.keepalive import IdleTimes
 from faas.invoke.limits import MemoryBudget
-from faas.models import FunctionVersion
+from faas.models import FunctionVersion, InitType, StartType
 
 if TYPE_CHECKING:
-    from faas.invoke.prestart import StemCells
+    from faas.invoke.prestart import PrestartedContainers
 
 LOG = logging.getLogger(__name__)
 
 EWMA = 0.2  # weight of a new sample in the running averages
 PARALLEL_STARTS = max(2, os.cpu_count() or 2)  # starts of one version under way at once while others serve it
+
+
+Spawn = Callable[[Callable[[], None], str], None]
+"""Runs work off the caller's path: spawn(work, name). It may be called with the pool's lock
+held, so it must not run the work before it returns (tests queue it and run it when they say)."""
+
+
+def spawn_thread(work: Callable[[], None], name: str) -> None:
+    """The spawner outside tests: a daemon thread."""
+    threading.Thread(target=work, name=name, daemon=True).start()
+
+
+class Launch(Protocol):
+    """Launcher.launch: an initialised environment for a version (InitFailed if it cannot be)."""
+
+    def __call__(self, fv: FunctionVersion, init_type: str = ..., debug_port: int | None = ...) -> Environment: ...
 
 
 class InitFailed(Exception):
@@ -55,7 +72,7 @@ class InitFailed(Exception):
 @dataclass(frozen=True)
 class Lease:
     env: Environment
-    start: str  # "cold" | "prestarted" | "warm"
+    start: StartType
     init_duration_ms: float | None
     init_logs: str
 
@@ -87,21 +104,23 @@ class _Version:
 class Pool:
     def __init__(
         self,
-        launch: Callable[[FunctionVersion, str], Environment],
+        launch: Launch,
         keep_alive_s: float,
         *,
         budget: MemoryBudget | None = None,
         budget_wait_s: float = 5.0,
-        stems: "StemCells | None" = None,
+        prestarted: "PrestartedContainers | None" = None,
         clock: Callable[[], float] = time.monotonic,
+        spawn: Spawn = spawn_thread,
     ) -> None:
         self._launch = launch
         self.keep_alive_s = keep_alive_s
         self.idle_times = IdleTimes(keep_alive_s)  # each function's keep-alive, learnt from its calls
         self.budget = budget or MemoryBudget(1 << 30)
         self.budget_wait_s = budget_wait_s
-        self.stems = stems
+        self.prestarted = prestarted
         self._clock = clock
+        self._spawn = spawn
         self._lock = threading.Lock()
         self._versions: dict[str, _Version] = {}
         self._retired: set[str] = set()
@@ -109,7 +128,7 @@ class Pool:
         self._drained = threading.Condition(self._lock)
         self.avg_start_ms = 250.0  # how long a new environment takes to be ready, learnt as they start
         self._avg_run_by_function: dict[str, float] = {}
-        self.started = {"cold": 0, "prestarted": 0}
+        self.started: dict[str, int] = {StartType.COLD: 0, StartType.PRESTARTED: 0}
 
     # ---- the call path -------------------------------------------------------------------
 
@@ -168,17 +187,10 @@ class Pool:
     @contextmanager
     def one_off(self, fv: FunctionVersion, debug_port: int) -> Iterator[Lease]:
         """An environment of its own for one call under a debugger, removed after it."""
-        mb = fv.spec.memory
-        self.budget.reserve(mb, self.budget_wait_s, lambda missing: self._evict(missing, fv.key))
+        env = self._start(fv, InitType.ON_DEMAND, fresh=False, debug_port=debug_port)
+        assert env is not None  # a start that waits for the budget gets it or raises
         try:
-            env = self._launch(fv, "on-demand", debug_port=debug_port)  # type: ignore[call-arg]
-        except BaseException:
-            self.budget.release(mb)
-            raise
-        env.reserved_mb = mb
-        env.fresh = False
-        try:
-            yield Lease(env, "cold", env.init_duration_ms, env.init_logs)
+            yield Lease(env, StartType.COLD, env.init_duration_ms, env.init_logs)
         finally:
             env.destroy()
 
@@ -192,33 +204,35 @@ class Pool:
         if st.starting or self._closed:
             return
         st.starting += 1
-        threading.Thread(target=self._start_in_background, args=(fv, st), name=f"scale-{fv.key}", daemon=True).start()
+        self._spawn(lambda: self._start_off_path(fv, st, InitType.ON_DEMAND), f"scale-{fv.key}")
 
-    def _start_in_background(self, fv: FunctionVersion, st: _Version) -> None:
-        mb = fv.spec.memory
+    def _start_off_path(self, fv: FunctionVersion, st: _Version, init_type: InitType) -> None:
+        """A start on a thread of its own, its environment handed to the first queued call, else idle.
+
+        A scale-out (on-demand) only tries the budget, which belongs to calls first; when it
+        fails, a queued call starts its own and reports the error. Provisioning (min_warm) waits
+        for the budget like a call, its environment initialised ahead of any call (so no call
+        reports its init); when it fails, the next tick tries again.
+        """
+        provisioned = init_type is InitType.PROVISIONED
         env: Environment | None = None
-        if self.budget.try_reserve(mb):  # never evicts nor waits: the budget belongs to calls first
-            try:
-                env = self._launch(fv, "on-demand")
-            except Exception as e:  # the calls waiting will start their own and report the error
-                LOG.info("function %s: background start failed: %s", fv.key, e)
-                self.budget.release(mb)
+        try:
+            env = self._start(fv, init_type, wait=provisioned, fresh=not provisioned)
+        except Exception as e:
+            if provisioned:
+                LOG.warning("function %s: provisioned environment failed to start: %s", fv.key, e)
             else:
-                if env.reserved_mb:
-                    self.budget.release(env.reserved_mb)
-                env.reserved_mb = mb
-                self.started[env.start_type] = self.started.get(env.start_type, 0) + 1
+                LOG.info("function %s: background start failed: %s", fv.key, e)
         with self._lock:
             st.starting -= 1
             if env is None:
-                self._wake_one_to_start(st)
-            elif self._closed or fv.key in self._retired:
-                env.fresh = False
-            else:
+                if not provisioned:
+                    self._wake_one_to_start(st)
+                return
+            if not (self._closed or fv.key in self._retired):
                 self._hand_out(fv.key, st, env)
                 return
-        if env is not None:
-            env.destroy()
+        env.destroy()
 
     def _wait_slice(self, st: _Version) -> float:
         return max(0.05, self.avg_start_ms / 1000)
@@ -242,7 +256,8 @@ class Pool:
         """Start an environment (on this call's thread) and hand it to the first call in the queue."""
         began = self._clock()
         try:
-            env = self._new_environment(fv, "on-demand")
+            env = self._start(fv, InitType.ON_DEMAND)
+            assert env is not None  # a start that waits for the budget gets it or raises
         except BaseException:
             with self._lock:
                 st.starting -= 1
@@ -258,26 +273,50 @@ class Pool:
             self.avg_start_ms += EWMA * ((self._clock() - began) * 1000 - self.avg_start_ms)
             self._hand_out(fv.key, st, env)
 
-    def _new_environment(self, fv: FunctionVersion, init_type: str) -> Environment:
-        """Reserve the memory, then launch; the reservation follows the environment to its end."""
+    def _start(
+        self,
+        fv: FunctionVersion,
+        init_type: InitType,
+        *,
+        wait: bool = True,
+        fresh: bool = True,
+        debug_port: int | None = None,
+    ) -> Environment | None:
+        """The one way an environment comes into being: reserve its memory, launch it, move the
+        reservation onto it (it follows the environment to its end), count the start.
+
+        wait: wait in turn for the budget, evicting idle environments (TooManyRequests when the
+        wait runs out); else only try, and answer None when it does not fit. fresh=False: no
+        call reports its init (provisioned ahead of calls, or a debugger's own). debug_port: a
+        debugger's one-off, always a new container, not one of the pool's starts.
+        """
         mb = fv.spec.memory
-        self.budget.reserve(mb, self.budget_wait_s, lambda missing: self._evict(missing, fv.key))
+        if wait:
+            self.budget.reserve(mb, self.budget_wait_s, lambda missing: self._evict(missing, fv.key))
+        elif not self.budget.try_reserve(mb):
+            return None
         try:
-            env = self._launch(fv, init_type)
+            if debug_port is None:
+                env = self._launch(fv, init_type)
+            else:
+                env = self._launch(fv, init_type, debug_port=debug_port)
         except BaseException:
             self.budget.release(mb)
             raise
         if env.reserved_mb:  # a pre-started container held its own (smaller) reservation
             self.budget.release(env.reserved_mb)
         env.reserved_mb = mb
-        self.started[env.start_type] = self.started.get(env.start_type, 0) + 1
+        if not fresh:
+            env.fresh = False
+        if debug_port is None:
+            self.started[env.start_type] = self.started.get(env.start_type, 0) + 1
         return env
 
     def _lease(self, env: Environment) -> Lease:
         if env.fresh:
             env.fresh = False
-            return Lease(env, env.start_type, env.init_duration_ms, env.init_logs)
-        return Lease(env, "warm", None, "")
+            return Lease(env, StartType(env.start_type), env.init_duration_ms, env.init_logs)
+        return Lease(env, StartType.WARM, None, "")
 
     def _hand_out(self, key: str, st: _Version, env: Environment) -> None:
         """A free environment goes to the first call in the queue, else to the idle list; a retired
@@ -295,11 +334,15 @@ class Pool:
         st.idle.append(env)
         env.last_used = self._clock()
 
-    @staticmethod
-    def _destroy_later(envs: list[Environment]) -> None:
+    def _destroy_later(self, envs: list[Environment]) -> None:
         """Remove containers off the caller's path (an engine call takes up to a second under load)."""
+
+        def destroy() -> None:
+            for env in envs:
+                env.destroy()
+
         if envs:
-            threading.Thread(target=lambda: [e.destroy() for e in envs], name="pool-remove", daemon=True).start()
+            self._spawn(destroy, "pool-remove")
 
     def _drop_waiter(self, st: _Version, waiter: _Waiter) -> None:
         try:
@@ -352,8 +395,8 @@ class Pool:
     def _evict(self, missing_mb: int, for_key: str) -> bool:
         """Free at least missing_mb: pre-started containers first, then LRU idle environments of other versions."""
         freed = 0
-        while freed < missing_mb and self.stems is not None and self.stems.evict_one():
-            freed += self.stems.memory_mb
+        while freed < missing_mb and self.prestarted is not None and self.prestarted.evict_one():
+            freed += self.prestarted.memory_mb
         victims: list[Environment] = []
         with self._lock:
             candidates = sorted(
@@ -378,8 +421,8 @@ class Pool:
                 if env in st.idle:
                     st.idle.remove(env)
             mb, env.reserved_mb = env.reserved_mb, 0
-        if self.stems is not None:
-            self.stems.forget(env)
+        if self.prestarted is not None:
+            self.prestarted.forget(env)
         if mb:
             self.budget.release(mb)
 
@@ -397,9 +440,11 @@ class Pool:
                 return
         env.destroy()
 
-    def warm(self, fv: FunctionVersion, init_type: str = "on-demand") -> Environment:
+    def warm(self, fv: FunctionVersion, init_type: InitType = InitType.ON_DEMAND) -> Environment:
         """Start and initialise an environment for fv without giving it to anyone (InitFailed if it cannot)."""
-        return self._new_environment(fv, init_type)
+        env = self._start(fv, init_type)
+        assert env is not None  # a start that waits for the budget gets it or raises
+        return env
 
     def retire(self, key: str) -> None:
         """A version stopped being live: its idle environments go now, busy ones when their call ends."""
@@ -427,7 +472,7 @@ class Pool:
         now = self._clock()
         floor = {fv.key: fv.spec.min_warm for fv in live}
         reaped: list[Environment] = []
-        provision: list[FunctionVersion] = []
+        provision: list[tuple[FunctionVersion, _Version]] = []
         with self._lock:
             if self._closed:
                 return 0
@@ -444,39 +489,18 @@ class Pool:
                 self._prune(key, st)
             for fv in live:
                 if fv.spec.min_warm:
-                    st = self._versions.get(fv.key)
-                    have = (len(st.idle) + len(st.busy) + st.starting) if st else 0
+                    known = self._versions.get(fv.key)
+                    have = (len(known.idle) + len(known.busy) + known.starting) if known else 0
                     for _ in range(fv.spec.min_warm - have):
-                        self._versions.setdefault(fv.key, _Version()).starting += 1
-                        provision.append(fv)
+                        target = self._versions.setdefault(fv.key, _Version())
+                        target.starting += 1
+                        provision.append((fv, target))
         for env in reaped:
             LOG.info("environment %s of %s: idle past keep-alive, stopping", env.id, env.version.key if env.version else "-")
             env.destroy()
-        for fv in provision:
-            threading.Thread(target=self._provision_one, args=(fv,), name=f"provision-{fv.key}", daemon=True).start()
+        for fv, target in provision:
+            self._spawn(functools.partial(self._start_off_path, fv, target, InitType.PROVISIONED), f"provision-{fv.key}")
         return len(reaped)
-
-    def _provision_one(self, fv: FunctionVersion) -> None:
-        st = self._versions.get(fv.key)
-        try:
-            env = self._new_environment(fv, "provisioned-concurrency")
-        except Exception as e:  # an init failure is shown by calls; the tick will try again
-            LOG.warning("function %s: provisioned environment failed to start: %s", fv.key, e)
-            with self._lock:
-                if st is not None:
-                    st.starting -= 1
-            return
-        env.fresh = False  # provisioned: initialised ahead of any call, so no call reports its init
-        with self._lock:
-            st = self._versions.setdefault(fv.key, st or _Version())
-            st.starting -= 1
-            if self._closed or fv.key in self._retired:
-                keep = False
-            else:
-                keep = True
-                self._hand_out(fv.key, st, env)
-        if not keep:
-            env.destroy()
 
     # ---- views and shutdown ----------------------------------------------------------------
 
@@ -489,7 +513,7 @@ class Pool:
     def environments(self) -> list[Environment]:
         with self._lock:
             envs = [e for st in self._versions.values() for e in (*st.idle, *st.busy)]
-        return envs + (self.stems.environments() if self.stems is not None else [])
+        return envs + (self.prestarted.environments() if self.prestarted is not None else [])
 
     def shutdown(self, wait_s: float) -> None:
         """Take no new calls, let calls in flight finish for up to wait_s, then destroy everything."""
@@ -501,8 +525,8 @@ class Pool:
                 st.idle.clear()
                 for waiter in st.waiters:
                     waiter.event.set()
-        if self.stems is not None:
-            self.stems.shutdown()
+        if self.prestarted is not None:
+            self.prestarted.shutdown()
         for env in idle:
             env.destroy()
         with self._lock:

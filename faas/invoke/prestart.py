@@ -1,4 +1,4 @@
-"""Pre-started runtime containers ("stem cells", as OpenWhisk calls its prewarmed containers).
+"""Pre-started runtime containers (OpenWhisk's prewarmed "stem cell" containers).
 
 A container of each runtime is started ahead of any call, its bootstrap loaded and waiting on
 its socket with no function in it. The first call of a function that has no warm environment
@@ -16,6 +16,7 @@ well within that time.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import Callable, Iterable
 from faas.invoke.environment import Environment, Status
 from faas.errors import FaasError
 from faas.invoke.limits import MemoryBudget
+from faas.invoke.pool import Spawn, spawn_thread
 
 LOG = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ DEMAND_WINDOW_S = 60.0
 WAIT_S = 3.0  # longest a take waits for a pre-started container on its way, then it starts its own
 
 
-class StemCells:
+class PrestartedContainers:
     def __init__(
         self,
         start: Callable[[str], Environment],
@@ -42,6 +44,7 @@ class StemCells:
         floor: int = 1,
         ceiling: int = 4,
         clock: Callable[[], float] = time.monotonic,
+        spawn: Spawn = spawn_thread,
     ) -> None:
         self._start = start
         self.budget = budget
@@ -49,9 +52,10 @@ class StemCells:
         self.floor = floor
         self.ceiling = ceiling
         self._clock = clock
+        self._spawn = spawn
         self._lock = threading.Lock()
-        self._landed = threading.Condition(self._lock)  # a start ended: a cell arrived, or it failed
-        self._cells: dict[str, list[Environment]] = {}
+        self._landed = threading.Condition(self._lock)  # a start ended: a container arrived, or it failed
+        self._containers: dict[str, list[Environment]] = {}
         self._starting: dict[str, int] = {}
         self._awaiting: dict[str, int] = {}  # takes waiting for a start under way, per runtime
         self._taken: dict[str, deque[float]] = {}
@@ -88,23 +92,24 @@ class StemCells:
         return env
 
     def _claim(self, runtime: str) -> Environment | None:
-        """Remove and return the cell nearest to ready: one whose bootstrap is up, else one whose
+        """Remove and return the container nearest to ready: one whose bootstrap is up, else one whose
         container runs. Lock held."""
-        cells = self._cells.get(runtime, [])
+        cells = self._containers.get(runtime, [])
         usable = [env for env in cells if env.status is Status.STARTING]
         ready = [env for env in usable if env.connected.is_set()]
-        env = (ready or usable or [None])[0]
-        if env is not None:
-            cells.remove(env)
+        if not (ready or usable):
+            return None
+        env = (ready or usable)[0]
+        cells.remove(env)
         return env
 
     def _await_start(self, runtime: str, deadline: float) -> Environment | None:
-        """Wait (lock held, released while waiting) for a start under way to land a cell."""
+        """Wait (lock held, released while waiting) for a start under way to land a container."""
         self._awaiting[runtime] = self._awaiting.get(runtime, 0) + 1
         try:
             while not self._closed:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not (self._starting.get(runtime, 0) or self._cells.get(runtime)):
+                if remaining <= 0 or not (self._starting.get(runtime, 0) or self._containers.get(runtime)):
                     return None
                 self._landed.wait(remaining)
                 env = self._claim(runtime)
@@ -115,7 +120,7 @@ class StemCells:
             self._awaiting[runtime] -= 1
 
     def _await_bootstrap(self, env: Environment, deadline: float) -> Environment | None:
-        """Wait for a claimed cell's bootstrap to connect; if it does not in time, put it back."""
+        """Wait for a claimed container's bootstrap to connect; if it does not in time, put it back."""
         while env.status is Status.STARTING and not env.connected.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -126,7 +131,7 @@ class StemCells:
         with self._lock:
             keep = not self._closed and env.status is Status.STARTING
             if keep:  # slow, not broken: still the next take's best chance
-                self._cells.setdefault(env.runtime, []).insert(0, env)
+                self._containers.setdefault(env.runtime, []).insert(0, env)
         if not keep:
             env.destroy()
         return None
@@ -147,23 +152,23 @@ class StemCells:
                 return
             self._runtimes = set(runtimes)
             for runtime in self._runtimes:
-                have = len(self._cells.get(runtime, ())) + self._starting.get(runtime, 0)
+                have = len(self._containers.get(runtime, ())) + self._starting.get(runtime, 0)
                 for _ in range(self.target(runtime) - have):
                     self._starting[runtime] = self._starting.get(runtime, 0) + 1
                     to_start.append(runtime)
             surplus = [
                 env
-                for runtime, cells in self._cells.items()
+                for runtime, cells in self._containers.items()
                 if runtime not in self._runtimes
                 for env in cells
             ]
-            for runtime in list(self._cells):
+            for runtime in list(self._containers):
                 if runtime not in self._runtimes:
-                    del self._cells[runtime]
+                    del self._containers[runtime]
         for env in surplus:
             env.destroy()
         for runtime in to_start:
-            threading.Thread(target=self._start_one, args=(runtime,), name=f"prestart-{runtime}", daemon=True).start()
+            self._spawn(functools.partial(self._start_one, runtime), f"prestarted-{runtime}")
 
     def _start_one(self, runtime: str) -> None:
         env: Environment | None = None
@@ -182,7 +187,7 @@ class StemCells:
                 self._starting[runtime] -= 1
                 closed = self._closed
                 if env is not None and not closed:
-                    self._cells.setdefault(runtime, []).append(env)
+                    self._containers.setdefault(runtime, []).append(env)
                 self._landed.notify_all()
         if env is not None and closed:
             env.destroy()
@@ -190,7 +195,7 @@ class StemCells:
     def evict_one(self) -> bool:
         """Give back the memory of one pre-started container (the budget is wanted by a call)."""
         with self._lock:
-            for cells in self._cells.values():
+            for cells in self._containers.values():
                 if cells:
                     env = cells.pop(0)
                     break
@@ -201,19 +206,19 @@ class StemCells:
 
     def forget(self, env: Environment) -> None:
         with self._lock:
-            cells = self._cells.get(env.runtime)
+            cells = self._containers.get(env.runtime)
             if cells and env in cells:
                 cells.remove(env)
 
     def environments(self) -> list[Environment]:
         with self._lock:
-            return [env for cells in self._cells.values() for env in cells]
+            return [env for cells in self._containers.values() for env in cells]
 
     def shutdown(self) -> None:
         with self._lock:
             self._closed = True
             self._landed.notify_all()
-            cells = [env for cells in self._cells.values() for env in cells]
-            self._cells.clear()
+            cells = [env for cells in self._containers.values() for env in cells]
+            self._containers.clear()
         for env in cells:
             env.destroy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -53,6 +54,37 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+class Spawned:
+    """The spawner for tests: background work (a scale-out, provisioning, a removal, a pre-start)
+    waits here until the test runs it, on the test's own thread. Work whose name starts with one
+    of `threaded` runs on a thread at once, as outside tests."""
+
+    def __init__(self, threaded: tuple[str, ...] = ()) -> None:
+        self.threaded = threaded
+        self._lock = threading.Lock()
+        self._queue: list[tuple[str, Callable[[], None]]] = []
+
+    def __call__(self, work: Callable[[], None], name: str) -> None:
+        if self.threaded and name.startswith(self.threaded):
+            threading.Thread(target=work, name=name, daemon=True).start()
+            return
+        with self._lock:
+            self._queue.append((name, work))
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [name for name, _ in self._queue]
+
+    def run(self, prefix: str = "") -> int:
+        """Run the work queued now whose name starts with prefix (not what that work queues); how many ran."""
+        with self._lock:
+            now = [item for item in self._queue if item[0].startswith(prefix)]
+            self._queue = [item for item in self._queue if not item[0].startswith(prefix)]
+        for _, work in now:
+            work()
+        return len(now)
 
 
 def version(name: str = "f", n: int = 1, concurrency: int | None = None, memory: int = 128, min_warm: int = 0) -> FunctionVersion:
@@ -140,7 +172,9 @@ def test_idle_environments_are_reaped_after_keep_alive(pool: Pool, clock: Clock,
     assert pool.counts(fv.key) == (0, 0)
 
 
-def test_retire_drops_idle_now_and_busy_when_their_call_ends(pool: Pool, launched: list[FakeEnv]) -> None:
+def test_retire_drops_idle_now_and_busy_when_their_call_ends(clock: Clock, launched: list[FakeEnv]) -> None:
+    spawned = Spawned(threaded=("scale-",))  # the second call's environment comes from a scale-out
+    pool = make_pool(clock, launched, spawn=spawned)
     fv = version()
     with pool.acquire(fv):
         pass
@@ -148,9 +182,11 @@ def test_retire_drops_idle_now_and_busy_when_their_call_ends(pool: Pool, launche
         with pool.acquire(fv) as other:
             pass
         pool.retire(fv.key)
-        assert eventually(lambda: other.env.destroyed)  # removed in the background
+        assert not other.env.destroyed and spawned.run("pool-remove") == 1
+        assert other.env.destroyed  # removed in the background
         assert not busy.env.destroyed  # the call in flight finishes on its environment
-    assert eventually(lambda: busy.env.destroyed)  # removed in the background once its call ended
+    assert not busy.env.destroyed and spawned.run("pool-remove") == 1
+    assert busy.env.destroyed  # removed in the background once its call ended
 
 
 def test_a_call_in_flight_at_a_switch_answers_without_waiting_for_its_container_to_go() -> None:
@@ -233,13 +269,16 @@ def test_limiter_without_cap_never_refuses() -> None:
     assert limiter.in_flight("f") == 50
 
 
-def test_retire_function_drops_every_version(pool: Pool, launched: list[FakeEnv]) -> None:
+def test_retire_function_drops_every_version(clock: Clock, launched: list[FakeEnv]) -> None:
+    spawned = Spawned()
+    pool = make_pool(clock, launched, spawn=spawned)
     v1, v2, other = version(n=1), version(n=2), version(name="g")
     for fv in (v1, v2, other):
         with pool.acquire(fv):
             pass
     pool.retire_function("f")
-    assert eventually(lambda: [e.destroyed for e in launched] == [True, True, False])
+    spawned.run("pool-remove")  # removed in the background
+    assert [e.destroyed for e in launched] == [True, True, False]
 
 
 def test_memory_budget_evicts_lru_idle_environments_of_other_functions(clock: Clock, launched: list[FakeEnv]) -> None:
@@ -283,7 +322,7 @@ def test_memory_budget_waiter_gets_memory_freed_while_it_waits(clock: Clock, lau
 
         t = threading.Thread(target=call_b)
         t.start()
-        time.sleep(0.2)
+        assert eventually(lambda: len(pool.budget._queue) == 1)  # b waits in turn for the memory
         assert not got
         lease_a.env.healthy = False  # a's call ends badly: its environment goes, and so its memory
     t.join(5)
@@ -388,12 +427,12 @@ def test_long_calls_scale_out_in_parallel() -> None:
 
 
 def test_min_warm_is_provisioned_and_never_reaped(clock: Clock, launched: list[FakeEnv]) -> None:
-    pool = make_pool(clock, launched)
+    spawned = Spawned()
+    pool = make_pool(clock, launched, spawn=spawned)
     fv = version(min_warm=2)
     pool.tick([fv])
-    deadline = time.monotonic() + 5
-    while pool.counts(fv.key) != (2, 0) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert pool.tick([fv]) == 0 and spawned.names() == [f"provision-{fv.key}"] * 2  # none twice
+    assert spawned.run() == 2
     assert pool.counts(fv.key) == (2, 0)
     assert {e.init_type for e in launched} == {"provisioned-concurrency"}  # type: ignore[attr-defined]
     clock.now += 10_000
@@ -406,15 +445,15 @@ def test_min_warm_is_provisioned_and_never_reaped(clock: Clock, launched: list[F
 def test_a_retired_versions_environment_serves_calls_already_queued_then_goes() -> None:
     launched: list[FakeEnv] = []
     holder: list[Pool] = []
+    spawned = Spawned()  # the scale-out start the queued call sets off is still under way: starting is slow
 
     def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
-        time.sleep(2)  # starting is slow: queueing for the busy one is better
         env = FakeEnv(fv, Clock())
         env.on_dead = holder[0].forget
         launched.append(env)
         return env
 
-    pool = Pool(launch, keep_alive_s=600)  # type: ignore[arg-type]
+    pool = Pool(launch, keep_alive_s=600, spawn=spawned)  # type: ignore[arg-type]
     holder.append(pool)
     fv = version()
     with pool.acquire(fv):
@@ -423,10 +462,11 @@ def test_a_retired_versions_environment_serves_calls_already_queued_then_goes() 
     with pool.acquire(fv) as busy:
         t = threading.Thread(target=lambda: got.append(pool.acquire(fv).__enter__().start))
         t.start()
-        time.sleep(0.2)  # queued for the busy environment
+        assert eventually(lambda: len(pool._versions[fv.key].waiters) == 1)  # queued for the busy environment
         pool.retire(fv.key)  # a new version went live meanwhile
     t.join(5)
     assert got == ["warm"]  # the queued call got the returned environment, no cold start
+    spawned.run()  # the scale-out start lands after the switch: removed, not kept
     assert len(launched) <= 2
 
 
@@ -434,7 +474,44 @@ def test_a_new_version_starts_from_what_the_functions_calls_took() -> None:
     pool = Pool(lambda fv, init_type: FakeEnv(fv, Clock()), keep_alive_s=600)  # type: ignore[arg-type, return-value]
     v1, v2 = version(n=1), version(n=2)
     with pool.acquire(v1):
-        time.sleep(0.01)
+        pass
     with pool.acquire(v2):
         pass
     assert pool._versions[v2.key].avg_run_ms is not None
+
+
+def test_a_prestarted_containers_own_reservation_is_replaced_by_the_functions(clock: Clock) -> None:
+    """The one way in moves the reservation: a pre-started container held 128 MB of its own."""
+    budget = MemoryBudget(1024)
+
+    def launch(fv: FunctionVersion, init_type: str) -> FakeEnv:
+        assert budget.try_reserve(128)  # what the pre-started container held before it was taken
+        env = FakeEnv(fv, clock)
+        env.start_type, env.reserved_mb = "prestarted", 128
+        return env
+
+    pool = Pool(launch, keep_alive_s=600, budget=budget, clock=clock)  # type: ignore[arg-type]
+    with pool.acquire(version(memory=512)) as lease:
+        assert lease.start == "prestarted" and lease.env.reserved_mb == 512
+        assert budget.used_mb == 512
+    assert pool.started == {"cold": 0, "prestarted": 1}
+
+
+def test_a_debuggers_one_off_holds_its_memory_is_not_counted_and_goes_after_the_call(clock: Clock) -> None:
+    launched: list[tuple[str, int | None]] = []
+    holder: list[Pool] = []
+
+    def launch(fv: FunctionVersion, init_type: str, debug_port: int | None = None) -> FakeEnv:
+        launched.append((init_type, debug_port))
+        env = FakeEnv(fv, clock)
+        env.on_dead = holder[0].forget
+        return env
+
+    pool = Pool(launch, keep_alive_s=600, budget=MemoryBudget(1024), clock=clock)  # type: ignore[arg-type]
+    holder.append(pool)
+    with pool.one_off(version(memory=256), debug_port=5678) as lease:
+        assert lease.start == "cold" and pool.budget.used_mb == 256
+        assert not lease.env.fresh  # its init is in this lease; it never reaches the pool
+    assert lease.env.destroyed and pool.budget.used_mb == 0
+    assert launched == [("on-demand", 5678)]
+    assert pool.started == {"cold": 0, "prestarted": 0}

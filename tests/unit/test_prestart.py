@@ -1,6 +1,8 @@
 """Pre-started containers: a take with none ready waits for one on its way instead of starting
 a container of its own (a redeploy's switch that did so took 720 ms while three were nearly
-ready), and never waits when none is on its way."""
+ready), and never waits when none is on its way.
+
+Starts run on the test's thread when it says (Spawned): a start "under way" is one queued."""
 
 from __future__ import annotations
 
@@ -11,16 +13,17 @@ from contextlib import contextmanager
 
 from faas.invoke.environment import Status
 from faas.invoke.limits import MemoryBudget
-from faas.invoke.prestart import StemCells
+from faas.invoke.prestart import PrestartedContainers
+from tests.unit.test_pool import Spawned, eventually
 
 RUNTIME = "python3.11"
 
 
-class FakeStem:
-    """What StemCells looks at: the bootstrap's connection, the status, destroy()."""
+class FakeContainer:
+    """What PrestartedContainers looks at: the bootstrap's connection, the status, destroy()."""
 
     def __init__(self, runtime: str) -> None:
-        self.id = f"stem-{id(self):x}"
+        self.id = f"prestarted-{id(self):x}"
         self.runtime = runtime
         self.status = Status.STARTING
         self.connected = threading.Event()
@@ -33,18 +36,16 @@ class FakeStem:
 
 
 class Starts:
-    """The start callable: each start blocks until let through, so a test holds one "under way"."""
+    """The start callable: records what it started."""
 
     def __init__(self, *, connect: bool = True) -> None:
         self.connect = connect
-        self.gate = threading.Semaphore(0)
-        self.started: list[FakeStem] = []
+        self.started: list[FakeContainer] = []
         self.calls = 0
 
-    def __call__(self, runtime: str) -> FakeStem:
+    def __call__(self, runtime: str) -> FakeContainer:
         self.calls += 1
-        assert self.gate.acquire(timeout=10), "a start was never let through"
-        env = FakeStem(runtime)
+        env = FakeContainer(runtime)
         if self.connect:
             env.connected.set()
         self.started.append(env)
@@ -52,92 +53,86 @@ class Starts:
 
 
 @contextmanager
-def running(starts: Starts, *, floor: int = 1) -> Iterator[StemCells]:
-    """StemCells over these starts; afterwards every held start is let through and it shuts down."""
-    stems = StemCells(starts, MemoryBudget(1 << 20), 128, floor=floor, ceiling=4)  # type: ignore[arg-type]
+def running(starts: Starts, spawned: Spawned, *, floor: int = 1) -> Iterator[PrestartedContainers]:
+    """PrestartedContainers over these starts, its starts queued in spawned; shut down afterwards."""
+    prestarted = PrestartedContainers(
+        starts, MemoryBudget(1 << 20), 128, floor=floor, ceiling=4, spawn=spawned  # type: ignore[arg-type]
+    )
     try:
-        yield stems
+        yield prestarted
     finally:
-        for _ in range(8):
-            starts.gate.release()
-        stems.shutdown()
+        prestarted.shutdown()
 
 
-def eventually(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    return bool(predicate())
-
-
-def take_in_thread(stems: StemCells, wait_s: float = 5.0) -> tuple[threading.Thread, list[object]]:
+def take_in_thread(prestarted: PrestartedContainers, wait_s: float = 5.0) -> tuple[threading.Thread, list[object]]:
     got: list[object] = []
-    t = threading.Thread(target=lambda: got.append(stems.take(RUNTIME, wait_s)), daemon=True)
+    t = threading.Thread(target=lambda: got.append(prestarted.take(RUNTIME, wait_s)), daemon=True)
     t.start()
     return t, got
 
 
 def test_a_take_waits_for_a_start_under_way_instead_of_missing() -> None:
-    starts = Starts()
-    with running(starts) as stems:
-        stems.reconcile({RUNTIME})
-        assert eventually(lambda: starts.calls == 1)  # under way, held at the gate
-        t, got = take_in_thread(stems)
-        time.sleep(0.1)
+    starts, spawned = Starts(), Spawned()
+    with running(starts, spawned) as prestarted:
+        prestarted.reconcile({RUNTIME})
+        assert spawned.names() == [f"prestarted-{RUNTIME}"] and starts.calls == 0  # under way, not landed
+        t, got = take_in_thread(prestarted)
+        assert eventually(lambda: prestarted._awaiting.get(RUNTIME) == 1)
         assert t.is_alive() and got == []  # waiting for it, not answering "none" (a cold start)
-        starts.gate.release()
+        spawned.run()  # the start lands
         t.join(5)
         assert got == [starts.started[0]]
-        assert (stems.taken_total, stems.missed_total) == (1, 0)
+        assert (prestarted.taken_total, prestarted.missed_total) == (1, 0)
 
 
 def test_a_take_waits_for_a_started_container_whose_bootstrap_is_not_up_yet() -> None:
-    starts = Starts(connect=False)
-    with running(starts) as stems:
-        starts.gate.release()
-        stems.reconcile({RUNTIME})
-        assert eventually(lambda: len(stems.environments()) == 1)
-        stem = starts.started[0]
-        t, got = take_in_thread(stems)
-        time.sleep(0.1)
+    starts, spawned = Starts(connect=False), Spawned()
+    with running(starts, spawned) as prestarted:
+        prestarted.reconcile({RUNTIME})
+        spawned.run()
+        assert len(prestarted.environments()) == 1
+        container = starts.started[0]
+        t, got = take_in_thread(prestarted)
+        assert eventually(lambda: prestarted.environments() == [])  # claimed; its refill stays queued
         assert t.is_alive() and got == []
-        stem.connected.set()  # the bootstrap asks for its function
+        container.connected.set()  # the bootstrap asks for its function
         t.join(5)
-        assert got == [stem]
+        assert got == [container]
 
 
 def test_with_none_on_its_way_a_take_answers_at_once_and_refills() -> None:
-    starts = Starts()
-    with running(starts, floor=0) as stems:
-        stems.reconcile({RUNTIME})  # floor 0 and no demand yet: nothing starts
-        assert starts.calls == 0
+    starts, spawned = Starts(), Spawned()
+    with running(starts, spawned, floor=0) as prestarted:
+        prestarted.reconcile({RUNTIME})  # floor 0 and no demand yet: nothing starts
+        assert starts.calls == 0 and spawned.names() == []
         t = time.monotonic()
-        assert stems.take(RUNTIME, wait_s=5) is None  # not waiting for the refill it sets off
+        assert prestarted.take(RUNTIME, wait_s=5) is None  # not waiting for the refill it sets off
         assert time.monotonic() - t < 1.0
-        assert eventually(lambda: starts.calls == 1)  # the refill is under way
-        assert stems.missed_total == 1
+        assert spawned.run() == 1  # the refill was under way
+        assert starts.calls == 1
+        assert prestarted.missed_total == 1
 
 
 def test_a_bootstrap_that_does_not_come_up_in_time_is_kept_and_the_take_misses() -> None:
-    starts = Starts(connect=False)
-    with running(starts) as stems:
-        starts.gate.release()
-        stems.reconcile({RUNTIME})
-        assert eventually(lambda: len(stems.environments()) == 1)
+    starts, spawned = Starts(connect=False), Spawned()
+    with running(starts, spawned) as prestarted:
+        prestarted.reconcile({RUNTIME})
+        spawned.run()
+        assert len(prestarted.environments()) == 1
         t = time.monotonic()
-        assert stems.take(RUNTIME, wait_s=0.2) is None
+        assert prestarted.take(RUNTIME, wait_s=0.2) is None  # the 0.2 s wait is what is tested
         assert 0.15 < time.monotonic() - t < 2.0
-        assert starts.started[0] in stems.environments() and not starts.started[0].destroyed
+        assert starts.started[0] in prestarted.environments() and not starts.started[0].destroyed
 
 
 def test_a_container_that_dies_before_its_bootstrap_is_up_ends_the_wait() -> None:
-    starts = Starts(connect=False)
-    with running(starts) as stems:
-        starts.gate.release()
-        stems.reconcile({RUNTIME})
-        assert eventually(lambda: len(stems.environments()) == 1)
-        t, got = take_in_thread(stems, wait_s=30)
-        time.sleep(0.1)
+    starts, spawned = Starts(connect=False), Spawned()
+    with running(starts, spawned) as prestarted:
+        prestarted.reconcile({RUNTIME})
+        spawned.run()
+        assert len(prestarted.environments()) == 1
+        t, got = take_in_thread(prestarted, wait_s=30)
+        assert eventually(lambda: prestarted.environments() == [])  # claimed, waiting for its bootstrap
         t0 = time.monotonic()
         starts.started[0].destroy()  # e.g. killed from outside
         t.join(5)
@@ -145,29 +140,29 @@ def test_a_container_that_dies_before_its_bootstrap_is_up_ends_the_wait() -> Non
 
 
 def test_two_takes_share_one_start_under_way_the_second_does_not_wait_for_it() -> None:
-    starts = Starts()
-    with running(starts) as stems:
-        stems.reconcile({RUNTIME})
-        assert eventually(lambda: starts.calls == 1)
-        t1, got1 = take_in_thread(stems)
-        assert eventually(lambda: stems._awaiting.get(RUNTIME) == 1)
+    starts, spawned = Starts(), Spawned()
+    with running(starts, spawned) as prestarted:
+        prestarted.reconcile({RUNTIME})
+        assert len(spawned.names()) == 1
+        t1, got1 = take_in_thread(prestarted)
+        assert eventually(lambda: prestarted._awaiting.get(RUNTIME) == 1)
         t = time.monotonic()
-        assert stems.take(RUNTIME, wait_s=5) is None  # the one under way is promised to the first
+        assert prestarted.take(RUNTIME, wait_s=5) is None  # the one under way is promised to the first
         assert time.monotonic() - t < 1.0
-        starts.gate.release()
+        spawned.run()
         t1.join(5)
         assert got1 == [starts.started[0]]
 
 
 def test_shutdown_ends_a_take_that_waits() -> None:
-    starts = Starts()
-    with running(starts) as stems:
-        stems.reconcile({RUNTIME})
-        assert eventually(lambda: starts.calls == 1)
-        t, got = take_in_thread(stems, wait_s=30)
-        time.sleep(0.1)
-        stems.shutdown()
+    starts, spawned = Starts(), Spawned()
+    with running(starts, spawned) as prestarted:
+        prestarted.reconcile({RUNTIME})
+        assert len(spawned.names()) == 1
+        t, got = take_in_thread(prestarted, wait_s=30)
+        assert eventually(lambda: prestarted._awaiting.get(RUNTIME) == 1)
+        prestarted.shutdown()
         t.join(5)
         assert not t.is_alive() and got == [None]
-        starts.gate.release()  # the start lands after shutdown: it is removed, not kept
-        assert eventually(lambda: bool(starts.started) and starts.started[0].destroyed)
+        spawned.run()  # the start lands after shutdown: it is removed, not kept
+        assert bool(starts.started) and starts.started[0].destroyed

@@ -155,10 +155,10 @@ def test_redeploy_retires_old_environments(platform: Platform) -> None:
 
 
 def wait_for_stem(platform: Platform, runtime: str = "python3.11", timeout: float = 10) -> None:
-    platform.stems.reconcile({runtime})
+    platform.prestarted.reconcile({runtime})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(e.connected.is_set() for e in platform.stems.environments()):
+        if any(e.connected.is_set() for e in platform.prestarted.environments()):
             return
         time.sleep(0.02)
     raise AssertionError("no pre-started container became ready")
@@ -169,10 +169,10 @@ ENV_DUMP = "import os\ndef handler(e, c):\n    return {'env': dict(os.environ), 
 
 def test_first_call_takes_a_prestarted_container_that_looks_like_a_cold_one(platform: Platform) -> None:
     platform.deploy_zip(fn_zip("cold1", ENV_DUMP, memory=256, environment="{A: '1'}"))
-    platform.stems.shutdown()  # none ready: a real cold start
+    platform.prestarted.shutdown()  # none ready: a real cold start
     cold = platform.invoke("cold1", b"{}")
     assert cold.start == "cold"
-    platform.stems._closed = False
+    platform.prestarted._closed = False
     platform.deploy_zip(fn_zip("pre1", ENV_DUMP, memory=256, environment="{A: '1'}"))
     wait_for_stem(platform)
     pre = platform.invoke("pre1", b"{}")
@@ -196,7 +196,7 @@ def test_functions_with_a_bigger_tmp_never_get_a_prestarted_container(platform: 
 
 
 def test_memory_budget_is_released_when_environments_end(platform: Platform) -> None:
-    platform.stems.shutdown()
+    platform.prestarted.shutdown()
     platform.deploy_zip(fn_zip("m", ECHO, memory=512))
     platform.invoke("m", b"{}")
     assert platform.budget.used_mb == 512
@@ -208,7 +208,7 @@ def test_memory_budget_is_released_when_environments_end(platform: Platform) -> 
 
 
 def test_environment_gone_while_idle_costs_the_next_call_nothing(platform: Platform) -> None:
-    platform.stems.shutdown()
+    platform.prestarted.shutdown()
     platform.deploy_zip(fn_zip("idle", "def handler(e, c):\n    return 'ok'\n"))
     platform.invoke("idle", b"{}")
     executor = platform.executor

@@ -265,13 +265,13 @@ def test_a_switch_takes_the_prestarted_container_on_its_way_rather_than_start_it
     try:
         p.deploy_zip(fn_zip("f", returns(1)))
         p.deploy_zip(fn_zip("other", returns("x")))
-        p.stems.reconcile({"python3.11"})
-        assert wait_for(lambda: any(e.connected.is_set() for e in p.stems.environments()))
+        p.prestarted.reconcile({"python3.11"})
+        assert wait_for(lambda: any(e.connected.is_set() for e in p.prestarted.environments()))
         assert p.invoke("other", b"{}").start == "prestarted"  # takes the only one; its refill starts
         p.deploy_zip(fn_zip("f", returns(2)))
         first = p.invoke("f", b"{}")
         assert (first.version, first.payload, first.start) == (2, b"2", "prestarted")
-        assert p.stems.missed_total == 0
+        assert p.prestarted.missed_total == 0
     finally:
         p.shutdown(wait_s=2)
     assert not executor.procs, "every fake container was removed"
