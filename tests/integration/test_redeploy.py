@@ -75,7 +75,7 @@ class Dev:
         return self.gw.logs()[offset:]
 
 
-FUNCTIONS = ("rd-load", "rd-broken", "rd-roll", "rd-touch", "rd-stem")
+FUNCTIONS = ("rd-load", "rd-broken", "rd-roll", "rd-touch", "rd-prestarted")
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_a_touch_without_a_change_triggers_nothing(dev: Dev) -> None:
 def test_a_save_goes_live_in_a_prestarted_container(dev: Dev) -> None:
     """The switch initialises the new version in a pre-started container (one ready, or the one
     on its way), not a container started for it: `faas calls` says so for its first call."""
-    name, app = "rd-stem", dev.src / "rd-stem" / "app.py"
+    name, app = "rd-prestarted", dev.src / "rd-prestarted" / "app.py"
     assert dev.mark(name) == 0
     app.write_text(code(1))
     assert wait_for(lambda: dev.mark(name) == 1)
