@@ -44,8 +44,14 @@ def pct(values: Sequence[float], p: float, *, half_up: bool = False) -> float:
     return s[min(len(s) - 1, int(rank + 0.5) if half_up else int(round(rank)))]
 
 
-def summary(values: Sequence[float], percentiles: Sequence[int] = (50, 99), *, digits: int = 3,
-            extremes: Sequence[str] = ("min", "max"), half_up: bool = False) -> dict[str, float]:
+def summary(
+    values: Sequence[float],
+    percentiles: Sequence[int] = (50, 99),
+    *,
+    digits: int = 3,
+    extremes: Sequence[str] = ("min", "max"),
+    half_up: bool = False,
+) -> dict[str, float]:
     """{"n", "p<P>_ms"..., "<min|max>_ms"...} in that order. p50 is the median (the mean of the two
     middle values for an even count), the others are `pct`, so each script's figures are the
     ones it printed before these helpers were shared."""
@@ -132,9 +138,14 @@ def _wait_healthy(proc: subprocess.Popen[bytes], port: int, log_path: Path, time
 
 
 @contextmanager
-def running_gateway(prefix: str, *, extra_args: Sequence[str] = (),
-                    prepare: Callable[[Path], Sequence[str]] | None = None,
-                    ready_timeout: float = 600, stop_timeout: float = 60) -> Iterator[Gateway]:
+def running_gateway(
+    prefix: str,
+    *,
+    extra_args: Sequence[str] = (),
+    prepare: Callable[[Path], Sequence[str]] | None = None,
+    ready_timeout: float = 600,
+    stop_timeout: float = 60,
+) -> Iterator[Gateway]:
     """Start `faas up` in a new session on a free port with a state dir under a new temp folder,
     and yield it once /healthz answers. On exit: SIGTERM, then SIGKILL of its process group if it
     has not drained within stop_timeout, then the temp folder is removed.
@@ -153,8 +164,13 @@ def running_gateway(prefix: str, *, extra_args: Sequence[str] = (),
         env = {**os.environ, "FAAS_STATE_DIR": str(state_dir), "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
         log_path = tmp / "gateway.log"
         log = open(log_path, "wb")
-        proc = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(state_dir), *extra_args, *folders],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [FAAS, "up", "--port", str(port), "--state-dir", str(state_dir), *extra_args, *folders],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         _wait_healthy(proc, port, log_path, ready_timeout)
         yield Gateway(port, env, tmp, state_dir, log_path, proc)
     finally:

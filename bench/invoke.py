@@ -35,8 +35,12 @@ def main() -> int:
     ap.add_argument("--baseline", type=int, default=10)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each throughput run")
-    ap.add_argument("--load-generator", choices=("auto", "python"), default="auto",
-                    help="auto: wrk (installed if missing), else Python threads; python: Python threads")
+    ap.add_argument(
+        "--load-generator",
+        choices=("auto", "python"),
+        default="auto",
+        help="auto: wrk (installed if missing), else Python threads; python: Python threads",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
@@ -59,7 +63,8 @@ def main() -> int:
                 (fdir / "function.yaml").write_text(spec + extra_yaml)
                 gw.deploy(fdir)
                 time.sleep(1.0)
-                out.append(timed(lambda: client.invoke(f"{name_prefix}{i}")))
+                name = f"{name_prefix}{i}"
+                out.append(timed(lambda name=name: client.invoke(name)))
             return out
 
         prestarted = first_calls("pre", "", args.cold)
@@ -75,16 +80,30 @@ def main() -> int:
         # Throughput: N keep-alive connections at once (wrk, see bench/load.py); environments scale out.
         path = "/2015-03-31/functions/hello/invocations"
         load.run(port, path, b"{}", connections=args.concurrency, duration_s=2, tool=args.load_generator)  # scale out
-        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds,
-                              tool=args.load_generator)
+        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds, tool=args.load_generator)
 
         # Baseline: a fresh container per call, the way `sam local invoke` runs a function.
         from faas.containers.images import runtime_image_tag
 
         tag = runtime_image_tag("python3.11")
-        cmd = ["docker", "run", "--rm", "--network", "none", "-e", "GREETING=Hello", "-v", f"{work}:/var/task:ro",
-               "-w", "/var/task", "--entrypoint", "python3", tag, "-c",
-               "import json, app; print(json.dumps(app.handler({}, None)))"]
+        cmd = [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            "GREETING=Hello",
+            "-v",
+            f"{work}:/var/task:ro",
+            "-w",
+            "/var/task",
+            "--entrypoint",
+            "python3",
+            tag,
+            "-c",
+            "import json, app; print(json.dumps(app.handler({}, None)))",
+        ]
         baseline = []
         for _ in range(args.baseline):
             t = time.perf_counter()
@@ -104,7 +123,9 @@ def main() -> int:
             "baseline_bare_flask_route": flask,
             "ratios": {
                 "baseline_p50_over_warm_p50": round(statistics.median(baseline) / statistics.median(warm), 1),
-                "baseline_p50_over_prestarted_first_call_p50": round(statistics.median(baseline) / statistics.median(prestarted), 1),
+                "baseline_p50_over_prestarted_first_call_p50": round(
+                    statistics.median(baseline) / statistics.median(prestarted), 1
+                ),
                 "baseline_p50_over_cold_start_p50": round(statistics.median(baseline) / statistics.median(cold), 2),
                 "warm_p50_over_bare_flask_warm_p50": round(statistics.median(warm) / flask["warm_sequential"]["p50_ms"], 2),
                 "throughput_over_bare_flask_throughput": round(throughput["calls_per_s"] / flask["throughput"]["calls_per_s"], 2),
@@ -113,13 +134,27 @@ def main() -> int:
         emit(result, args.out)
         return 0
 
+
 def flask_baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """The same measurements against a bare Flask route under gunicorn (bench/flask_baseline.py)."""
     port = free_port()
     log = open(tmp / "flask.log", "wb")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--chdir", str(ROOT / "bench"), "-w", "1", "--threads", "8",
-         "-b", f"127.0.0.1:{port}", "flask_baseline:app"], stdout=log, stderr=subprocess.STDOUT)
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--chdir",
+            str(ROOT / "bench"),
+            "-w",
+            "1",
+            "--threads",
+            "8",
+            "-b",
+            f"127.0.0.1:{port}",
+            "flask_baseline:app",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         client = None
         for _ in range(100):
@@ -134,10 +169,12 @@ def flask_baseline(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             client.invoke("hello")
         warm = [timed(lambda: client.invoke("hello")) for _ in range(args.calls)]
         path = "/2015-03-31/functions/hello/invocations"
-        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds,
-                              tool=args.load_generator)
-        return {"server": "gunicorn -w 1 --threads 8, one Flask route", "warm_sequential": summary(warm),
-                "throughput": throughput}
+        throughput = load.run(port, path, b"{}", connections=args.concurrency, duration_s=args.seconds, tool=args.load_generator)
+        return {
+            "server": "gunicorn -w 1 --threads 8, one Flask route",
+            "warm_sequential": summary(warm),
+            "throughput": throughput,
+        }
     finally:
         proc.terminate()
         proc.wait(10)

@@ -42,8 +42,17 @@ def wrk_path(install: bool = True) -> str | None:
     return shutil.which("wrk")
 
 
-def run(port: int, path: str, body: bytes, *, connections: int = 8, duration_s: float = 10.0,
-        method: str = "POST", install: bool = True, tool: str = "auto") -> dict[str, Any]:
+def run(
+    port: int,
+    path: str,
+    body: bytes,
+    *,
+    connections: int = 8,
+    duration_s: float = 10.0,
+    method: str = "POST",
+    install: bool = True,
+    tool: str = "auto",
+) -> dict[str, Any]:
     """Load 127.0.0.1:port with `connections` keep-alive connections for duration_s seconds.
     tool: "auto" (wrk, else Python) or "python" (the Python generator even where wrk is)."""
     wrk = wrk_path(install) if tool == "auto" else None
@@ -52,16 +61,25 @@ def run(port: int, path: str, body: bytes, *, connections: int = 8, duration_s: 
     return _run_python(port, path, body, connections, duration_s, method)
 
 
-def _run_wrk(wrk: str, port: int, path: str, body: bytes, connections: int, duration_s: float,
-             method: str) -> dict[str, Any]:
+def _run_wrk(wrk: str, port: int, path: str, body: bytes, connections: int, duration_s: float, method: str) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         text = body.decode("utf-8").replace("\\", "\\\\").replace('"', '\\"')
         script.write(f'wrk.method = "{method}"\nwrk.body = "{text}"\nwrk.headers["Content-Type"] = "application/json"\n')
     try:
         out = subprocess.run(
-            [wrk, f"-t{min(2, connections)}", f"-c{connections}", f"-d{max(1, round(duration_s))}s", "--latency",
-             "-s", script.name, f"http://127.0.0.1:{port}{path}"],
-            capture_output=True, text=True, check=True,
+            [
+                wrk,
+                f"-t{min(2, connections)}",
+                f"-c{connections}",
+                f"-d{max(1, round(duration_s))}s",
+                "--latency",
+                "-s",
+                script.name,
+                f"http://127.0.0.1:{port}{path}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     finally:
         Path(script.name).unlink(missing_ok=True)
@@ -88,8 +106,7 @@ def _percentile(out: str, label: str) -> float:
     return round(float(match.group(1)) * _UNITS[match.group(2)], 3) if match else float("nan")
 
 
-def _run_python(port: int, path: str, body: bytes, connections: int, duration_s: float,
-                method: str) -> dict[str, Any]:
+def _run_python(port: int, path: str, body: bytes, connections: int, duration_s: float, method: str) -> dict[str, Any]:
     latencies: list[list[float]] = [[] for _ in range(connections)]
     errors = [0] * connections
     stop = time.perf_counter() + duration_s

@@ -24,8 +24,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -135,13 +136,21 @@ def measure(port: int, calls: int, concurrency: int, tput_s: float) -> tuple[lis
 
 def listener_cost_us(n: int = 100_000) -> dict[str, float]:
     """Time the two scheduler listeners (metrics, activity) per call, in-process."""
+    from faas.models import FunctionSpec, FunctionVersion, Result
     from faas.observe.activity import Activity
     from faas.observe.metrics import Metrics
-    from faas.models import FunctionSpec, FunctionVersion, Result
 
     fv = FunctionVersion(FunctionSpec(name="hello"), 1, "ab" * 32, Path("/nonexistent"), 1, 0.0)
-    result = Result(request_id="0" * 36, payload=b"{}", version=1, duration_ms=0.9, start="warm", status="ok",
-                    max_memory_mb=7, logs="START RequestId: x Version: 1\nEND RequestId: x\nREPORT RequestId: x\n")
+    result = Result(
+        request_id="0" * 36,
+        payload=b"{}",
+        version=1,
+        duration_ms=0.9,
+        start="warm",
+        status="ok",
+        max_memory_mb=7,
+        logs="START RequestId: x Version: 1\nEND RequestId: x\nREPORT RequestId: x\n",
+    )
     out = {}
     for label, record in (("metrics", Metrics().record), ("activity", Activity().record)):
         for _ in range(1000):
@@ -161,8 +170,9 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--tput-s", type=float, default=2.0, help="seconds of concurrent calls per phase (default 2)")
     ap.add_argument("--scrape-s", type=float, default=1.0, help="seconds between /metrics scrapes (default 1)")
-    ap.add_argument("--poll-factor", type=float, default=1.0,
-                    help="poll this many times more often than the dashboard does (default 1)")
+    ap.add_argument(
+        "--poll-factor", type=float, default=1.0, help="poll this many times more often than the dashboard does (default 1)"
+    )
     ap.add_argument("--browser", action="store_true", help="a real headless Chromium with /ui open instead of pollers")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
@@ -172,13 +182,14 @@ def main() -> int:
         gw.deploy(ROOT / "functions" / "hello")
         measure(port, 50, args.concurrency, 1.0)  # bring up the environments both phases will use
 
-        samples: dict[str, dict[str, list[Any]]] = {m: {"warm": [], "p50": [], "p99": [], "tput": []}
-                                                    for m in ("quiet", "watched")}
+        samples: dict[str, dict[str, list[Any]]] = {
+            m: {"warm": [], "p50": [], "p99": [], "tput": []} for m in ("quiet", "watched")
+        }
         watcher = Watcher(port, args.scrape_s, args.poll_factor, args.browser)
         watcher.start()
         try:
             for r in range(args.rounds):
-                for mode in (("quiet", "watched") if r % 2 == 0 else ("watched", "quiet")):
+                for mode in ("quiet", "watched") if r % 2 == 0 else ("watched", "quiet"):
                     if mode == "watched":
                         watcher.active.set()
                         time.sleep(1.0 if not args.browser else 2.0)  # every poller (or the page) running
@@ -193,27 +204,36 @@ def main() -> int:
             watcher.close()
 
         def ratios(key: str) -> list[float]:
-            return [w / q for w, q in zip(samples["watched"][key], samples["quiet"][key])]
+            return [w / q for w, q in zip(samples["watched"][key], samples["quiet"][key], strict=True)]
 
         def spread(values: list[float]) -> dict[str, float]:
             ordered = sorted(values)
-            return {"median": round(statistics.median(ordered), 3), "min": round(ordered[0], 3),
-                    "max": round(ordered[-1], 3)}
+            return {"median": round(statistics.median(ordered), 3), "min": round(ordered[0], 3), "max": round(ordered[-1], 3)}
 
         def report(mode: str) -> dict[str, Any]:
-            return {"warm_sequential_all_calls": summary(samples[mode]["warm"]),
-                    "warm_p50_ms_per_phase": spread(samples[mode]["p50"]),
-                    "throughput_calls_per_s_per_phase": spread(samples[mode]["tput"])}
+            return {
+                "warm_sequential_all_calls": summary(samples[mode]["warm"]),
+                "warm_p50_ms_per_phase": spread(samples[mode]["p50"]),
+                "throughput_calls_per_s_per_phase": spread(samples[mode]["tput"]),
+            }
 
         result = {
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()]},
-            "setup": {"rounds": args.rounds, "calls_per_phase": args.calls, "concurrency": args.concurrency,
-                      "throughput_s_per_phase": args.tput_s,
-                      "watcher": "headless chromium with /ui open" if args.browser
-                      else f"pollers at {args.poll_factor:g}x the dashboard's rates (overview 1 s, invocations 0.7 s, "
-                           "series 2 s)",
-                      "metrics_scrape_s": args.scrape_s / args.poll_factor, "watcher_requests": watcher.requests},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+            },
+            "setup": {
+                "rounds": args.rounds,
+                "calls_per_phase": args.calls,
+                "concurrency": args.concurrency,
+                "throughput_s_per_phase": args.tput_s,
+                "watcher": "headless chromium with /ui open"
+                if args.browser
+                else f"pollers at {args.poll_factor:g}x the dashboard's rates (overview 1 s, invocations 0.7 s, series 2 s)",
+                "metrics_scrape_s": args.scrape_s / args.poll_factor,
+                "watcher_requests": watcher.requests,
+            },
             "quiet": report("quiet"),
             "watched": report("watched"),
             "ratios_watched_over_quiet_per_pair": {
@@ -225,6 +245,7 @@ def main() -> int:
         }
         emit(result, args.out)
         return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -112,9 +112,22 @@ def baseline_ms(folder: Path, runs: int) -> list[float]:
     """A fresh container per call, the way `sam local invoke` runs a function."""
     from faas.containers.images import runtime_image_tag
 
-    cmd = ["docker", "run", "--rm", "--network", "none", "-v", f"{folder}:/var/task:ro", "-w", "/var/task",
-           "--entrypoint", "python3", runtime_image_tag("python3.11"), "-c",
-           "import json, app; print(json.dumps(app.handler({}, None)))"]
+    cmd = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        f"{folder}:/var/task:ro",
+        "-w",
+        "/var/task",
+        "--entrypoint",
+        "python3",
+        runtime_image_tag("python3.11"),
+        "-c",
+        "import json, app; print(json.dumps(app.handler({}, None)))",
+    ]
     out: list[float] = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -136,8 +149,7 @@ def main() -> int:
     load_before = os.getloadavg()
     with running_gateway("faas-bench-redeploy-", prepare=write_function) as gw:
         port, folder, log_path = gw.port, gw.tmp / NAME, gw.log_path
-        if not wait_until(lambda: "watching" in log_path.read_text(errors="replace") or gw.proc.poll() is not None,
-                          600):
+        if not wait_until(lambda: "watching" in log_path.read_text(errors="replace") or gw.proc.poll() is not None, 600):
             raise RuntimeError("faas up did not start watching within 600 s")
         if gw.proc.poll() is not None:
             raise RuntimeError(f"faas up exited with {gw.proc.returncode}")
@@ -195,24 +207,36 @@ def main() -> int:
             for t in threads:
                 t.join(30)
         load_after = os.getloadavg()
-        reported = [float(m) for m in re.findall(rf"{NAME}  version \d+  live  \((\d+) ms after the save\)",
-                                                  log_path.read_text(errors="replace"))]
+        reported = [
+            float(m)
+            for m in re.findall(rf"{NAME}  version \d+  live  \((\d+) ms after the save\)", log_path.read_text(errors="replace"))
+        ]
         base = baseline_ms(folder, args.baseline) if args.baseline else []
         s = stats(times)
         result = {
             "command": "bench/redeploy.py " + " ".join(sys.argv[1:]),
-            "machine": {"cpus": os.cpu_count(), "loadavg_1m_before": round(load_before[0], 2),
-                        "loadavg_1m_after": round(load_after[0], 2)},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "loadavg_1m_before": round(load_before[0], 2),
+                "loadavg_1m_after": round(load_after[0], 2),
+            },
             "save_to_new_code_answering": s,
             "each_save_ms": [round(t, 1) for t in times],
             # when `faas up` printed the save's line (its deploy had answered), from the write; +-2 ms
             "each_save_deploy_answered_ms": answered,
             "targets": {"p50_ms": TARGET_P50_MS, "max_ms": TARGET_MAX_MS, "failed_calls": 0},
-            "met": {"p50": s["p50_ms"] <= TARGET_P50_MS, "max": s["max_ms"] <= TARGET_MAX_MS,
-                    "no_failed_calls": sum(failed) + probe_failed == 0},
-            "load": {"clients": 2, "calls": sum(len(x) for x in seen) + sum(failed), "failed_calls": sum(failed),
-                     "probe_calls_failed": probe_failed,
-                     "versions_only_went_forward": all(x == sorted(x) for x in seen)},
+            "met": {
+                "p50": s["p50_ms"] <= TARGET_P50_MS,
+                "max": s["max_ms"] <= TARGET_MAX_MS,
+                "no_failed_calls": sum(failed) + probe_failed == 0,
+            },
+            "load": {
+                "clients": 2,
+                "calls": sum(len(x) for x in seen) + sum(failed),
+                "failed_calls": sum(failed),
+                "probe_calls_failed": probe_failed,
+                "versions_only_went_forward": all(x == sorted(x) for x in seen),
+            },
             "faas_up_reported_ms": stats(reported) if reported else None,
         }
         if base:
@@ -220,6 +244,7 @@ def main() -> int:
             result["ratio_baseline_p50_over_save_to_live_p50"] = round(statistics.median(base) / s["p50_ms"], 2)
         emit(result, args.out)
         return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

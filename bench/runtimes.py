@@ -54,6 +54,7 @@ def main() -> int:
 
     # ready_timeout: the first run builds the runtime images
     with running_gateway("faas-bench-runtimes-", extra_args=["--no-watch"], ready_timeout=900) as gw:
+
         def deploy(runtime: str, name: str, extra_yaml: str = "") -> None:
             folder = gw.tmp / "functions" / name
             shutil.copytree(ROOT / "functions" / EXAMPLES[runtime], folder)
@@ -109,6 +110,7 @@ def main() -> int:
         result["target_node_within_1_5x_of_python"] = all(ratio <= 1.5 for ratio in node.values())
         emit(result, args.out)
         return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -99,5 +99,6 @@ def main() -> int:
         emit(result, None)
         return 0
 
+
 if __name__ == "__main__":
     sys.exit(main())

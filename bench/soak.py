@@ -52,7 +52,7 @@ ASYNC_SHARE = 0.1
 ABUSES = ("stdout", "tmp", "files", "spin", "forks")
 IDLE_REOPEN_S = 30.0  # well under the gateway's keep-alive (75 s): a connection idle longer is reopened
 
-COUNTING = '''
+COUNTING = """
 import os, time
 CALLS = 0
 STREAM = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME", "")
@@ -63,18 +63,18 @@ def handler(event, context):
     CALLS += 1
     {body}
     return {{"id": event.get("id"), "env": STREAM, "n": CALLS, "version": VERSION}}
-'''
+"""
 BODIES = {
     "echo": "pass",
     "work": "sum(i * i for i in range(20000))",
     "sleepy": "time.sleep(event.get('sleep', 0.05))",
 }
-SINK = '''
+SINK = """
 def handler(event, context):
     print("sink", event.get("id"))
     return event.get("id")
-'''
-ABUSER = '''
+"""
+ABUSER = """
 import os, sys, time
 
 def handler(event, context):
@@ -132,7 +132,7 @@ def handler(event, context):
             os.waitpid(p, 0)
         return {"forked": len(pids)}
     return "?"
-'''
+"""
 
 
 def pct(values: list[float], p: float) -> float:
@@ -196,8 +196,9 @@ class Soak:
         self.local.used = time.monotonic()
         return conn
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         conn = self._conn()
         try:
             conn.request(method, path, body=body, headers=headers or {})
@@ -214,8 +215,9 @@ class Soak:
         if kind == "event":
             headers["X-Amz-Invocation-Type"] = "Event"
         try:
-            status, hdrs, data = self.request("POST", f"/2015-03-31/functions/{function}/invocations",
-                                              json.dumps(payload).encode(), headers)
+            status, hdrs, data = self.request(
+                "POST", f"/2015-03-31/functions/{function}/invocations", json.dumps(payload).encode(), headers
+            )
             call.status, call.request_id = status, hdrs.get("x-amzn-requestid", "")
             call.body = json.loads(data) if data else None
             if status >= 400:
@@ -265,12 +267,30 @@ def counting_code(name: str, version: int) -> str:
 
 def start_gateway(state: Path, verbose: int = 0) -> Soak:
     port = free_port()
-    env = {**os.environ, "FAAS_STATE_DIR": str(state / "state"), "FAAS_GATEWAY": f"http://127.0.0.1:{port}",
-           "FAAS_RECORDS_PER_FUNCTION": "1000000"}
+    env = {
+        **os.environ,
+        "FAAS_STATE_DIR": str(state / "state"),
+        "FAAS_GATEWAY": f"http://127.0.0.1:{port}",
+        "FAAS_RECORDS_PER_FUNCTION": "1000000",
+    }
     env.pop("FAAS_HOST", None)
     log = open(state / "gateway.log", "wb")
-    proc = subprocess.Popen([FAAS, *(["-" + "v" * verbose] if verbose else []), "up", "--no-watch", "--port", str(port), "--state-dir", str(state / "state")],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            FAAS,
+            *(["-" + "v" * verbose] if verbose else []),
+            "up",
+            "--no-watch",
+            "--port",
+            str(port),
+            "--state-dir",
+            str(state / "state"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     soak = Soak(port, env, state, proc)
     deadline = time.monotonic() + 900  # the first run on a machine builds the runtime images
     while True:
@@ -432,9 +452,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def report(args: argparse.Namespace, soak: Soak, capacity: float, rate: float, elapsed: float, late: int,
-           accepted: set[str], ran: Counter[str], failures: list[Any], rss_start: float, rss_end: float,
-           worker: int | None) -> dict[str, Any]:
+def report(
+    args: argparse.Namespace,
+    soak: Soak,
+    capacity: float,
+    rate: float,
+    elapsed: float,
+    late: int,
+    accepted: set[str],
+    ran: Counter[str],
+    failures: list[Any],
+    rss_start: float,
+    rss_end: float,
+    worker: int | None,
+) -> dict[str, Any]:
     sync = [c for c in soak.calls if c.kind == "sync"]
     t0 = min((c.started for c in soak.calls), default=0.0)
     events = [c for c in soak.calls if c.kind == "event"]
@@ -453,9 +484,11 @@ def report(args: argparse.Namespace, soak: Soak, capacity: float, rate: float, e
     unanswered_runs = sum(max(ns) - len(set(ns)) for ns in seen.values())
     events_lost = sorted(accepted - set(ran))
     events_twice = sorted(rid for rid, count in ran.items() if count > 1 and rid in accepted)
-    latencies = {name: {"calls": len(ls), "p50_ms": pct(ls, 50), "p99_ms": pct(ls, 99), "max_ms": pct(ls, 100)}
-                 for name in BODIES
-                 for ls in [[c.latency_ms for c in sync if c.function == name and c.status == 200]]}
+    latencies = {
+        name: {"calls": len(ls), "p50_ms": pct(ls, 50), "p99_ms": pct(ls, 99), "max_ms": pct(ls, 100)}
+        for name in BODIES
+        for ls in [[c.latency_ms for c in sync if c.function == name and c.status == 200]]
+    }
     slowest = sorted(sync, key=lambda c: -c.latency_ms)[:8]
     lost = len(no_answer) + len(wrong) + len(events_lost) + unanswered_runs
     duplicated = repeats + len(events_twice)
@@ -468,26 +501,54 @@ def report(args: argparse.Namespace, soak: Soak, capacity: float, rate: float, e
         "lost": lost,
         "duplicated": duplicated,
         "detail": {
-            "no_answer_or_5xx": len(no_answer), "wrong_answer": len(wrong), "events_accepted": len(accepted),
-            "events_lost": len(events_lost), "events_run_twice": len(events_twice), "events_failed": len(failures),
-            "runs_no_caller_saw": unanswered_runs, "runs_answered_twice": repeats,
-            "unexpected_function_errors": len(errors), "throttled_429": len(throttled),
-            "environments": len(seen), "generator_late": late,
-            "examples": [f"at {c.started - t0:.0f} s: " + (c.problem or f"{c.function} {c.status} {c.error_type} {str(c.body)[:200]}")
-                         for c in (no_answer + wrong + errors)[:5]],
+            "no_answer_or_5xx": len(no_answer),
+            "wrong_answer": len(wrong),
+            "events_accepted": len(accepted),
+            "events_lost": len(events_lost),
+            "events_run_twice": len(events_twice),
+            "events_failed": len(failures),
+            "runs_no_caller_saw": unanswered_runs,
+            "runs_answered_twice": repeats,
+            "unexpected_function_errors": len(errors),
+            "throttled_429": len(throttled),
+            "environments": len(seen),
+            "generator_late": late,
+            "examples": [
+                f"at {c.started - t0:.0f} s: " + (c.problem or f"{c.function} {c.status} {c.error_type} {str(c.body)[:200]}")
+                for c in (no_answer + wrong + errors)[:5]
+            ],
         },
         "latency": latencies,
         "abusive_calls": dict(Counter(f"{c.status} {c.error_type or 'ok'}" for c in abuse)),
-        "slowest_calls": [{"function": c.function, "at_s": round(c.started - t0, 1), "ms": round(c.latency_ms),
-                           "version": c.body.get("version") if isinstance(c.body, dict) else None} for c in slowest],
-        "redeploys": {"count": len(soak.redeploys), "failed": sum(1 for r in soak.redeploys if "error" in r),
-                      "at_s": [round(r["at"] - t0, 1) for r in soak.redeploys if "at" in r],
-                      "median_s": sorted(r["s"] for r in soak.redeploys if "s" in r)[len(soak.redeploys) // 2]
-                      if any("s" in r for r in soak.redeploys) else None},
-        "gateway_rss_mb": {"worker_pid": worker, "start": rss_start, "end": rss_end,
-                           "max": max([rss_start, rss_end, *(m for _, m in soak.rss)]), "samples": soak.rss},
-        "environments": {"end": soak.environments[-1][1] if soak.environments else None,
-                         "max": max((n for _, n in soak.environments), default=None), "samples": soak.environments},
+        "slowest_calls": [
+            {
+                "function": c.function,
+                "at_s": round(c.started - t0, 1),
+                "ms": round(c.latency_ms),
+                "version": c.body.get("version") if isinstance(c.body, dict) else None,
+            }
+            for c in slowest
+        ],
+        "redeploys": {
+            "count": len(soak.redeploys),
+            "failed": sum(1 for r in soak.redeploys if "error" in r),
+            "at_s": [round(r["at"] - t0, 1) for r in soak.redeploys if "at" in r],
+            "median_s": sorted(r["s"] for r in soak.redeploys if "s" in r)[len(soak.redeploys) // 2]
+            if any("s" in r for r in soak.redeploys)
+            else None,
+        },
+        "gateway_rss_mb": {
+            "worker_pid": worker,
+            "start": rss_start,
+            "end": rss_end,
+            "max": max([rss_start, rss_end, *(m for _, m in soak.rss)]),
+            "samples": soak.rss,
+        },
+        "environments": {
+            "end": soak.environments[-1][1] if soak.environments else None,
+            "max": max((n for _, n in soak.environments), default=None),
+            "samples": soak.environments,
+        },
     }
     out["ok"] = lost == 0 and duplicated == 0 and not errors and not failures
     return out

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -77,7 +78,7 @@ class Config:
         return f"http://{self.host}:{self.port}"
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "Config":
+    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
         """Defaults, then faas.yaml in the state dir, then FAAS_* variables, then explicit overrides."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -92,13 +93,21 @@ class Config:
                 raise ValidationError(f"{config_file}: expected a mapping")
             values.update(loaded)
         names = {
-            "FAAS_HOST": "host", "FAAS_PORT": "port", "FAAS_THREADS": "threads",
-            "FAAS_KEEP_ALIVE": "keep_alive_s", "FAAS_MEMORY_BUDGET": "memory_budget_mb",
-            "FAAS_API_TOKEN": "api_token", "FAAS_PRESTART_MIN": "prestart_min", "FAAS_PRESTART_MAX": "prestart_max",
+            "FAAS_HOST": "host",
+            "FAAS_PORT": "port",
+            "FAAS_THREADS": "threads",
+            "FAAS_KEEP_ALIVE": "keep_alive_s",
+            "FAAS_MEMORY_BUDGET": "memory_budget_mb",
+            "FAAS_API_TOKEN": "api_token",
+            "FAAS_PRESTART_MIN": "prestart_min",
+            "FAAS_PRESTART_MAX": "prestart_max",
             "FAAS_ALLOW_NO_TOKEN": "allow_no_token",
-            "FAAS_BUDGET_WAIT": "budget_wait_s", "FAAS_DEBUG": "debug",
-            "FAAS_ASYNC_WORKERS": "async_workers", "FAAS_ASYNC_RETRY_DELAYS": "async_retry_delays_s",
-            "FAAS_ASYNC_MAX_EVENT_AGE": "async_max_event_age_s", "FAAS_RECORDS_PER_FUNCTION": "records_per_function",
+            "FAAS_BUDGET_WAIT": "budget_wait_s",
+            "FAAS_DEBUG": "debug",
+            "FAAS_ASYNC_WORKERS": "async_workers",
+            "FAAS_ASYNC_RETRY_DELAYS": "async_retry_delays_s",
+            "FAAS_ASYNC_MAX_EVENT_AGE": "async_max_event_age_s",
+            "FAAS_RECORDS_PER_FUNCTION": "records_per_function",
         }
         for var, key in names.items():
             if env.get(var):
@@ -148,5 +157,5 @@ class Config:
             raise ValidationError("async_max_event_age_s and records_per_function must be positive")
         return cfg
 
-    def with_(self, **changes: Any) -> "Config":
+    def with_(self, **changes: Any) -> Config:
         return replace(self, **changes)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from faas.errors import RequestTooLarge, ValidationError
 
@@ -18,14 +19,25 @@ ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # Lambda reserves these; a function may not set them itself.
 RESERVED_ENV = frozenset(
     {
-        "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT",
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
         "LAMBDA_RUNTIME_DIR",
     }
 )
-
 
 
 class Status(StrEnum):
@@ -117,7 +129,7 @@ class FunctionSpec:
     description: str = ""
 
     @classmethod
-    def from_mapping(cls, raw: Any, *, source: str = "function.yaml") -> "FunctionSpec":
+    def from_mapping(cls, raw: Any, *, source: str = "function.yaml") -> FunctionSpec:
         """Validate a parsed function.yaml; every problem is named, unknown keys included."""
         if not isinstance(raw, Mapping):
             raise ValidationError(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
@@ -182,18 +194,36 @@ class FunctionSpec:
                 problems.append(f"environment variables take {size} bytes, over the 4 KB limit ({ENVIRONMENT_LIMIT} bytes)")
         if problems:
             raise ValidationError(f"{source}: " + "; ".join(problems))
+        # What the checks above proved, said to the type checker.
+        assert isinstance(name, str) and isinstance(description, str)
+        assert memory is not None and timeout is not None and storage is not None and min_warm is not None
         return cls(
-            name=name, runtime=runtime, handler=handler, memory=memory, timeout=timeout,  # type: ignore[arg-type]
-            environment=environment, concurrency=concurrency, ephemeral_storage=storage,  # type: ignore[arg-type]
-            network=network, cpu=cpu, min_warm=min_warm, description=description,  # type: ignore[arg-type]
+            name=name,
+            runtime=runtime,
+            handler=handler,
+            memory=memory,
+            timeout=timeout,
+            environment=environment,
+            concurrency=concurrency,
+            ephemeral_storage=storage,
+            network=network,
+            cpu=cpu,
+            min_warm=min_warm,
+            description=description,
         )
 
     def to_mapping(self) -> dict[str, Any]:
         """The function.yaml form, for storage and the admin API."""
         out: dict[str, Any] = {
-            "name": self.name, "runtime": self.runtime, "handler": self.handler, "memory": self.memory,
-            "timeout": self.timeout, "environment": dict(self.environment),
-            "ephemeral_storage": self.ephemeral_storage, "network": self.network, "cpu": self.cpu,
+            "name": self.name,
+            "runtime": self.runtime,
+            "handler": self.handler,
+            "memory": self.memory,
+            "timeout": self.timeout,
+            "environment": dict(self.environment),
+            "ephemeral_storage": self.ephemeral_storage,
+            "network": self.network,
+            "cpu": self.cpu,
         }
         if self.concurrency is not None:
             out["concurrency"] = self.concurrency

@@ -8,32 +8,32 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from faas.logs import follow as log_follow
-from faas.observe.activity import Activity
-from faas.invoke.async_invoke import AsyncInvoker, Policy
 from faas.config import Config
+from faas.containers.executor import Executor, state_label
 from faas.deploy.deploys import Deployer, DeployProblem, VersionInfo
+from faas.deploy.incoming import IncomingWatcher
+from faas.deploy.packages import unpack
+from faas.deploy.registry import Registry
+from faas.deploy.store import Store
 from faas.errors import ShuttingDown, ValidationError
-from faas.containers.executor import Executor
-from faas.containers.executor import state_label
+from faas.invoke.async_invoke import AsyncInvoker, Policy
 from faas.invoke.launcher import PRESTARTED_MEMORY_MB, Launcher
 from faas.invoke.limits import Limiter, MemoryBudget
-from faas.logs.pump import LogPump
-from faas.logs.store import LogStore
-from faas.observe.metrics import Metrics
-from faas.models import FunctionSpec, FunctionVersion, Result, check_payload
-from faas.deploy.packages import unpack
 from faas.invoke.pool import Pool
 from faas.invoke.prestart import PrestartedContainers
-from faas.observe.records import RecordStore
-from faas.deploy.registry import Registry
 from faas.invoke.scheduler import Scheduler
-from faas.deploy.store import Store
-from faas.deploy.incoming import IncomingWatcher
+from faas.logs import follow as log_follow
+from faas.logs.pump import LogPump
+from faas.logs.store import LogStore
+from faas.models import FunctionSpec, FunctionVersion, Result, check_payload
+from faas.observe.activity import Activity
+from faas.observe.metrics import Metrics
+from faas.observe.records import RecordStore
 
 LOG = logging.getLogger(__name__)
 
@@ -82,11 +82,19 @@ class Platform:
         self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
         self.budget = MemoryBudget(config.memory_budget_mb)
         self.prestarted = PrestartedContainers(
-            self.launcher.start_prestarted, self.budget, PRESTARTED_MEMORY_MB, floor=config.prestart_min, ceiling=config.prestart_max
+            self.launcher.start_prestarted,
+            self.budget,
+            PRESTARTED_MEMORY_MB,
+            floor=config.prestart_min,
+            ceiling=config.prestart_max,
         )
         self.launcher.prestarted = self.prestarted
         self.pool = Pool(
-            self.launcher.launch, config.keep_alive_s, budget=self.budget, budget_wait_s=config.budget_wait_s, prestarted=self.prestarted
+            self.launcher.launch,
+            config.keep_alive_s,
+            budget=self.budget,
+            budget_wait_s=config.budget_wait_s,
+            prestarted=self.prestarted,
         )
         self.launcher.on_dead = self.pool.forget
         self.limiter = Limiter()
@@ -104,12 +112,14 @@ class Platform:
         # Each is told of every call that ran and every call throttled (scheduler.CallListener).
         self.scheduler.listeners.extend((self.metrics, self.activity, self.records))
         self.async_invoker = AsyncInvoker(
-            self.store.path, root / "failures",
+            self.store.path,
+            root / "failures",
             lambda name, payload, qualifier, rid: self.scheduler.invoke(
                 name, payload, qualifier=qualifier, request_id=rid, invocation_type="Event"
             ),
             policy=self._async_policy,
-            workers=config.async_workers, retry_delays_s=config.async_retry_delays_s,
+            workers=config.async_workers,
+            retry_delays_s=config.async_retry_delays_s,
         )
         self.registry.subscribe(self._version_changed)
         executor.subscribe(self.launcher.route_event)
@@ -122,7 +132,7 @@ class Platform:
         self.incoming = IncomingWatcher(root / "incoming", lambda data, name: self.deploy_zip(data, expected_name=name))
 
     @classmethod
-    def create(cls, config: Config | None = None) -> "Platform":
+    def create(cls, config: Config | None = None) -> Platform:
         """The production wiring: the engine `faas up` made sure of, and the runtime images it built."""
         from faas.containers.docker_executor import DockerExecutor
         from faas.containers.images import runtime_image_tag
@@ -130,8 +140,11 @@ class Platform:
         config = config or Config.load()
         executor = DockerExecutor()
         return cls(
-            config, executor, runtime_image_tag,
-            has_bridge=executor.has_bridge(), memory_usage_bytes=executor.memory_usage_bytes,
+            config,
+            executor,
+            runtime_image_tag,
+            has_bridge=executor.has_bridge(),
+            memory_usage_bytes=executor.memory_usage_bytes,
         )
 
     # ---- functions ---------------------------------------------------------------------
@@ -247,9 +260,7 @@ class Platform:
             debug_port = self.config.debug[1]
         return self.scheduler.invoke(name, payload, qualifier=qualifier, client_context=client_context, debug_port=debug_port)
 
-    def invoke_async(
-        self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None
-    ) -> str:
+    def invoke_async(self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> str:
         """Queue an Event call durably and return its request id. The function must exist now
         (as on Lambda, where Invoke checks it before answering 202); the client context is
         dropped, as Lambda passes it to synchronous calls only."""
@@ -307,14 +318,16 @@ class Platform:
             state = {"ready": "idle", "prestarted": "pre-started"}.get(str(snap["state"]), str(snap["state"]))
             limit = env.reserved_mb or (env.version.spec.memory if env.version else PRESTARTED_MEMORY_MB)
             used = usage(env.container_id) if usage is not None and env.container_id else 0
-            rows.append({
-                **snap,
-                "state": state,
-                "age_s": round(now - env.created_at, 1),
-                "memory_used_mb": round(used / (1024 * 1024), 1),
-                "memory_mb": limit,
-                "keep_alive_s": self.pool.idle_times.keep_alive_s(str(name)) if name else None,
-            })
+            rows.append(
+                {
+                    **snap,
+                    "state": state,
+                    "age_s": round(now - env.created_at, 1),
+                    "memory_used_mb": round(used / (1024 * 1024), 1),
+                    "memory_mb": limit,
+                    "keep_alive_s": self.pool.idle_times.keep_alive_s(str(name)) if name else None,
+                }
+            )
         rows.sort(key=lambda r: (r["function"] is None, str(r["function"] or r["runtime"]), str(r["state"]), str(r["id"])))
         return {
             "environments": rows,
@@ -344,8 +357,11 @@ class Platform:
     def _containers(self) -> Iterable[tuple[str, str]]:
         """(function, container id) of every live environment, for the memory gauge; a
         pre-started container not yet given to a function counts under function=""."""
-        return [(env.version.name if env.version is not None else "", env.container_id)
-                for env in self.launcher.live_environments() if env.container_id]
+        return [
+            (env.version.name if env.version is not None else "", env.container_id)
+            for env in self.launcher.live_environments()
+            if env.container_id
+        ]
 
     # ---- lifecycle ---------------------------------------------------------------------
 

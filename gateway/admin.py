@@ -12,8 +12,9 @@ import json
 import logging
 import math
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, request
 
@@ -63,7 +64,7 @@ def describe(fv: FunctionVersion, *, environments: dict[str, int] | None = None)
         "code_sha256": fv.code_sha256,
         "code_size": fv.code_size,
         "created": fv.created,
-        "last_modified": datetime.fromtimestamp(fv.created, timezone.utc).isoformat(timespec="seconds"),
+        "last_modified": datetime.fromtimestamp(fv.created, UTC).isoformat(timespec="seconds"),
         "source_dir": fv.source_dir,
         "arn": function_arn(fv.name),
         "url": f"/function/{fv.name}",
@@ -130,10 +131,12 @@ def create_blueprint(config: Config | None) -> Blueprint:
         plat = platform()
         counts = environment_counts(plat.environments())
         problems = _deploy_problems(plat)
-        return _json([
-            {**describe(fv, environments=counts.get(fv.name)), "deploy_problem": problems.get(fv.name)}
-            for fv in plat.functions()
-        ])
+        return _json(
+            [
+                {**describe(fv, environments=counts.get(fv.name)), "deploy_problem": problems.get(fv.name)}
+                for fv in plat.functions()
+            ]
+        )
 
     @bp.get("/system/functions/<name>")
     def get_function(name: str) -> Response:
@@ -144,10 +147,12 @@ def create_blueprint(config: Config | None) -> Blueprint:
 
     @bp.get("/system/functions/<name>/versions")
     def versions(name: str) -> Response:
-        return _json([
-            {**describe(info.version), "live": info.live, "problem": info.problem.to_json() if info.problem else None}
-            for info in platform().versions(name)
-        ])
+        return _json(
+            [
+                {**describe(info.version), "live": info.live, "problem": info.problem.to_json() if info.problem else None}
+                for info in platform().versions(name)
+            ]
+        )
 
     @bp.post("/system/functions/<name>/rollback")
     def rollback(name: str) -> Response:

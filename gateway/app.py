@@ -28,7 +28,7 @@ LOG = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 
 
-def create_app(platform: "PlatformAPI | None" = None, config: Config | None = None) -> Flask:
+def create_app(platform: PlatformAPI | None = None, config: Config | None = None) -> Flask:
     """Build the app around `platform`; without one, build the real Platform from config.
 
     Tests pass a fake platform (tests/fakes.py FakePlatform, held to the same PlatformAPI); gunicorn's worker calls this with neither, after fork,

@@ -26,12 +26,12 @@ class BodyTooLarge(Exception):
         self.size = size
 
 
-def platform() -> "PlatformAPI":
+def platform() -> PlatformAPI:
     """The Platform of this worker process (create_app put it in app.extensions)."""
     return platform_of(current_app)  # type: ignore[arg-type]
 
 
-def platform_of(app: Flask) -> "PlatformAPI":
+def platform_of(app: Flask) -> PlatformAPI:
     """The platform create_app put in this app (the worker and the gunicorn hooks, outside a request)."""
     found: PlatformAPI = app.extensions[PLATFORM_KEY]
     return found

@@ -29,8 +29,9 @@ class PlatformAPI(Protocol):
         spec_override: FunctionSpec | None = None,
     ) -> DeployOutcome: ...
 
-    def check_zip(self, data: bytes, *, expected_name: str | None = None,
-                  spec_override: FunctionSpec | None = None) -> FunctionSpec:
+    def check_zip(
+        self, data: bytes, *, expected_name: str | None = None, spec_override: FunctionSpec | None = None
+    ) -> FunctionSpec:
         """Validate a package as deploy_zip would, writing nothing (UpdateFunctionCode DryRun)."""
         ...
 

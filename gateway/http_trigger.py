@@ -15,7 +15,8 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import parse_qsl, quote
 
 from flask import Blueprint, Response, request

@@ -13,7 +13,7 @@ import binascii
 import json
 import logging
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Blueprint, Response, request
 
@@ -73,9 +73,7 @@ def check_json(payload: bytes) -> bytes:
     try:
         json.loads(payload, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
-        raise InvalidRequestContent(
-            f"Could not parse request body into json: Could not parse payload into json: {e}"
-        ) from None
+        raise InvalidRequestContent(f"Could not parse request body into json: Could not parse payload into json: {e}") from None
     return payload
 
 
@@ -107,9 +105,7 @@ Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
 @bp.post("/2015-03-31/functions/<function>/invocations")
 def invoke(function: str) -> Response:
     """The route for requests the gateway worker's fast path passes over (see invoke_answer)."""
-    status, headers, body = invoke_answer(
-        platform(), function, request.args.get("Qualifier"), request.headers.get, read_body
-    )
+    status, headers, body = invoke_answer(platform(), function, request.args.get("Qualifier"), request.headers.get, read_body)
     response = Response(body, status=status, headers=headers)
     if not any(k == "Content-Type" for k, _ in headers):
         del response.headers["Content-Type"]  # none on 202 and 204, as from the fast path

@@ -25,11 +25,13 @@ import json
 import logging
 import re
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Response, request
 
+from faas.deploy.packages import zip_folder
 from faas.errors import (
     FaasError,
     FunctionNotFound,
@@ -39,7 +41,6 @@ from faas.errors import (
     ValidationError,
 )
 from faas.models import FunctionSpec, FunctionVersion, function_arn
-from faas.deploy.packages import zip_folder
 from gateway.common import BodyTooLarge, api_token, platform, read_body
 from gateway.lambda_api import parse_function_name
 
@@ -88,8 +89,10 @@ def _check_token() -> None:
     """With an API token configured, the management API wants it as the access key id."""
     token = api_token()
     if token and not hmac.compare_digest(_access_key().encode(), token.encode()):
-        raise _unrecognized("The security token included in the request is invalid: "
-                            "this faas gateway wants its API token as the AWS access key id")
+        raise _unrecognized(
+            "The security token included in the request is invalid: "
+            "this faas gateway wants its API token as the AWS access key id"
+        )
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -117,7 +120,7 @@ def _name(function: str) -> tuple[str, str | None]:
 
 def _timestamp(epoch: float) -> str:
     """Lambda's LastModified format: 2024-05-01T12:00:00.000+0000."""
-    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    moment = datetime.fromtimestamp(epoch, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
@@ -189,8 +192,13 @@ def _spec(name: str, body: Mapping[str, Any], base: Mapping[str, Any], operation
     by the same code as function.yaml."""
     raw = dict(base)
     raw["name"] = name
-    fields = {"Runtime": "runtime", "Handler": "handler", "MemorySize": "memory", "Timeout": "timeout",
-              "Description": "description"}
+    fields = {
+        "Runtime": "runtime",
+        "Handler": "handler",
+        "MemorySize": "memory",
+        "Timeout": "timeout",
+        "Description": "description",
+    }
     for key, target in fields.items():
         if key in body:
             raw[target] = body[key]
@@ -250,7 +258,7 @@ def _page(items: list[Any], key: str) -> dict[str, Any]:
         raise ValidationError("MaxItems and Marker must be whole numbers") from None
     if not 1 <= max_items <= MAX_ITEMS:
         raise ValidationError(f"MaxItems must be between 1 and {MAX_ITEMS}")
-    out: dict[str, Any] = {key: items[start:start + max_items]}
+    out: dict[str, Any] = {key: items[start : start + max_items]}
     if start + max_items < len(items):
         out["NextMarker"] = str(start + max_items)
     return out
@@ -490,8 +498,10 @@ def update_alias(function: str, alias: str) -> Response:
     description = plat.settings(name).get(f"alias:{alias}:description", "")
     given = body.get("RevisionId")
     if given and given != _alias_body(name, alias, current, description)["RevisionId"]:
-        raise PreconditionFailed("The Revision Id provided does not match the latest Revision Id. "
-                                 "Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+        raise PreconditionFailed(
+            "The Revision Id provided does not match the latest Revision Id. "
+            "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+        )
     target = _alias_target(name, body) if body.get("FunctionVersion") else current
     if "Description" in body:
         description = str(body.get("Description") or "")
@@ -583,7 +593,7 @@ def _put_event_config(function: str, merge: bool) -> Response:
         config["MaximumEventAgeInSeconds"] = age
     if body.get("DestinationConfig"):
         config["DestinationConfig"] = body["DestinationConfig"]
-    config["LastModified"] = datetime.now(timezone.utc).timestamp()
+    config["LastModified"] = datetime.now(UTC).timestamp()
     plat.put_setting(name, "event_invoke_config", config)
     return _json(_event_config(name, config))
 
@@ -616,4 +626,3 @@ def delete_event_invoke_config(function: str) -> Response:
     plat.get(name)
     plat.put_setting(name, "event_invoke_config", None)
     return Response(status=204)
-

@@ -114,7 +114,7 @@ def worker_int(worker: Any) -> None:
     _ignore_stop_signals()
 
 
-def worker_exit(server: Any, worker: "GatewayWorker") -> None:
+def worker_exit(server: Any, worker: GatewayWorker) -> None:
     """gunicorn hook, in the worker, once it stops serving: remove the containers.
 
     After a graceful stop the calls in flight have finished; after a quick stop they are

@@ -71,13 +71,15 @@ def overview() -> Response:
         item["concurrency"] = fv.spec.concurrency
         item["stats"] = stats.get(fv.name)
         functions.append(item)
-    return _json({
-        "time": time.time(),
-        "window_s": window,
-        "functions": functions,
-        "environments": environments,
-        "async_queue_depth": plat.async_queue_depth(),
-    })
+    return _json(
+        {
+            "time": time.time(),
+            "window_s": window,
+            "functions": functions,
+            "environments": environments,
+            "async_queue_depth": plat.async_queue_depth(),
+        }
+    )
 
 
 @bp.get("/ui/api/invocations")

@@ -28,7 +28,8 @@ import selectors
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from gunicorn import http, util  # type: ignore[import-untyped]
@@ -37,9 +38,9 @@ from gunicorn.workers.base import Worker  # type: ignore[import-untyped]
 
 from faas.errors import FaasError
 from faas.ids import request_id
-from faas.models import SYNC_PAYLOAD_LIMIT
 from faas.invoke.http1 import BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import kernel_timeout
+from faas.models import SYNC_PAYLOAD_LIMIT
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
 from gateway.common import BodyTooLarge, platform_of
 from gateway.contract import PlatformAPI
@@ -207,8 +208,12 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         if end < 0 or end > HEAD_LIMIT or not buf.startswith(INVOKE_PREFIX):
             return None
         try:
-            head = parse_head(buf[:end], max_line=cfg.limit_request_line or None, max_fields=cfg.limit_request_fields,
-                              max_field_size=cfg.limit_request_field_size or None)
+            head = parse_head(
+                buf[:end],
+                max_line=cfg.limit_request_line or None,
+                max_fields=cfg.limit_request_fields,
+                max_field_size=cfg.limit_request_field_size or None,
+            )
             length = content_length(head)
         except BadHead:
             return None  # gunicorn's parser answers it
@@ -227,8 +232,8 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         if "transfer-encoding" in headers or "expect" in headers or length > SYNC_PAYLOAD_LIMIT:
             return None
         start = end + 4
-        body = buf[start:start + length]
-        rest = buf[start + length:]
+        body = buf[start : start + length]
+        rest = buf[start + length :]
         if len(body) < length:
             body = self._read_body(conn, body, length)
         qualifier = None

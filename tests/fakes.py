@@ -7,16 +7,32 @@ are exercised for real; only Docker is left out (the integration tests cover it)
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from hashlib import sha256
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from faas.containers.executor import ContainerSpec, EventCallback
+from faas.deploy.deploys import DeployProblem, VersionInfo
+from faas.errors import FunctionNotFound, ValidationError
+from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
+from faas.platform import DeployOutcome
 
-FAKE_RUNTIME = r'''
+if TYPE_CHECKING:
+    from gateway.contract import PlatformAPI
+
+FAKE_RUNTIME = r"""
 import json, os, socket, sys, time, traceback, importlib
 sock = socket.socket(socket.AF_UNIX); sock.connect(os.environ["FAAS_RUNTIME_SOCKET"])
 f = sock.makefile("rb")
@@ -49,7 +65,7 @@ while True:
     except Exception as e:
         sys.stdout.flush()
         call("POST", f"/2018-06-01/runtime/invocation/{rid}/error", json.dumps({"errorMessage": str(e), "errorType": type(e).__name__}).encode(), [("Lambda-Runtime-Function-Error-Type", "Unhandled")])
-'''
+"""
 
 
 class ProcessExecutor:
@@ -71,8 +87,12 @@ class ProcessExecutor:
         self._n += 1
         cid = f"proc{self._n:04d}" + "0" * 56
         out = os.open(spec.runtime_dir / "out", os.O_WRONLY)
-        env = {**os.environ, "FAAS_RUNTIME_SOCKET": str(spec.runtime_dir / "runtime.sock"), "FAKE_TASK_ROOT": str(spec.task_dir),
-               "FAKE_DIRECT": self.direct}
+        env = {
+            **os.environ,
+            "FAAS_RUNTIME_SOCKET": str(spec.runtime_dir / "runtime.sock"),
+            "FAKE_TASK_ROOT": str(spec.task_dir),
+            "FAKE_DIRECT": self.direct,
+        }
         proc = subprocess.Popen([sys.executable, "-c", FAKE_RUNTIME], stdout=out, stderr=out, env=env, start_new_session=True)
         os.close(out)
         self.procs[cid] = proc
@@ -119,24 +139,6 @@ class ProcessExecutor:
 
 
 # ------------------------------------------------------------------ the platform, for the gateway
-# (Imported here, not at the top, so that this part and the executor's above stay apart.)
-
-import io  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-import zipfile  # noqa: E402
-from hashlib import sha256  # noqa: E402
-from typing import TYPE_CHECKING, Any, Callable  # noqa: E402
-
-import yaml  # noqa: E402
-
-from faas.deploy.deploys import DeployProblem, VersionInfo  # noqa: E402
-from faas.errors import FunctionNotFound, ValidationError  # noqa: E402
-from faas.models import FunctionSpec, FunctionVersion, Result, function_arn  # noqa: E402
-from faas.platform import DeployOutcome  # noqa: E402
-
-if TYPE_CHECKING:
-    from gateway.contract import PlatformAPI
 
 # A handler of the fake platform: payload in, (payload out, function_error) back.
 Handler = Callable[[bytes], "tuple[bytes, str | None]"]
@@ -189,8 +191,12 @@ class FakePlatform:
     def add(self, name: str, version: int = 1, handler: Handler | None = None, **spec: Any) -> FunctionVersion:
         """Make `name` exist (live at `version`) without a deploy."""
         fv = FunctionVersion(
-            spec=FunctionSpec.from_mapping({"name": name, **spec}), version=version, code_sha256="ab" * 32,
-            code_dir=Path("/nonexistent"), code_size=1234, created=1_700_000_000.0,
+            spec=FunctionSpec.from_mapping({"name": name, **spec}),
+            version=version,
+            code_sha256="ab" * 32,
+            code_dir=Path("/nonexistent"),
+            code_size=1234,
+            created=1_700_000_000.0,
         )
         self.live[name] = fv
         self.history.setdefault(name, []).append(fv)
@@ -229,14 +235,22 @@ class FakePlatform:
         if current is not None and current.code_sha256 == digest and current.spec == spec:
             return DeployOutcome(current, changed=False)
         number = max((v.version for v in self.history.get(spec.name, [])), default=0) + 1
-        fv = FunctionVersion(spec=spec, version=number, code_sha256=digest, code_dir=Path("/nonexistent"),
-                             code_size=len(data), created=time.time(), source_dir=source_dir)
+        fv = FunctionVersion(
+            spec=spec,
+            version=number,
+            code_sha256=digest,
+            code_dir=Path("/nonexistent"),
+            code_size=len(data),
+            created=time.time(),
+            source_dir=source_dir,
+        )
         self.live[spec.name] = fv
         self.history.setdefault(spec.name, []).append(fv)
         return DeployOutcome(fv, changed=True)
 
-    def check_zip(self, data: bytes, *, expected_name: str | None = None,
-                  spec_override: FunctionSpec | None = None) -> FunctionSpec:
+    def check_zip(
+        self, data: bytes, *, expected_name: str | None = None, spec_override: FunctionSpec | None = None
+    ) -> FunctionSpec:
         spec = self._spec_of(data, expected_name, spec_override)
         self.checked.append(spec)
         return spec
@@ -342,12 +356,16 @@ class FakePlatform:
         out, error = self.handlers.get(name, self.default_handler)(payload)
         rid = str(uuid.uuid4())
         logs = self.logs_text or f"START RequestId: {rid} Version: {fv.version}\n{self.printed}END RequestId: {rid}\n"
-        return Result(request_id=rid, payload=out, version=fv.version, function_error=error,
-                      error_type="ValueError" if error else None, logs=logs)
+        return Result(
+            request_id=rid,
+            payload=out,
+            version=fv.version,
+            function_error=error,
+            error_type="ValueError" if error else None,
+            logs=logs,
+        )
 
-    def invoke_async(
-        self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None
-    ) -> str:
+    def invoke_async(self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> str:
         if self.async_error is not None:
             raise self.async_error
         self.resolve(name, qualifier)
@@ -366,7 +384,7 @@ class FakePlatform:
         """Cursors are line counts: no cursor gives the last `tail` lines, one gives what came after."""
         self.get(name)
         lines = self.log_lines.get(name, [])
-        new = lines[-tail:] if cursor is None else lines[int(cursor):]
+        new = lines[-tail:] if cursor is None else lines[int(cursor) :]
         return "".join(line + "\n" for line in new), str(len(lines))
 
     def logs(self, name: str, *, tail: int = 200) -> list[str]:

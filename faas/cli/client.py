@@ -8,11 +8,11 @@ message, so the CLI prints one kind of error.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -78,7 +78,7 @@ class GatewayClient:
     def close(self) -> None:
         self.session.close()
 
-    def __enter__(self) -> "GatewayClient":
+    def __enter__(self) -> GatewayClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -137,8 +137,9 @@ class GatewayClient:
         params: dict[str, Any] = {"tail": tail, "wait": wait_s}
         if cursor is not None:
             params["cursor"] = cursor
-        response = self._request("GET", f"/system/functions/{quote(name, safe='')}/logs/follow", params=params,
-                                 timeout=wait_s + 30)
+        response = self._request(
+            "GET", f"/system/functions/{quote(name, safe='')}/logs/follow", params=params, timeout=wait_s + 30
+        )
         return response.text, response.headers.get("X-Faas-Log-Cursor", cursor or "0:0")
 
     def calls(self, name: str, *, limit: int = 50) -> list[dict[str, Any]]:

@@ -15,9 +15,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from faas.errors import FaasError
 
@@ -67,15 +68,23 @@ def compose_client(*, install: bool = True, say: Callable[[str], None] = _quiet)
         if legacy:
             return [legacy]
     raise ComposeError(
-        "no compose client: install the Docker Compose plugin (`docker compose`) or Debian's "
-        f"`apt-get install {DEBIAN_PACKAGE}`"
+        f"no compose client: install the Docker Compose plugin (`docker compose`) or Debian's `apt-get install {DEBIAN_PACKAGE}`"
     )
 
 
 def _answers(argv: list[str]) -> bool:
     try:
-        return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-                              timeout=_CLIENT_CHECK_TIMEOUT_S, check=False).returncode == 0
+        return (
+            subprocess.run(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                timeout=_CLIENT_CHECK_TIMEOUT_S,
+                check=False,
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -125,8 +134,16 @@ class ComposeProject:
         argv = self.argv(*args)
         LOG.info("running %s", " ".join(argv))
         try:
-            done = subprocess.run(argv, env=self.env, text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
-                                  stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+            done = subprocess.run(
+                argv,
+                env=self.env,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                check=False,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.PIPE if capture else None,
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise ComposeError(f"{' '.join(argv)}: {e}") from e
         if done.returncode != 0:
@@ -142,7 +159,7 @@ class ComposeProject:
         return ids[0]
 
 
-def build(executor: "DockerExecutor", *, force: bool = False, say: Callable[[str], None] | None = None) -> str:
+def build(executor: DockerExecutor, *, force: bool = False, say: Callable[[str], None] | None = None) -> str:
     from faas.containers.gateway_image import ensure_gateway_image
 
     return ensure_gateway_image(executor, force=force, say=say)
@@ -150,7 +167,7 @@ def build(executor: "DockerExecutor", *, force: bool = False, say: Callable[[str
 
 def up(
     project: ComposeProject,
-    executor: "DockerExecutor",
+    executor: DockerExecutor,
     *,
     extra: Sequence[str] = (),
     force: bool = False,
@@ -182,8 +199,14 @@ def up(
     return url
 
 
-def wait_healthy(executor: "DockerExecutor", container: str, url: str, *, timeout_s: float = UP_TIMEOUT_S,
-                 status: Callable[[str], None] = _quiet) -> None:
+def wait_healthy(
+    executor: DockerExecutor,
+    container: str,
+    url: str,
+    *,
+    timeout_s: float = UP_TIMEOUT_S,
+    status: Callable[[str], None] = _quiet,
+) -> None:
     """Until the container's health check passes (or, for a service defined without one, until
     url/healthz answers); ComposeError with its log if it stops or stays unhealthy."""
     from faas.cli.client import GatewayClient
@@ -220,7 +243,9 @@ def wait_healthy(executor: "DockerExecutor", container: str, url: str, *, timeou
         time.sleep(POLL_S)
 
 
-def down(project: ComposeProject, executor: "DockerExecutor", *, extra: Sequence[str] = (), say: Callable[[str], None] = _quiet) -> int:
+def down(
+    project: ComposeProject, executor: DockerExecutor, *, extra: Sequence[str] = (), say: Callable[[str], None] = _quiet
+) -> int:
     """`compose down --remove-orphans`, then remove function containers a killed faas left; how many."""
     from faas.containers.executor import state_label
 

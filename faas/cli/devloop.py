@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from rich.console import Console
 
 from faas.cli.client import GatewayClient
-from faas.errors import FaasError
 from faas.cli.source_watcher import Redeploy, SourceWatcher
+from faas.errors import FaasError
 
 LOG = logging.getLogger(__name__)
 
@@ -94,8 +95,9 @@ def watch_sources(base_url: str, folders: Iterable[Path], stop: threading.Event,
                         announced = True
                         watched = watcher.folders()
                         if watched:
-                            out.print(f"watching {len(watched)} folder(s) for changes; a save redeploys", style="dim",
-                                      markup=False)
+                            out.print(
+                                f"watching {len(watched)} folder(s) for changes; a save redeploys", style="dim", markup=False
+                            )
                 stop.wait(REFRESH_S)
         finally:
             watcher.close()
@@ -109,8 +111,9 @@ def watch_until_interrupted(base_url: str, folders: Iterable[Path], *, out: Cons
         try:
             for folder in folders:
                 watcher.add(folder)
-            out.print(f"watching {', '.join(str(f) for f in folders)}; a save redeploys (Ctrl-C to stop)", style="dim",
-                      markup=False)
+            out.print(
+                f"watching {', '.join(str(f) for f in folders)}; a save redeploys (Ctrl-C to stop)", style="dim", markup=False
+            )
             stop = threading.Event()
             while not stop.wait(3600):
                 pass

@@ -16,8 +16,8 @@ import os
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 TIMEOUT_S = 3.0
 

@@ -14,10 +14,10 @@ import logging
 import os
 import sys
 import threading
-import time
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -147,8 +147,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         from faas.deploy import sam
 
         with GatewayClient(gateway_url(args.gateway)) as client:
-            failed = sam.deploy(client, Path(args.dir), say=lambda m: out.print(m, markup=False),
-                                warn=lambda m: err.print(m, style="yellow", markup=False))
+            failed = sam.deploy(
+                client,
+                Path(args.dir),
+                say=lambda m: out.print(m, markup=False),
+                warn=lambda m: err.print(m, style="yellow", markup=False),
+            )
         return EXIT_ERROR if failed else EXIT_OK
     folders = find_function_folders([Path(args.dir)])
     failed = 0
@@ -192,8 +196,14 @@ def cmd_versions(args: argparse.Namespace) -> int:
     for v in versions:
         problem = v.get("problem") or {}
         status = "live" if v.get("live") else (f"failed: {problem.get('error_type')}" if problem else "")
-        table.add_row(str(v.get("version")), status, _when(v.get("created")), str(v.get("code_sha256") or "")[:12],
-                      human_size(int(v.get("code_size") or 0)), str(v.get("source_dir") or ""))
+        table.add_row(
+            str(v.get("version")),
+            status,
+            _when(v.get("created")),
+            str(v.get("code_sha256") or "")[:12],
+            human_size(int(v.get("code_size") or 0)),
+            str(v.get("source_dir") or ""),
+        )
     out.print(table)
     return EXIT_OK
 
@@ -359,17 +369,28 @@ def print_pool(console: Console, state: dict[str, Any]) -> None:
     """`faas ps`: one row per environment, functions first, pre-started containers last (how each
     came to serve, cold or pre-started, is in --json and in `faas calls`)."""
     table = Table(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
-    for column, justify in (("env", "left"), ("function", "left"), ("ver", "right"), ("state", "left"),
-                            ("age", "right"), ("calls", "right"), ("mem MB", "right"), ("idle", "right"),
-                            ("keep", "right")):
+    for column, justify in (
+        ("env", "left"),
+        ("function", "left"),
+        ("ver", "right"),
+        ("state", "left"),
+        ("age", "right"),
+        ("calls", "right"),
+        ("mem MB", "right"),
+        ("idle", "right"),
+        ("keep", "right"),
+    ):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     styles = {"busy": "yellow", "starting": "cyan", "pre-started": "dim"}
     for env in state.get("environments", []):
         st = str(env.get("state"))
         table.add_row(
-            str(env.get("id")), str(env.get("function") or f"({env.get('runtime')})"),
-            str(env.get("version") or "-"), Text(st, style=styles.get(st, "")),
-            _duration(env.get("age_s")), str(env.get("calls", 0)),
+            str(env.get("id")),
+            str(env.get("function") or f"({env.get('runtime')})"),
+            str(env.get("version") or "-"),
+            Text(st, style=styles.get(st, "")),
+            _duration(env.get("age_s")),
+            str(env.get("calls", 0)),
             f"{float(env.get('memory_used_mb') or 0):.0f}/{env.get('memory_mb')}",
             _duration(env.get("idle_s")) if st == "idle" else "-",
             _duration(env.get("keep_alive_s")) if env.get("function") else "-",
@@ -386,7 +407,8 @@ def print_pool(console: Console, state: dict[str, Any]) -> None:
         f"memory budget: {budget.get('used', 0)} of {budget.get('total', 0)} MB reserved · pre-started containers "
         f"taken {prestarted.get('taken', 0)}, missed {prestarted.get('missed', 0)} · keep-alive "
         f"{_duration(state.get('keep_alive_default_s'))} (keep: longer for a function whose calls come back later)",
-        style="dim", markup=False,
+        style="dim",
+        markup=False,
     )
 
 
@@ -430,7 +452,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     folder = write_starter(args.name, args.runtime, Path(args.dir))
     for rel in starter_files(args.name, args.runtime):
         out.print(f"created {folder / rel}", markup=False)
-    out.print(f"next: faas deploy {folder} && faas invoke {args.name} --payload '{{\"name\": \"you\"}}'", markup=False)
+    out.print(f'next: faas deploy {folder} && faas invoke {args.name} --payload \'{{"name": "you"}}\'', markup=False)
     return EXIT_OK
 
 
@@ -476,13 +498,11 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
             deployed += 1
             state = "deployed" if function.get("changed") else "unchanged"
             out.print(
-                f"{function.get('name')}  version {function.get('version')}  {state}  "
-                f"{base_url}/function/{function.get('name')}",
+                f"{function.get('name')}  version {function.get('version')}  {state}  {base_url}/function/{function.get('name')}",
                 markup=False,
             )
         out.print(
-            f"ready: {deployed} function(s); Invoke API at {base_url} "
-            "(boto3/aws cli: --endpoint-url), Ctrl-C to stop",
+            f"ready: {deployed} function(s); Invoke API at {base_url} (boto3/aws cli: --endpoint-url), Ctrl-C to stop",
             markup=False,
         )
 
@@ -516,8 +536,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     err.print(f"faas gateway on {base_url} ({config.threads} threads, state in {config.state_dir})", markup=False)
     stop = threading.Event()
-    deployer = threading.Thread(target=_deploy_then_watch, args=(base_url, folders, stop, not getattr(args, "no_watch", False)),
-                                name="faas-up-deploy", daemon=True)
+    deployer = threading.Thread(
+        target=_deploy_then_watch,
+        args=(base_url, folders, stop, not getattr(args, "no_watch", False)),
+        name="faas-up-deploy",
+        daemon=True,
+    )
     deployer.start()
     loglevel = "info" if logging.getLogger().isEnabledFor(logging.INFO) else "warning"
     try:
@@ -546,8 +570,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
         project = compose.ComposeProject(files, compose.compose_client(say=say))
         if args.action == "up":
             url = compose.up(project, executor, extra=args.args, force=args.force, say=say, status=say)
-            out.print(f"ready: {url} (faas deploy DIR; curl {url}/function/NAME; boto3/aws: --endpoint-url {url})",
-                      markup=False)
+            out.print(f"ready: {url} (faas deploy DIR; curl {url}/function/NAME; boto3/aws: --endpoint-url {url})", markup=False)
         elif args.action == "down":
             compose.down(project, executor, extra=args.args, say=say)
         else:
@@ -571,39 +594,51 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         p.add_argument("--gateway", metavar="URL", help="gateway URL (default: $FAAS_GATEWAY or http://127.0.0.1:8080)")
         return p
 
-    up = sub.add_parser("up", help="start the gateway (and the Docker engine), deploy DIRs",
-                        description="Start the Docker engine if needed, build the runtime images, run the "
-                        "gateway in the foreground and deploy each DIR. Ctrl-C stops everything.",
-                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    up = sub.add_parser(
+        "up",
+        help="start the gateway (and the Docker engine), deploy DIRs",
+        description="Start the Docker engine if needed, build the runtime images, run the "
+        "gateway in the foreground and deploy each DIR. Ctrl-C stops everything.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     up.add_argument("dirs", nargs="*", metavar="DIR", help="a function folder, or a folder of function folders")
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
     up.add_argument("--state-dir", type=Path, help="state folder (default $FAAS_STATE_DIR or ~/.local/state/faas)")
     up.add_argument("--threads", type=int, help="gateway threads, i.e. calls served at once (default 64)")
     up.add_argument("--no-watch", action="store_true", help="do not redeploy functions when their source folder changes")
-    up.add_argument("--debug", metavar="NAME[:PORT]",
-                    help="run every call of NAME under a debugger on 127.0.0.1:PORT (default 5678), one at a time")
+    up.add_argument(
+        "--debug",
+        metavar="NAME[:PORT]",
+        help="run every call of NAME under a debugger on 127.0.0.1:PORT (default 5678), one at a time",
+    )
     up.set_defaults(func=cmd_up)
 
     from faas.models import RUNTIMES
 
-    init = sub.add_parser("init", help="write a starter function (function.yaml and a handler) into ./NAME",
-                          description="Write a working starter function for a runtime into DIR/NAME; "
-                          "deploy it with `faas deploy DIR/NAME`.", epilog=EPILOG,
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    init = sub.add_parser(
+        "init",
+        help="write a starter function (function.yaml and a handler) into ./NAME",
+        description="Write a working starter function for a runtime into DIR/NAME; deploy it with `faas deploy DIR/NAME`.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     init.add_argument("name", metavar="NAME", help="the function's name (letters, digits, '-' and '_')")
     init.add_argument("--runtime", choices=RUNTIMES, default="python3.11", help="default: python3.11")
     init.add_argument("--dir", default=".", metavar="DIR", help="where the function's folder goes (default: .)")
     init.set_defaults(func=cmd_init)
 
     deploy = client_command("deploy", "zip a function folder and deploy it to the gateway")
-    deploy.add_argument("dir", metavar="DIR", help="a function folder (with function.yaml), a folder of them, "
-                        "or an AWS SAM template.yaml")
+    deploy.add_argument(
+        "dir", metavar="DIR", help="a function folder (with function.yaml), a folder of them, or an AWS SAM template.yaml"
+    )
     deploy.add_argument("--watch", action="store_true", help="then redeploy on every save until Ctrl-C")
     deploy.set_defaults(func=cmd_deploy)
 
@@ -628,8 +663,14 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("--payload", metavar="JSON", help="the event: inline JSON, @file, or @- for stdin (default {})")
     invoke.add_argument("--qualifier", metavar="VERSION", help="a version to call instead of the live one")
     invoke.add_argument("--tail", action="store_true", help="also print the end of the call's log (stderr)")
-    invoke.add_argument("--debug", nargs="?", type=int, const=5678, metavar="PORT",
-                        help="run the call under a debugger on 127.0.0.1:PORT (default 5678) and wait for it to attach")
+    invoke.add_argument(
+        "--debug",
+        nargs="?",
+        type=int,
+        const=5678,
+        metavar="PORT",
+        help="run the call under a debugger on 127.0.0.1:PORT (default 5678) and wait for it to attach",
+    )
     invoke.set_defaults(func=cmd_invoke)
 
     logs = client_command("logs", "print a function's recent log lines")
@@ -660,14 +701,24 @@ def build_parser() -> argparse.ArgumentParser:
     top.set_defaults(func=cmd_top)
 
     compose_cmd = sub.add_parser(
-        "compose", help="run faas itself as a Docker Compose service (compose.yaml)",
+        "compose",
+        help="run faas itself as a Docker Compose service (compose.yaml)",
         description="faas in a container next to your other compose services. build: the gateway image "
         "(offline, from Debian packages); up: build it if needed, start the service and wait until it is "
         "healthy; down: stop it and its function containers; anything else goes to the compose client. "
         "Settings: FAAS_PORT, FAAS_COMPOSE_STATE_DIR, FAAS_IMAGE (see compose.yaml).",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    compose_cmd.add_argument("-f", "--file", action="append", default=[], type=Path, metavar="FILE",
-                             help="compose file, repeatable (default ./compose.yaml, else the faas source tree's)")
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compose_cmd.add_argument(
+        "-f",
+        "--file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="compose file, repeatable (default ./compose.yaml, else the faas source tree's)",
+    )
     compose_cmd.add_argument("--force", action="store_true", help="rebuild the gateway image even when up to date")
     compose_cmd.add_argument("action", metavar="ACTION", help="build | up | down | another compose command (ps, logs, ...)")
     compose_cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed on to the compose client")

@@ -10,9 +10,9 @@ import hashlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from watchdog.observers import Observer
 
@@ -147,16 +147,32 @@ class SourceWatcher:
             with self._lock:
                 # No gateway answered: the same content must be tried again on the next save.
                 self._last[folder] = None if isinstance(e, GatewayUnavailable) else digest
-            self._report(Redeploy(folder, name, ok=False, message=e.message, logs=str(details.get("Logs") or ""),
-                                  version=details.get("Version"), took_ms=_since(first_seen)))
+            self._report(
+                Redeploy(
+                    folder,
+                    name,
+                    ok=False,
+                    message=e.message,
+                    logs=str(details.get("Logs") or ""),
+                    version=details.get("Version"),
+                    took_ms=_since(first_seen),
+                )
+            )
             return
         with self._lock:
             self._last[folder] = digest
             self._names[folder] = name
-        self._report(Redeploy(folder, name, ok=True, changed=bool(answer.get("changed")), version=answer.get("version"),
-                              took_ms=_since(first_seen)))
+        self._report(
+            Redeploy(
+                folder,
+                name,
+                ok=True,
+                changed=bool(answer.get("changed")),
+                version=answer.get("version"),
+                took_ms=_since(first_seen),
+            )
+        )
 
 
 def _since(start: float) -> float:
     return (time.monotonic() - start) * 1000
-

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from rich.console import Console, Group
@@ -35,8 +36,9 @@ def fetch_overview(client: GatewayClient, window_s: int) -> dict[str, Any]:
     except requests.RequestException as e:
         raise GatewayUnavailable(f"no faas gateway answers at {client.base_url} — start one with `faas up`") from e
     if response.status_code != 200:
-        raise GatewayUnavailable(f"{client.base_url}{OVERVIEW_PATH} answered HTTP {response.status_code}: "
-                                 "is this a faas gateway of this version?")
+        raise GatewayUnavailable(
+            f"{client.base_url}{OVERVIEW_PATH} answered HTTP {response.status_code}: is this a faas gateway of this version?"
+        )
     return dict(response.json())
 
 
@@ -66,8 +68,11 @@ def render(overview: dict[str, Any], url: str, problem: str | None = None) -> Gr
     header.append(f"  {url}  {datetime.now().strftime('%H:%M:%S')}  ", style="dim")
     environments = overview.get("environments") or []
     spare = sum(1 for e in environments if not e.get("function"))
-    header.append(f"{len(functions)} function(s) · {len(environments)} environment(s)"
-                  + (f" ({spare} pre-started)" if spare else "") + f" · {rate:.1f} calls/s")
+    header.append(
+        f"{len(functions)} function(s) · {len(environments)} environment(s)"
+        + (f" ({spare} pre-started)" if spare else "")
+        + f" · {rate:.1f} calls/s"
+    )
     depth = overview.get("async_queue_depth")
     if depth is not None:
         header.append(f" · async queue {depth}")
@@ -103,8 +108,10 @@ def render(overview: dict[str, Any], url: str, problem: str | None = None) -> Gr
             str(s.get("total_calls") or 0),
             _envs(f.get("environments")),
         )
-    footer = Text(f"calls/s, p50, p99, errors and throttled over the last {window} s; calls since the gateway started."
-                  "  Ctrl-C to quit.", style="dim")
+    footer = Text(
+        f"calls/s, p50, p99, errors and throttled over the last {window} s; calls since the gateway started.  Ctrl-C to quit.",
+        style="dim",
+    )
     if not functions:
         footer = Text("no functions deployed; deploy one with `faas deploy DIR`", style="dim")
     return Group(header, Text(""), table, Text(""), footer)

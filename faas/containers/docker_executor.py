@@ -13,16 +13,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
 import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
-from faas.errors import EngineError, ImageBuildError
 from faas.containers.executor import (
     RUNTIME_DIR_IN_CONTAINER,
     SANDBOX_UID,
@@ -31,6 +31,7 @@ from faas.containers.executor import (
     EventCallback,
     state_label,
 )
+from faas.errors import EngineError, ImageBuildError
 
 if TYPE_CHECKING:
     from faas.config import Config
@@ -409,7 +410,7 @@ class DockerExecutor:
             LOG.warning("could not remove container %s after a failed start", container_id[:12])
 
 
-def remove_state_containers(config: "Config") -> int:
+def remove_state_containers(config: Config) -> int:
     """Remove every container of this state dir: the gateway's arbiter calls it on exit, for
     whatever a dead worker left behind."""
     executor = DockerExecutor()

@@ -19,9 +19,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from faas.errors import EngineError, EngineUnavailable
@@ -163,8 +163,20 @@ def _start_dockerd(dockerd: str, state_dir: Path, say: Callable[[str], None]) ->
     # Started through a shell that exits at once, so dockerd is not our child: it lives on
     # after faas exits, in its own session, and never becomes our zombie.
     launcher = subprocess.run(
-        ["sh", "-c", 'log=$1; shift; (exec "$@" >>"$log" 2>&1 </dev/null) & echo $!', "sh", str(log_path), dockerd, *DOCKERD_ARGS],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, check=False,
+        [
+            "sh",
+            "-c",
+            'log=$1; shift; (exec "$@" >>"$log" 2>&1 </dev/null) & echo $!',
+            "sh",
+            str(log_path),
+            dockerd,
+            *DOCKERD_ARGS,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        check=False,
     )
     try:
         pid = int(launcher.stdout.strip())
@@ -190,7 +202,9 @@ def _start_dockerd(dockerd: str, state_dir: Path, say: Callable[[str], None]) ->
 def _run_apt(argv: list[str], env: dict[str, str], say: Callable[[str], None]) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=30)
     try:
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True
+        )
     except OSError as e:
         raise EngineError(f"{' '.join(argv)}: {e}") from e
     assert proc.stdout is not None

@@ -7,9 +7,10 @@ containers room (faas/containers/) imports docker.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 # Inside every container: the per-environment folder with the Runtime API socket and
 # the log FIFO is mounted here; the function's code at /var/task.

@@ -23,11 +23,12 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from faas.errors import ImageBuildError
 from faas.containers.images import BASE_CONF, BASE_REPOSITORY, BaseRecipe, build_on_base, runtimes_root, tree_hash
+from faas.errors import ImageBuildError
 
 if TYPE_CHECKING:
     from faas.containers.docker_executor import DockerExecutor
@@ -76,7 +77,7 @@ def gateway_image_tag(root: Path | None = None) -> str:
 
 
 def ensure_gateway_image(
-    executor: "DockerExecutor",
+    executor: DockerExecutor,
     *,
     force: bool = False,
     say: Callable[[str], None] | None = None,
@@ -91,8 +92,15 @@ def ensure_gateway_image(
         with tempfile.TemporaryDirectory(prefix="faas-gateway-", dir=scratch_parent) as scratch:
             context = Path(scratch)
             build_on_base(
-                executor, tag, recipe, base_image_tag(root), context,
-                what="the faas gateway", labels={"faas.gateway": "1"}, force=force, say=say,
+                executor,
+                tag,
+                recipe,
+                base_image_tag(root),
+                context,
+                what="the faas gateway",
+                labels={"faas.gateway": "1"},
+                force=force,
+                say=say,
                 prepare=lambda step: assemble_context(context, root, executor.engine_arch(), step),
             )
     executor.tag_image(tag, LATEST_TAG)
@@ -130,8 +138,19 @@ def wheel_target_args(arch: str) -> list[str]:
     (a Mac driving a Linux VM, a Python other than 3.11): binary wheels only, for CPython 3.11
     on glibc up to bookworm's, on the engine's machine."""
     machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch) or "x86_64"
-    args = ["--only-binary=:all:", "--python-version", TARGET_PYTHON, "--implementation", "cp",
-            "--abi", f"cp{TARGET_PYTHON.replace('.', '')}", "--abi", "abi3", "--abi", "none"]
+    args = [
+        "--only-binary=:all:",
+        "--python-version",
+        TARGET_PYTHON,
+        "--implementation",
+        "cp",
+        "--abi",
+        f"cp{TARGET_PYTHON.replace('.', '')}",
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+    ]
     platforms = [f"manylinux_2_{minor}_{machine}" for minor in range(TARGET_GLIBC_MINOR, 4, -1)]
     platforms += [f"manylinux2014_{machine}", f"manylinux2010_{machine}", f"manylinux1_{machine}"]
     for platform in platforms:
@@ -144,8 +163,9 @@ def _pip(args: list[str], step: Callable[[str], None]) -> None:
     argv = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
     tail: collections.deque[str] = collections.deque(maxlen=30)
     try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                text=True, errors="replace")
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, errors="replace"
+        )
     except OSError as e:
         raise ImageBuildError(f"pip could not run: {e}") from e
     assert proc.stdout is not None

@@ -25,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from faas.errors import FaasError, ImageBuildError
 
@@ -94,7 +95,7 @@ class BaseRecipe:
     packages: tuple[str, ...]
 
     @classmethod
-    def read(cls, path: Path) -> "BaseRecipe":
+    def read(cls, path: Path) -> BaseRecipe:
         values: dict[str, str] = {}
         try:
             text = path.read_text()
@@ -143,7 +144,7 @@ def runtime_image_tag(runtime: str, *, root: Path | None = None) -> str:
 
 def ensure_runtime_image(
     runtime: str,
-    executor: "DockerExecutor",
+    executor: DockerExecutor,
     *,
     force: bool = False,
     say: Callable[[str], None] | None = None,
@@ -154,14 +155,22 @@ def ensure_runtime_image(
     root = root or runtimes_root()
     folder, recipe = _recipe(runtime, root)
     return build_on_base(
-        executor, runtime_image_tag(runtime, root=root), recipe, base_image_tag(runtime, root=root), root,
-        dockerfile=f"{folder}/Dockerfile", labels={"faas.runtime": runtime}, what=runtime,
-        force=force, say=say, work_dir=work_dir,
+        executor,
+        runtime_image_tag(runtime, root=root),
+        recipe,
+        base_image_tag(runtime, root=root),
+        root,
+        dockerfile=f"{folder}/Dockerfile",
+        labels={"faas.runtime": runtime},
+        what=runtime,
+        force=force,
+        say=say,
+        work_dir=work_dir,
     )
 
 
 def build_on_base(
-    executor: "DockerExecutor",
+    executor: DockerExecutor,
     tag: str,
     recipe: BaseRecipe,
     base_tag: str,
@@ -200,7 +209,10 @@ def build_on_base(
 
         try:
             executor.build_image(
-                context_dir, tag, {"BASE": base_tag}, on_line,
+                context_dir,
+                tag,
+                {"BASE": base_tag},
+                on_line,
                 dockerfile=dockerfile,
                 labels={**(labels or {}), "faas.base": base_tag},
             )
@@ -213,7 +225,7 @@ def build_on_base(
 
 
 def ensure_all(
-    executor: "DockerExecutor",
+    executor: DockerExecutor,
     runtimes: Iterable[str] | None = None,
     force: bool = False,
     say: Callable[[str], None] | None = None,
@@ -228,7 +240,7 @@ def ensure_all(
 # --- the base image: mmdebstrap + docker import ------------------------------------------
 
 
-def _build_base(recipe: BaseRecipe, tag: str, executor: "DockerExecutor", progress: "_Progress", work_dir: Path | None) -> None:
+def _build_base(recipe: BaseRecipe, tag: str, executor: DockerExecutor, progress: _Progress, work_dir: Path | None) -> None:
     mmdebstrap = shutil.which("mmdebstrap") or shutil.which("mmdebstrap", path="/usr/sbin:/usr/bin:/sbin:/bin")
     if mmdebstrap is None:
         if os.geteuid() == 0 and Path("/etc/debian_version").exists():
@@ -238,10 +250,14 @@ def _build_base(recipe: BaseRecipe, tag: str, executor: "DockerExecutor", progre
             try:
                 install_packages(["mmdebstrap"], say=progress.step)
             except FaasError as e:
-                raise ImageBuildError(f"mmdebstrap is needed to build runtime images and could not be installed: {e.message}") from e
+                raise ImageBuildError(
+                    f"mmdebstrap is needed to build runtime images and could not be installed: {e.message}"
+                ) from e
             mmdebstrap = shutil.which("mmdebstrap", path="/usr/sbin:/usr/bin:/sbin:/bin")
         if mmdebstrap is None:
-            raise ImageBuildError("mmdebstrap is needed to build runtime images offline: `apt-get install mmdebstrap` (Debian/Ubuntu)")
+            raise ImageBuildError(
+                "mmdebstrap is needed to build runtime images offline: `apt-get install mmdebstrap` (Debian/Ubuntu)"
+            )
     scratch = Path(tempfile.mkdtemp(prefix="faas-base-", dir=_scratch_parent(work_dir)))
     try:
         sources = scratch / "faas.list"
@@ -251,7 +267,9 @@ def _build_base(recipe: BaseRecipe, tag: str, executor: "DockerExecutor", progre
         progress.step(f"mmdebstrap {recipe.suite}: {' '.join(recipe.packages)}")
         _run_mmdebstrap(_mmdebstrap_argv(mmdebstrap, recipe, tarball, sources), progress)
         size_mb = tarball.stat().st_size / 1e6
-        progress.done(f"mmdebstrap {recipe.suite} ({' '.join(recipe.packages)}): {size_mb:.0f} MB in {time.monotonic() - started:.0f} s")
+        progress.done(
+            f"mmdebstrap {recipe.suite} ({' '.join(recipe.packages)}): {size_mb:.0f} MB in {time.monotonic() - started:.0f} s"
+        )
         progress.step(f"docker import {tag}")
         try:
             executor.import_image(tarball, tag)
@@ -281,7 +299,7 @@ def _mmdebstrap_argv(mmdebstrap: str, recipe: BaseRecipe, tarball: Path, sources
     return [*argv, recipe.suite, str(tarball), str(sources)]
 
 
-def _run_mmdebstrap(argv: list[str], progress: "_Progress") -> None:
+def _run_mmdebstrap(argv: list[str], progress: _Progress) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=40)
     try:
         proc = subprocess.Popen(
@@ -319,7 +337,11 @@ def debian_sources(target_suite: str, *, etc: Path = Path("/etc/apt"), os_releas
     if host_codename:
         aliases.add(host_codename)
     entries: list[str] = []
-    files = [etc / "sources.list"] + sorted((etc / "sources.list.d").glob("*.list")) + sorted((etc / "sources.list.d").glob("*.sources"))
+    files = (
+        [etc / "sources.list"]
+        + sorted((etc / "sources.list.d").glob("*.list"))
+        + sorted((etc / "sources.list.d").glob("*.sources"))
+    )
     for path in files:
         try:
             text = path.read_text()
@@ -375,8 +397,10 @@ def _parse_deb822(text: str) -> Iterator[tuple[list[str], list[str], list[str], 
         if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
             continue
         yield (
-            fields.get("uris", "").split(), fields.get("suites", "").split(),
-            fields.get("components", "").split(), fields.get("signed-by", ""),
+            fields.get("uris", "").split(),
+            fields.get("suites", "").split(),
+            fields.get("components", "").split(),
+            fields.get("signed-by", ""),
         )
 
 
@@ -391,7 +415,7 @@ def _parse_one_line(text: str) -> Iterator[tuple[list[str], list[str], list[str]
             for option in options.group(1).split():
                 if option.startswith("signed-by="):
                     signed_by = option.split("=", 1)[1]
-            rest = line[options.end():].split()
+            rest = line[options.end() :].split()
         else:
             rest = line.split()[1:]
         if len(rest) >= 3:
@@ -401,7 +425,7 @@ def _parse_one_line(text: str) -> Iterator[tuple[list[str], list[str], list[str]
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _exists(executor: "DockerExecutor", tag: str) -> bool:
+def _exists(executor: DockerExecutor, tag: str) -> bool:
     try:
         return executor.image_exists(tag)
     except FaasError as e:
@@ -442,7 +466,7 @@ class _Progress:
         self._console: Any = None
         self._last = ""
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         if self._say is None:
             from rich.console import Console
 

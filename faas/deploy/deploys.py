@@ -18,18 +18,19 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from faas.invoke.environment import Environment
-from faas.errors import FaasError, FunctionNotFound, ValidationError, VersionInitFailed
-from faas.logs.store import LogStore
-from faas.models import FunctionVersion
 from faas.deploy.packages import Package
-from faas.invoke.pool import InitFailed
 from faas.deploy.registry import Registry, not_found
 from faas.deploy.store import Store
+from faas.errors import FaasError, FunctionNotFound, ValidationError, VersionInitFailed
+from faas.invoke.environment import Environment
+from faas.invoke.pool import InitFailed
+from faas.logs.store import LogStore
+from faas.models import FunctionVersion
 
 LOG = logging.getLogger(__name__)
 
@@ -51,11 +52,17 @@ class DeployProblem:
         if self.kind == "failed":
             return f"failed: {self.error_type} in version {self.version}"
         first = self.message.splitlines()[0] if self.message else ""
-        return f"refused: {first[:SUMMARY_CHARS - 1] + '…' if len(first) > SUMMARY_CHARS else first}"
+        return f"refused: {first[: SUMMARY_CHARS - 1] + '…' if len(first) > SUMMARY_CHARS else first}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "version": self.version, "error_type": self.error_type,
-                "when": self.when, "summary": self.summary()}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "version": self.version,
+            "error_type": self.error_type,
+            "when": self.when,
+            "summary": self.summary(),
+        }
 
 
 @dataclass(frozen=True)
@@ -207,8 +214,12 @@ class Deployer:
         latest = versions[-1] if versions else None
         with self._meta:
             failed = latest is not None and (name, latest.version) in self._failed
-        if failed and latest is not None and latest.code_sha256 == package.sha256 \
-                and latest.spec.to_mapping() == package.spec.to_mapping():
+        if (
+            failed
+            and latest is not None
+            and latest.code_sha256 == package.sha256
+            and latest.spec.to_mapping() == package.spec.to_mapping()
+        ):
             return latest
         return None
 
@@ -238,9 +249,15 @@ class Deployer:
         self._clear(name)
         with self._meta:
             self._failed.pop((name, target.version), None)
-        LOG.info("function %s: version %d is live (%s, was %s; ready in %.0f ms, old version retired in %.0f ms)",
-                 name, target.version, why, previous.version if previous else "-", (ready - started) * 1000,
-                 (time.monotonic() - ready) * 1000)
+        LOG.info(
+            "function %s: version %d is live (%s, was %s; ready in %.0f ms, old version retired in %.0f ms)",
+            name,
+            target.version,
+            why,
+            previous.version if previous else "-",
+            (ready - started) * 1000,
+            (time.monotonic() - ready) * 1000,
+        )
         return live
 
     def _init_failed(
@@ -254,12 +271,15 @@ class Deployer:
             self._problems[name] = problem
             self._failed[(name, target.version)] = problem
         still = f"version {previous.version} stays live" if previous else "no version is live"
-        report = (f"INIT_REPORT Init Duration: {took_ms:.2f} ms\tPhase: init\tStatus: error"
-                  f"\tError Type: {error_type}\n[faas] version {target.version} failed to initialise "
-                  f"({error_type}: {error_message}); {still}\n")
+        report = (
+            f"INIT_REPORT Init Duration: {took_ms:.2f} ms\tPhase: init\tStatus: error"
+            f"\tError Type: {error_type}\n[faas] version {target.version} failed to initialise "
+            f"({error_type}: {error_message}); {still}\n"
+        )
         self._log_store.append(name, self._init_log(target, outcome.logs, report))
-        LOG.warning("function %s: version %d failed to initialise (%s: %s); %s", name, target.version, error_type,
-                    error_message, still)
+        LOG.warning(
+            "function %s: version %d failed to initialise (%s: %s); %s", name, target.version, error_type, error_message, still
+        )
         return VersionInitFailed(
             f"version {target.version} of {name} failed to initialise ({error_type}: {error_message}); {still}",
             Version=target.version,

@@ -14,8 +14,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import Callable, Generic, Hashable, TypeVar
+from typing import Generic, TypeVar
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 

@@ -11,8 +11,8 @@ import logging
 import os
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from watchdog.observers import Observer
 

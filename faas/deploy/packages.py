@@ -23,9 +23,10 @@ import tempfile
 import time
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -37,8 +38,19 @@ LOG = logging.getLogger(__name__)
 SPEC_NAMES = ("function.yaml", "function.yml")
 # Names never packaged: build debris, VCS metadata, editor droppings, faas's own state.
 IGNORED = (
-    "__pycache__", ".git", ".hg", ".svn", "*.pyc", "*.pyo", ".DS_Store",
-    "*.swp", "*.swo", "*~", ".#*", "#*#", ".faas",
+    "__pycache__",
+    ".git",
+    ".hg",
+    ".svn",
+    "*.pyc",
+    "*.pyo",
+    ".DS_Store",
+    "*.swp",
+    "*.swo",
+    "*~",
+    ".#*",
+    "#*#",
+    ".faas",
 )
 # A zip's entries are fixed at 1980-01-01 so that the same files always zip to the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -85,9 +97,7 @@ def _zipped_too_large(size: int) -> PackageTooLarge:
 
 def _unzipped_too_large(size: int, *, at_least: bool = False) -> ValidationError:
     qualifier = "at least " if at_least else ""
-    return ValidationError(
-        f"package is {qualifier}{_human(size)} unzipped, over Lambda's 250 MB limit ({UNZIPPED_LIMIT} bytes)"
-    )
+    return ValidationError(f"package is {qualifier}{_human(size)} unzipped, over Lambda's 250 MB limit ({UNZIPPED_LIMIT} bytes)")
 
 
 def parse_spec(text: bytes | str, source: str) -> FunctionSpec:
@@ -197,7 +207,7 @@ def zip_folder(folder: Path, *, validate: bool = True, spec: FunctionSpec | None
     if spec is not None:
         files = [f for f in files if f[0] not in SPEC_NAMES]
     total = 0
-    for rel, real, _mode in files:
+    for _rel, real, _mode in files:
         total += real.stat().st_size
         if total > UNZIPPED_LIMIT:
             raise _unzipped_too_large(total, at_least=True)
@@ -247,8 +257,11 @@ class _Entry:
 
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 _TYPE_NAMES = {
-    stat.S_IFLNK: "a symlink", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-    stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket",
+    stat.S_IFLNK: "a symlink",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
 }
 
 
@@ -413,8 +426,7 @@ def unpack(
         spec = spec_override if spec_override is not None else _spec_from_zip(zf, entries)
         if expected_name is not None and spec.name != expected_name:
             raise ValidationError(
-                f"function.yaml names the function {spec.name!r} but it was deployed as {expected_name!r}; "
-                "the two must match"
+                f"function.yaml names the function {spec.name!r} but it was deployed as {expected_name!r}; the two must match"
             )
         try:  # a read-only or full store fails here already
             packages_root.mkdir(parents=True, exist_ok=True)

@@ -20,27 +20,38 @@ import logging
 import re
 import stat
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import yaml
 
+from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 from faas.models import ACCOUNT_ID, FunctionSpec
-from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
 
 LOG = logging.getLogger(__name__)
 
 FUNCTION_TYPE = "AWS::Serverless::Function"
 # SAM property -> function.yaml key, for plain values.
-SCALARS = {"Handler": "handler", "Runtime": "runtime", "MemorySize": "memory", "Timeout": "timeout",
-           "ReservedConcurrentExecutions": "concurrency", "Description": "description"}
+SCALARS = {
+    "Handler": "handler",
+    "Runtime": "runtime",
+    "MemorySize": "memory",
+    "Timeout": "timeout",
+    "ReservedConcurrentExecutions": "concurrency",
+    "Description": "description",
+}
 HANDLED = {*SCALARS, "CodeUri", "Environment", "EphemeralStorage", "FunctionName", "Architectures", "PackageType"}
 RUNTIME_ALIASES = {"provided.al2": "provided", "provided.al2023": "provided"}
 PSEUDO = {
-    "AWS::Region": "us-east-1", "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws",
-    "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "faas", "AWS::StackId": "faas",
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": ACCOUNT_ID,
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "faas",
+    "AWS::StackId": "faas",
     "AWS::NotificationARNs": [],
 }
 _SUB_RE = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -159,7 +170,7 @@ def merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict
 def resolve(value: Any, params: Mapping[str, Any], resources: set[str], where: str, warnings: list[str]) -> Any:
     """Work out a value's intrinsic functions; Unresolved when faas cannot."""
     if isinstance(value, Mapping) and len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             if arg in params:
                 return params[arg]
@@ -190,7 +201,9 @@ def resolve(value: Any, params: Mapping[str, Any], resources: set[str], where: s
     return value
 
 
-def _function(template: Template, logical_id: str, props: Mapping[str, Any], params: Mapping[str, Any], resources: set[str]) -> SamFunction:
+def _function(
+    template: Template, logical_id: str, props: Mapping[str, Any], params: Mapping[str, Any], resources: set[str]
+) -> SamFunction:
     warnings = template.warnings
     ignored = sorted(k for k in props if k not in HANDLED)
     if ignored:

@@ -13,10 +13,11 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from faas.errors import FaasError, FunctionNotFound
 from faas.models import FunctionSpec, FunctionVersion, function_arn
@@ -100,8 +101,13 @@ def _spec_from_json(text: str) -> FunctionSpec:
 def _row_to_version(row: tuple[Any, ...]) -> FunctionVersion:
     _name, version, sha, spec_json, code_dir, code_size, source_dir, created = row
     return FunctionVersion(
-        spec=_spec_from_json(spec_json), version=int(version), code_sha256=sha, code_dir=Path(code_dir),
-        code_size=int(code_size), created=float(created), source_dir=source_dir,
+        spec=_spec_from_json(spec_json),
+        version=int(version),
+        code_sha256=sha,
+        code_dir=Path(code_dir),
+        code_size=int(code_size),
+        created=float(created),
+        source_dir=source_dir,
     )
 
 
@@ -226,8 +232,13 @@ class Store:
                 (spec.name, number if make_live else None, now, now, int(make_live)),
             )
         version = FunctionVersion(
-            spec=spec, version=number, code_sha256=sha256, code_dir=Path(code_dir), code_size=int(code_size),
-            created=now, source_dir=source_dir,
+            spec=spec,
+            version=number,
+            code_sha256=sha256,
+            code_dir=Path(code_dir),
+            code_size=int(code_size),
+            created=now,
+            source_dir=source_dir,
         )
         LOG.info("function %s: version %d recorded (%s)%s", spec.name, number, sha256[:12], " live" if make_live else "")
         return version, True
@@ -319,7 +330,7 @@ class Store:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

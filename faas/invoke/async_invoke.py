@@ -20,10 +20,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from faas.errors import FaasError, FunctionNotFound, ShuttingDown
 from faas.models import Result, function_arn
@@ -89,9 +90,7 @@ class AsyncInvoker:
             raise FaasError(f"cannot open the async event queue in {db_path}: {e}") from e
         if waiting:
             LOG.info("async queue: %d event(s) waiting from an earlier run (%d were running)", waiting, resumed)
-        self._workers = [
-            threading.Thread(target=self._work, name=f"async-{i}", daemon=True) for i in range(workers)
-        ]
+        self._workers = [threading.Thread(target=self._work, name=f"async-{i}", daemon=True) for i in range(workers)]
         for thread in self._workers:
             thread.start()
 
@@ -215,16 +214,26 @@ class AsyncInvoker:
         try:
             result = self._invoke(event.name, event.payload, event.qualifier, event.request_id)
         except FunctionNotFound:
-            LOG.warning("function %s: event %s dropped: the function (or %s) no longer exists",
-                        event.name, event.request_id, event.qualifier or "$LATEST")
+            LOG.warning(
+                "function %s: event %s dropped: the function (or %s) no longer exists",
+                event.name,
+                event.request_id,
+                event.qualifier or "$LATEST",
+            )
             self._delete(event)
             return
         except FaasError as e:  # throttled, shutting down, engine trouble: not the function's fault
             throttles = self._throttles.get(event.request_id, 0)
             self._throttles[event.request_id] = throttles + 1
             delay = min(THROTTLE_BACKOFF_MAX_S, 2.0**throttles)
-            LOG.info("function %s: event %s not run (%s: %s), again in %.0f s",
-                     event.name, event.request_id, e.error_type, e.message, delay)
+            LOG.info(
+                "function %s: event %s not run (%s: %s), again in %.0f s",
+                event.name,
+                event.request_id,
+                e.error_type,
+                e.message,
+                delay,
+            )
             self._release(event, delay=delay, count=False)
             return
         self._throttles.pop(event.request_id, None)
@@ -239,8 +248,14 @@ class AsyncInvoker:
             self._fail(event, "RetriesExhausted", result, attempts)
             return
         delay = self._delays[min(attempts, len(self._delays)) - 1]
-        LOG.info("function %s: event %s failed (%s), retry %d in %.0f s",
-                 event.name, event.request_id, result.error_type, attempts, delay)
+        LOG.info(
+            "function %s: event %s failed (%s), retry %d in %.0f s",
+            event.name,
+            event.request_id,
+            result.error_type,
+            attempts,
+            delay,
+        )
         self._release(event, delay=delay, count=True)
 
     def _release(self, event: Event, *, delay: float, count: bool) -> None:
@@ -258,8 +273,7 @@ class AsyncInvoker:
             try:
                 self._db.execute("DELETE FROM async_events WHERE request_id = ?", (event.request_id,))
             except sqlite3.Error as e:
-                LOG.warning("function %s: event %s done but not removed (it may run again): %s",
-                            event.name, event.request_id, e)
+                LOG.warning("function %s: event %s done but not removed (it may run again): %s", event.name, event.request_id, e)
 
     # ---- the on-failure destination ----------------------------------------------------
 
@@ -272,13 +286,19 @@ class AsyncInvoker:
         record = invocation_record(event, condition, result, attempts)
         folder = self.failures_root / event.name
         folder.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.fromtimestamp(event.received, timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.fromtimestamp(event.received, UTC).strftime("%Y%m%dT%H%M%S%f")
         path = folder / f"{stamp}-{event.request_id}.json"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=2))
         os.replace(tmp, path)
-        LOG.warning("function %s: event %s discarded (%s after %d attempt(s)); record in %s",
-                    event.name, event.request_id, condition, attempts, path)
+        LOG.warning(
+            "function %s: event %s discarded (%s after %d attempt(s)); record in %s",
+            event.name,
+            event.request_id,
+            condition,
+            attempts,
+            path,
+        )
         self._delete(event)
         old = sorted(p for p in folder.iterdir() if p.suffix == ".json")
         for stale in old[:-FAILURES_KEPT]:
@@ -294,7 +314,7 @@ def _json_or_text(data: bytes) -> Any:
 
 def invocation_record(event: Event, condition: str, result: Result | None, attempts: int) -> dict[str, Any]:
     """The JSON Lambda sends to an on-failure destination."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     qualifier = event.qualifier or "$LATEST"
     record: dict[str, Any] = {
         "version": "1.0",

@@ -29,8 +29,9 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from faas.errors import FaasError
 
@@ -130,8 +131,7 @@ class DebugRelay:
         try:
             container = self._inbound.get(timeout=self.pair_wait_s)
         except queue.Empty:
-            LOG.warning("debugger for %s: the function's debugger did not come up within %.0f s", self.label,
-                        self.pair_wait_s)
+            LOG.warning("debugger for %s: the function's debugger did not come up within %.0f s", self.label, self.pair_wait_s)
             ide.close()
             return
         with self._lock:
@@ -287,11 +287,23 @@ def dap_read(sock: socket.socket, buffer: bytearray) -> dict[str, Any]:
 def dap_initialize(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0) -> dict[str, Any]:
     """Connect, send DAP `initialize` as an IDE does, return the adapter's response (its capabilities)."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
-        dap_send(sock, {
-            "seq": 1, "type": "request", "command": "initialize",
-            "arguments": {"clientID": "faas", "clientName": "faas", "adapterID": "python", "pathFormat": "path",
-                          "linesStartAt1": True, "columnsStartAt1": True, "supportsVariableType": True},
-        })
+        dap_send(
+            sock,
+            {
+                "seq": 1,
+                "type": "request",
+                "command": "initialize",
+                "arguments": {
+                    "clientID": "faas",
+                    "clientName": "faas",
+                    "adapterID": "python",
+                    "pathFormat": "path",
+                    "linesStartAt1": True,
+                    "columnsStartAt1": True,
+                    "supportsVariableType": True,
+                },
+            },
+        )
         buffer = bytearray()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -16,18 +16,18 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable
 
+from faas.containers.executor import LOG_FIFO_NAME, RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, ContainerSpec, Executor
 from faas.errors import EngineError
 from faas.invoke.debug import SOCKET_NAME as DEBUG_SOCKET_NAME
 from faas.invoke.debug import DebugRelay, wait_suspending
-from faas.containers.executor import LOG_FIFO_NAME, RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, ContainerSpec, Executor
+from faas.invoke.runtime_api import DirectConnection, NotDelivered, ProtocolError, RuntimeApiServer, settle
 from faas.logs.pump import LogPump, LogSink
 from faas.models import FunctionVersion, Invocation, OutcomeStatus
-from faas.invoke.runtime_api import DirectConnection, NotDelivered, ProtocolError, RuntimeApiServer, settle
 
 LOG = logging.getLogger(__name__)
 # Outcomes after which the environment cannot serve another call.
@@ -103,7 +103,7 @@ class Environment:
         folder: Path,
         executor: Executor,
         pump: LogPump,
-        on_dead: Callable[["Environment"], None] | None = None,
+        on_dead: Callable[[Environment], None] | None = None,
     ) -> None:
         self.id = env_id
         self.folder = folder
@@ -162,9 +162,7 @@ class Environment:
         # Lambda's Init Duration covers the runtime and the function's init, not creating the sandbox.
         self.started_at = time.monotonic()
 
-    def specialise(
-        self, version: FunctionVersion, env_vars: dict[str, str], handler: str, debug_port: int | None = None
-    ) -> None:
+    def specialise(self, version: FunctionVersion, env_vars: dict[str, str], handler: str, debug_port: int | None = None) -> None:
         """Give the environment its function: code into /var/task, identity over the socket.
 
         debug_port: a debugger relay on 127.0.0.1:debug_port (faas invoke --debug); the
@@ -337,8 +335,12 @@ class Environment:
             slot = self._slot
             if self.status is Status.STARTING and self._init_failure is None:
                 self._init_failure = Outcome(
-                    error_payload("Runtime exited with error: exit status 1" if not self._oom else "Runtime exited with error: signal: killed",
-                                  "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError"),
+                    error_payload(
+                        "Runtime exited with error: exit status 1"
+                        if not self._oom
+                        else "Runtime exited with error: signal: killed",
+                        "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError",
+                    ),
                     "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError",
                     OutcomeStatus.OOM if self._oom else OutcomeStatus.EXIT,
                     "",
@@ -397,7 +399,12 @@ class Environment:
 
     def on_oversized_response(self, request_id: str, size: int) -> int:
         message = f"Response payload size ({size} bytes) exceeded maximum allowed payload size (6291456 bytes)."
-        self._finish(request_id, Outcome(error_payload(message, "Function.ResponseSizeTooLarge"), "Function.ResponseSizeTooLarge", OutcomeStatus.ERROR))
+        self._finish(
+            request_id,
+            Outcome(
+                error_payload(message, "Function.ResponseSizeTooLarge"), "Function.ResponseSizeTooLarge", OutcomeStatus.ERROR
+            ),
+        )
         return 413
 
     def on_init_error(self, body: bytes, error_type: str) -> int:

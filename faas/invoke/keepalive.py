@@ -23,7 +23,7 @@ MIN_SAMPLES = 5  # idle periods seen before they are trusted over the fixed wind
 HALVE_AT = 200  # counts are halved past this many: recent behaviour weighs most
 PERCENTILE = 0.99
 LOWEST = -3  # the first bucket holds idle periods up to 2**-3 s
-CEILING_S = 2.0 ** 14  # ~4.5 h: calls that come back later than this are no pattern worth memory
+CEILING_S = 2.0**14  # ~4.5 h: calls that come back later than this are no pattern worth memory
 _BUCKETS = int(math.log2(CEILING_S)) - LOWEST + 2  # ..., up to CEILING_S, then one for "longer"
 
 
@@ -66,7 +66,7 @@ class IdleTimes:
             return self.default_s
         needed = math.ceil(PERCENTILE * total)
         seen = 0
-        for index, count in enumerate(counts):
+        for index, count in enumerate(counts):  # noqa: B007 (index is read after the loop)
             seen += count
             if seen >= needed:
                 break

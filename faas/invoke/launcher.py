@@ -12,15 +12,16 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from faas.invoke.environment import Environment, new_env_id
-from faas.errors import EngineError
 from faas.containers.executor import RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, TASK_ROOT, ContainerSpec, Executor
+from faas.errors import EngineError
+from faas.invoke.environment import Environment, new_env_id
+from faas.invoke.pool import InitFailed
 from faas.logs.pump import LogPump
 from faas.models import FunctionVersion, InitType, StartType
-from faas.invoke.pool import InitFailed
 
 if TYPE_CHECKING:
     from faas.invoke.prestart import PrestartedContainers
@@ -69,7 +70,7 @@ class Launcher:
         self._warned_network: set[str] = set()
         self.on_dead: Callable[[Environment], None] | None = None
         # Where pre-started containers come from (faas.invoke.prestart.PrestartedContainers); None: always cold.
-        self.prestarted: "PrestartedContainers | None" = None
+        self.prestarted: PrestartedContainers | None = None
         envs_root.mkdir(parents=True, exist_ok=True)
 
     def network_for(self, fv: FunctionVersion) -> str:
@@ -198,7 +199,9 @@ class Launcher:
         if spec.memory != PRESTARTED_MEMORY_MB or spec.cpu == "lambda":
             try:
                 self.executor.update_resources(
-                    env.container_id, spec.memory, cpu_shares(spec.memory),
+                    env.container_id,
+                    spec.memory,
+                    cpu_shares(spec.memory),
                     cpu_quota_us(spec.memory) if spec.cpu == "lambda" else None,
                 )
             except EngineError as e:

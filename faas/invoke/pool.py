@@ -25,12 +25,13 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from faas.invoke.environment import Environment, Outcome
 from faas.errors import ShuttingDown
+from faas.invoke.environment import Environment, Outcome
 from faas.invoke.keepalive import IdleTimes
 from faas.invoke.limits import MemoryBudget
 from faas.models import FunctionVersion, InitType, StartType
@@ -109,7 +110,7 @@ class Pool:
         *,
         budget: MemoryBudget | None = None,
         budget_wait_s: float = 5.0,
-        prestarted: "PrestartedContainers | None" = None,
+        prestarted: PrestartedContainers | None = None,
         clock: Callable[[], float] = time.monotonic,
         spawn: Spawn = spawn_thread,
     ) -> None:
@@ -410,7 +411,9 @@ class Pool:
                 victims.append(env)
                 freed += env.reserved_mb
         for env in victims:
-            LOG.info("environment %s of %s: evicted to make room in the memory budget", env.id, env.version.key if env.version else "-")
+            LOG.info(
+                "environment %s of %s: evicted to make room in the memory budget", env.id, env.version.key if env.version else "-"
+            )
             env.destroy()
         return freed > 0
 

@@ -21,10 +21,10 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-from faas.invoke.environment import Environment, Status
 from faas.errors import FaasError
+from faas.invoke.environment import Environment, Status
 from faas.invoke.limits import MemoryBudget
 from faas.invoke.pool import Spawn, spawn_thread
 
@@ -156,12 +156,7 @@ class PrestartedContainers:
                 for _ in range(self.target(runtime) - have):
                     self._starting[runtime] = self._starting.get(runtime, 0) + 1
                     to_start.append(runtime)
-            surplus = [
-                env
-                for runtime, cells in self._containers.items()
-                if runtime not in self._runtimes
-                for env in cells
-            ]
+            surplus = [env for runtime, cells in self._containers.items() if runtime not in self._runtimes for env in cells]
             for runtime in list(self._containers):
                 if runtime not in self._runtimes:
                     del self._containers[runtime]

@@ -21,7 +21,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol, Union
+from typing import NamedTuple, Protocol
 
 from faas.invoke.http1 import REASONS, BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import SocketReader, kernel_timeout
@@ -160,8 +160,8 @@ class Unknown(NamedTuple):
     path: str
 
 
-Message = Union[NextEvent, EnvironmentQuery, Result, FunctionError, Oversized, InitError, Unknown]
-CallEnd = Union[Result, FunctionError, Oversized]  # what a runtime sends to end the call in flight
+Message = NextEvent | EnvironmentQuery | Result | FunctionError | Oversized | InitError | Unknown
+CallEnd = Result | FunctionError | Oversized  # what a runtime sends to end the call in flight
 _CALL_ENDS = (Result, FunctionError, Oversized)
 _NEXT_PATH = PREFIX + "/invocation/next"
 _INVOCATION = PREFIX + "/invocation/"
@@ -178,7 +178,7 @@ def message_of(req: Request) -> Message:
             return EnvironmentQuery()
     elif method == "POST":
         if path.startswith(_INVOCATION):
-            request_id, _, action = path[len(_INVOCATION):].partition("/")
+            request_id, _, action = path[len(_INVOCATION) :].partition("/")
             if action == "response":
                 return Oversized(request_id, req.oversize) if req.oversize else Result(request_id, req.body)
             if action == "error":
@@ -197,7 +197,7 @@ def describe(msg: Message) -> str:
     return type(msg).__name__
 
 
-def settle(msg: InitError | CallEnd, handler: "RuntimeHandler") -> Reply:
+def settle(msg: InitError | CallEnd, handler: RuntimeHandler) -> Reply:
     """Hand a result, an error or an init error to the environment; the reply it earns."""
     if type(msg) is Result:
         return acknowledge(handler.on_response(msg.request_id, msg.body))

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
-from faas.invoke.environment import Outcome, error_payload
+from faas.deploy.registry import Registry
 from faas.errors import TooManyRequests
 from faas.ids import request_id as new_request_id
 from faas.ids import trace_id
+from faas.invoke.environment import Outcome, error_payload
 from faas.invoke.limits import Limiter
+from faas.invoke.pool import InitFailed, Pool
 from faas.logs import framing
 from faas.logs.store import LogStore
 from faas.models import (
-    FunctionVersion, Invocation, OutcomeStatus, Result, StartType, Status, check_payload, function_arn,
+    FunctionVersion,
+    Invocation,
+    OutcomeStatus,
+    Result,
+    StartType,
+    Status,
+    check_payload,
+    function_arn,
 )
-from faas.invoke.pool import InitFailed, Pool
-from faas.deploy.registry import Registry
 
 LOG = logging.getLogger(__name__)
 UNDELIVERED_ATTEMPTS = 3  # an environment found gone before the event reached it: try another
@@ -96,7 +104,8 @@ class Scheduler:
         if outcome.status == OutcomeStatus.UNDELIVERED:
             outcome = Outcome(
                 error_payload(f"RequestId: {request_id} Error: Runtime exited before it received the event", "Runtime.ExitError"),
-                "Runtime.ExitError", OutcomeStatus.EXIT,
+                "Runtime.ExitError",
+                OutcomeStatus.EXIT,
             )
         max_mb = framing.max_memory_used(spec.memory, peak, outcome.status == OutcomeStatus.OOM)
         result = Result(
@@ -117,14 +126,20 @@ class Scheduler:
         return result
 
     def _attempt(
-        self, fv: FunctionVersion, payload: bytes, request_id: str, qualifier: str | None,
-        client_context: str | None, identity: str | None, debug_port: int | None = None,
+        self,
+        fv: FunctionVersion,
+        payload: bytes,
+        request_id: str,
+        qualifier: str | None,
+        client_context: str | None,
+        identity: str | None,
+        debug_port: int | None = None,
     ) -> tuple[StartType, float | None, str, Outcome, int]:
         """One environment's try at the call: (start type, init ms, init logs, outcome, peak memory)."""
         spec = fv.spec
         peak = 0
         try:
-            with (self.pool.one_off(fv, debug_port) if debug_port else self.pool.acquire(fv)) as lease:
+            with self.pool.one_off(fv, debug_port) if debug_port else self.pool.acquire(fv) as lease:
                 now = time.monotonic()
                 inv = Invocation(
                     request_id=request_id,
@@ -138,7 +153,9 @@ class Scheduler:
                 )
                 outcome = lease.env.invoke(inv, spec.timeout)
                 if lease.env.container_id and outcome.status not in (
-                    OutcomeStatus.TIMEOUT, OutcomeStatus.OOM, OutcomeStatus.UNDELIVERED
+                    OutcomeStatus.TIMEOUT,
+                    OutcomeStatus.OOM,
+                    OutcomeStatus.UNDELIVERED,
                 ):
                     peak = self.memory_peak_bytes(lease.env.container_id)
                 return _START[lease.start], lease.init_duration_ms, lease.init_logs, outcome, peak
@@ -153,8 +170,13 @@ class Scheduler:
         environment) to the log store; returns the part from START to REPORT, which Tail returns."""
         spec = fv.spec
         text = framing.call_log(
-            request_id=request_id, version=fv.version, output=outcome.logs, duration_ms=outcome.duration_ms,
-            memory_mb=spec.memory, max_memory_mb=max_mb, init_ms=init_ms,
+            request_id=request_id,
+            version=fv.version,
+            output=outcome.logs,
+            duration_ms=outcome.duration_ms,
+            memory_mb=spec.memory,
+            max_memory_mb=max_mb,
+            init_ms=init_ms,
             timed_out_after_s=spec.timeout if outcome.status == OutcomeStatus.TIMEOUT else None,
         )
         prefix = framing.init_log(spec.runtime, init_logs) if init_ms is not None else ""

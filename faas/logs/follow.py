@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from faas.errors import ValidationError
 
@@ -87,7 +87,12 @@ def start(path: Path, tail: int) -> tuple[bytes, str]:
 
 
 def wait_since(
-    path: Path, cursor: str, wait_s: float, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic
+    path: Path,
+    cursor: str,
+    wait_s: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[bytes, str]:
     """read_since, waiting up to wait_s (at most MAX_WAIT_S) for something to arrive."""
     deadline = clock() + min(max(wait_s, 0.0), MAX_WAIT_S)

@@ -8,8 +8,7 @@ grep for, and which Tail returns) are written, and tested, in one place.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 
 MB = 1024 * 1024
 
@@ -27,9 +26,7 @@ def billed_ms(duration_ms: float) -> int:
     return max(1, math.ceil(duration_ms))
 
 
-def report_line(
-    request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, init_ms: float | None = None
-) -> str:
+def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, init_ms: float | None = None) -> str:
     """The REPORT line (tab-separated, with Lambda's trailing tab); Init Duration only after a start."""
     line = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {billed_ms(duration_ms)} ms"
@@ -42,7 +39,7 @@ def report_line(
 
 def timeout_line(request_id: str, timeout_s: float, when: datetime | None = None) -> str:
     """Lambda's own line after the REPORT of a call that ran out of time (UTC, milliseconds)."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return f"{stamp} {request_id} Task timed out after {timeout_s:.2f} seconds"
 

@@ -15,11 +15,7 @@ import queue
 import selectors
 import threading
 import time
-from collections import deque
 from pathlib import Path
-from typing import TextIO
-
-from faas.logs.batches import Batches
 
 LOG = logging.getLogger(__name__)
 

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import selectors
 import threading
-import time
 from collections import deque
 from pathlib import Path
 from typing import TextIO

@@ -13,8 +13,9 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from faas.models import FunctionVersion, Result, StartType, Status
 
@@ -76,8 +77,7 @@ class Totals:
 class Activity:
     """Recent invocations (a ring with a cursor) and per-second latency windows per function."""
 
-    def __init__(self, *, ring_size: int = RING_SIZE, history_s: int = HISTORY_S,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, ring_size: int = RING_SIZE, history_s: int = HISTORY_S, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._ring: deque[tuple[Any, ...]] = deque(maxlen=ring_size)
@@ -100,9 +100,23 @@ class Activity:
         name = fv.name
         with self._lock:
             self._seq += 1
-            self._ring.append((self._seq, now, name, fv.spec.memory, result.version, result.request_id, result.status,
-                               result.start, result.duration_ms, result.init_duration_ms, result.max_memory_mb,
-                               result.error_type, result.logs))
+            self._ring.append(
+                (
+                    self._seq,
+                    now,
+                    name,
+                    fv.spec.memory,
+                    result.version,
+                    result.request_id,
+                    result.status,
+                    result.start,
+                    result.duration_ms,
+                    result.init_duration_ms,
+                    result.max_memory_mb,
+                    result.error_type,
+                    result.logs,
+                )
+            )
             window = self._window(name, now)
             window.calls += 1
             window.buckets[index] = window.buckets.get(index, 0) + 1
@@ -123,8 +137,9 @@ class Activity:
         now = self._clock()
         with self._lock:
             self._seq += 1
-            self._ring.append((self._seq, now, name, None, None, None, "throttled", None, None, None, None,
-                               "TooManyRequestsException", ""))
+            self._ring.append(
+                (self._seq, now, name, None, None, None, "throttled", None, None, None, None, "TooManyRequestsException", "")
+            )
             self._window(name, now).throttled += 1
             totals = self._totals.get(name)
             if totals is None:

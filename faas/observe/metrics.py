@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 from bisect import bisect_left
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -29,8 +30,7 @@ from faas.models import FunctionVersion, Result
 LOG = logging.getLogger(__name__)
 
 # From a warm call of a trivial handler (about a millisecond) up to Lambda's 900 s timeout.
-DURATION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                    60.0, 300.0, 900.0)
+DURATION_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 # Init runs at most Lambda's 10 s init phase.
 INIT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 THROTTLED_STATUS = "throttled"  # not a Status: a throttled call never ran
@@ -51,7 +51,7 @@ class _Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1  # the first bound >= value: Prometheus' "le"
         self.sum += value
 
-    def copy(self) -> "_Histogram":
+    def copy(self) -> _Histogram:
         twin = _Histogram(self.bounds)
         twin.counts = list(self.counts)
         twin.sum = self.sum
@@ -61,7 +61,7 @@ class _Histogram:
         """Cumulative (le, count) pairs ending with +Inf, as a HistogramMetricFamily takes them."""
         out: list[tuple[str, float]] = []
         total = 0
-        for bound, count in zip((*self.bounds, float("inf")), self.counts):
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
             total += count
             out.append((floatToGoString(bound), total))
         return out
@@ -96,9 +96,7 @@ class Metrics:
         self._tallies: dict[str, _Tally] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_CallCollector(self))
-        self.registry.register(
-            _PresentCollector(environments, containers, memory_usage_bytes, async_queue_depth)
-        )
+        self.registry.register(_PresentCollector(environments, containers, memory_usage_bytes, async_queue_depth))
 
     # ---- the hot path ------------------------------------------------------------------
 
@@ -134,15 +132,19 @@ class Metrics:
     def families(self) -> list[Metric]:
         """The call counters and histograms as metric families, from one consistent copy."""
         calls = CounterMetricFamily(
-            "faas_invocations", "Calls by function, outcome (ok, error, timeout, oom, throttled) and start type "
-            "(cold, prestarted, warm; none when throttled).", labels=("function", "status", "start"),
+            "faas_invocations",
+            "Calls by function, outcome (ok, error, timeout, oom, throttled) and start type "
+            "(cold, prestarted, warm; none when throttled).",
+            labels=("function", "status", "start"),
         )
         duration = HistogramMetricFamily(
-            "faas_invocation_duration_seconds", "Duration of a call in its environment, as in the REPORT line.",
+            "faas_invocation_duration_seconds",
+            "Duration of a call in its environment, as in the REPORT line.",
             labels=("function",),
         )
         init = HistogramMetricFamily(
-            "faas_init_duration_seconds", "Init Duration of new environments: the runtime and the function's own init.",
+            "faas_init_duration_seconds",
+            "Init Duration of new environments: the runtime and the function's own init.",
             labels=("function",),
         )
         with self._lock:  # copies only: the text is built after the hot path has its lock back
@@ -189,16 +191,20 @@ class _PresentCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         # Declared without reading anything: registering must not call into the platform.
-        yield GaugeMetricFamily("faas_environments", "Execution environments by function and state.",
-                                labels=("function", "state"))
-        yield GaugeMetricFamily("faas_environment_memory_bytes",
-                                "Memory in use by the function's containers now, from their cgroups.",
-                                labels=("function",))
+        yield GaugeMetricFamily(
+            "faas_environments", "Execution environments by function and state.", labels=("function", "state")
+        )
+        yield GaugeMetricFamily(
+            "faas_environment_memory_bytes",
+            "Memory in use by the function's containers now, from their cgroups.",
+            labels=("function",),
+        )
         yield GaugeMetricFamily("faas_async_queue_depth", "Asynchronous (Event) calls waiting to run.")
 
     def collect(self) -> Iterator[Metric]:
-        envs = GaugeMetricFamily("faas_environments", "Execution environments by function and state.",
-                                 labels=("function", "state"))
+        envs = GaugeMetricFamily(
+            "faas_environments", "Execution environments by function and state.", labels=("function", "state")
+        )
         counts: dict[tuple[str, str], int] = {}
         try:
             for snap in self._environments():
@@ -210,9 +216,11 @@ class _PresentCollector(Collector):
             envs.add_metric([function, state], n)
         yield envs
 
-        memory = GaugeMetricFamily("faas_environment_memory_bytes",
-                                   "Memory in use by the function's containers now, from their cgroups.",
-                                   labels=("function",))
+        memory = GaugeMetricFamily(
+            "faas_environment_memory_bytes",
+            "Memory in use by the function's containers now, from their cgroups.",
+            labels=("function",),
+        )
         if self._memory is not None:
             used: dict[str, int] = {}
             try:

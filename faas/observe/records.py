@@ -16,12 +16,12 @@ import logging
 import sqlite3
 import threading
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from faas.logs.batches import Batches
 from faas.errors import FaasError
+from faas.logs.batches import Batches
 from faas.models import FunctionVersion, Result
 
 LOG = logging.getLogger(__name__)
@@ -31,8 +31,17 @@ LINGER_S = 0.05  # how long the writer collects rows before a commit
 QUEUE_LIMIT = 100_000  # rows waiting for the writer; past this, records are dropped
 PRUNE_EVERY = 64  # inserts of one function between two prunes of its old rows
 COLUMNS = (
-    "name", "version", "request_id", "finished", "start", "init_ms", "duration_ms",
-    "max_memory_mb", "memory_mb", "status", "error_type",
+    "name",
+    "version",
+    "request_id",
+    "finished",
+    "start",
+    "init_ms",
+    "duration_ms",
+    "max_memory_mb",
+    "memory_mb",
+    "status",
+    "error_type",
 )
 _Row = tuple[Any, ...]
 
@@ -63,8 +72,17 @@ class RecordStore:
 
         The start type and status are StrEnums, which sqlite3 stores as their plain text."""
         row = (
-            fv.name, fv.version, result.request_id, time.time(), result.start, result.init_duration_ms,
-            round(result.duration_ms, 3), result.max_memory_mb, fv.spec.memory, result.status, result.error_type,
+            fv.name,
+            fv.version,
+            result.request_id,
+            time.time(),
+            result.start,
+            result.init_duration_ms,
+            round(result.duration_ms, 3),
+            result.max_memory_mb,
+            fv.spec.memory,
+            result.status,
+            result.error_type,
         )
         if len(self._rows) < QUEUE_LIMIT:
             self._rows.put(row)
@@ -85,7 +103,7 @@ class RecordStore:
             rows = self._db.execute(
                 f"SELECT {', '.join(COLUMNS)} FROM invocations WHERE name = ? ORDER BY id DESC LIMIT ?", (name, limit)
             ).fetchall()
-        return [dict(zip(COLUMNS, row)) for row in rows]
+        return [dict(zip(COLUMNS, row, strict=True)) for row in rows]
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every record queued so far is written."""
@@ -146,8 +164,12 @@ def print_calls(console: Any, calls: list[dict[str, Any]]) -> None:
     """`faas calls`: one line per call, newest first, full request ids (to grep the logs)."""
     from datetime import datetime
 
-    console.print(f"{'time':<8}  {'request id':<36}  {'ver':>3}  {'start':<10}  {'init ms':>8}  {'run ms':>9}  "
-                  f"{'memory':>11}  {'status':<7}  error", markup=False, style="bold")
+    console.print(
+        f"{'time':<8}  {'request id':<36}  {'ver':>3}  {'start':<10}  {'init ms':>8}  {'run ms':>9}  "
+        f"{'memory':>11}  {'status':<7}  error",
+        markup=False,
+        style="bold",
+    )
     for c in calls:
         init = c.get("init_ms")
         console.print(

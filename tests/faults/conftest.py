@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -57,7 +58,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def fault_gateway(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[Gateway]:
+def fault_gateway(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[Gateway]:  # noqa: F811 (fixtures)
     """One gateway per module; stopped with SIGTERM, after which none of its containers may remain."""
     with gateway_session(tmp_path_factory.mktemp("faults") / "state", docker_client, no_tracebacks=True) as gw:
         yield gw

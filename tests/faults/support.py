@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import requests
 
@@ -38,8 +38,13 @@ class Probe:
 
     def summary(self) -> dict[str, float]:
         v = self.latencies_ms
-        return {"calls": len(v), "failed": len(self.failures), "p50_ms": round(pct(v, 50), 1),
-                "p99_ms": round(pct(v, 99), 1), "max_ms": round(max(v), 1) if v else 0.0}
+        return {
+            "calls": len(v),
+            "failed": len(self.failures),
+            "p50_ms": round(pct(v, 50), 1),
+            "p99_ms": round(pct(v, 99), 1),
+            "max_ms": round(max(v), 1) if v else 0.0,
+        }
 
 
 class Prober:

@@ -128,8 +128,9 @@ def test_300_mb_to_stdout(fault_gateway: Gateway, probe_name: str, make_function
     worker = worker_pid(gw)
     rss_before = rss_mb(worker)
     started = time.monotonic()
-    r = _during(gw, probe_name, lambda: gw.invoke(name, headers={"X-Amz-Log-Type": "Tail"}, timeout=180), figures,
-                "300 MB to stdout")
+    r = _during(
+        gw, probe_name, lambda: gw.invoke(name, headers={"X-Amz-Log-Type": "Tail"}, timeout=180), figures, "300 MB to stdout"
+    )
     took = time.monotonic() - started
     rss_after = rss_mb(worker)
     assert r.status_code == 200 and r.json() == "wrote 300 MB", r.text[:300]
@@ -139,8 +140,12 @@ def test_300_mb_to_stdout(fault_gateway: Gateway, probe_name: str, make_function
     assert dropped >= 300 * 1024 * 1024 - 512 * 1024
     log_file = gw.state_dir / "logs" / f"{name}.log"
     assert log_file.stat().st_size < 2 * 1024 * 1024  # the cap per call, not 300 MB, reached the disk
-    figures.add("abuse: 300 MB to stdout", call_s=round(took, 1), worker_rss_mb_before=round(rss_before),
-                worker_rss_mb_after=round(rss_after))
+    figures.add(
+        "abuse: 300 MB to stdout",
+        call_s=round(took, 1),
+        worker_rss_mb_before=round(rss_before),
+        worker_rss_mb_after=round(rss_after),
+    )
     assert rss_after - rss_before < 100, (rss_before, rss_after)
 
 
@@ -168,6 +173,7 @@ def test_open_10000_files(fault_gateway: Gateway, probe_name: str, make_function
 def test_spin_the_cpu(fault_gateway: Gateway, probe_name: str, make_function, figures) -> None:
     name, folder = make_function(SPIN, timeout=30)
     fault_gateway.deploy(folder)
-    r = _during(fault_gateway, probe_name, lambda: fault_gateway.invoke(name, b'{"seconds": 5}'), figures,
-                "4 processes spinning for 5 s")
+    r = _during(
+        fault_gateway, probe_name, lambda: fault_gateway.invoke(name, b'{"seconds": 5}'), figures, "4 processes spinning for 5 s"
+    )
     assert r.status_code == 200 and r.json() == "spun", r.text

@@ -26,7 +26,9 @@ def _busy_container(gw: Gateway, docker_client, name: str):
     return container
 
 
-def test_killed_mid_call_answers_exit_error_within_a_second(fault_gateway: Gateway, make_function, docker_client, figures) -> None:
+def test_killed_mid_call_answers_exit_error_within_a_second(
+    fault_gateway: Gateway, make_function, docker_client, figures
+) -> None:
     gw = fault_gateway
     name, folder = make_function(SLOW, timeout=30)
     gw.deploy(folder)

@@ -61,9 +61,12 @@ def test_sigkill_then_restart_keeps_functions_versions_aliases_and_queued_events
         other, other_folder = make_function("def handler(e, c):\n    return 'other'\n")
         gw.deploy(other_folder)
         assert gw.invoke(other).json() == "other"
-        ids = [lam.invoke(FunctionName=name, InvocationType="Event",
-                          Payload=json.dumps({"id": i, "sleep": 1}).encode())["ResponseMetadata"]["RequestId"]
-               for i in range(8)]
+        ids = [
+            lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"id": i, "sleep": 1}).encode())[
+                "ResponseMetadata"
+            ]["RequestId"]
+            for i in range(8)
+        ]
         time.sleep(0.5)  # some events are running, the others wait in the queue
         finished_before = len({c["request_id"] for c in _ok_calls(gw, name)} & set(ids))
         orphans = {c.id for c in gw.containers(docker_client)}
@@ -93,8 +96,13 @@ def test_sigkill_then_restart_keeps_functions_versions_aliases_and_queued_events
         assert done, "queued events were lost in the crash"
         failures = gw.cli("failures", name)
         assert failures.returncode == 0 and not failures.stdout.strip()
-        figures.add("sigkill and restart", restart_s=round(restart_s, 1), events_sent=len(ids),
-                    events_unfinished_at_kill=len(ids) - finished_before, events_lost=0)
+        figures.add(
+            "sigkill and restart",
+            restart_s=round(restart_s, 1),
+            events_sent=len(ids),
+            events_unfinished_at_kill=len(ids) - finished_before,
+            events_lost=0,
+        )
     finally:
         assert stop_gateway(gw) == 0
         left = gw.containers(docker_client)
@@ -116,8 +124,12 @@ def test_sigterm_waits_for_a_call_only_up_to_its_timeout_and_keeps_queued_events
         gw.deploy(folder)
         assert gw.invoke(name).status_code == 200
         lam = lambda_client(gw.url)
-        ids = [lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"id": i, "sleep": 1}).encode())
-               ["ResponseMetadata"]["RequestId"] for i in range(30)]  # 7.5 s of work for the 4 async workers
+        ids = [
+            lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"id": i, "sleep": 1}).encode())[
+                "ResponseMetadata"
+            ]["RequestId"]
+            for i in range(30)
+        ]  # 7.5 s of work for the 4 async workers
         answered: dict[str, object] = {}
 
         def overrunning_call() -> None:
@@ -142,8 +154,13 @@ def test_sigterm_waits_for_a_call_only_up_to_its_timeout_and_keeps_queued_events
     try:
         assert set(ids) - done_before, "every event ran before the gateway stopped: nothing was left to survive"
         assert wait_for(lambda: {c["request_id"] for c in _ok_calls(gw, name)} >= set(ids), timeout=60, step=0.5)
-        figures.add("sigterm", exit_after_signal_s=round(exit_s, 1), call_timeout_s=4,
-                    events_queued=len(ids), events_run_after_restart=len(set(ids) - done_before))
+        figures.add(
+            "sigterm",
+            exit_after_signal_s=round(exit_s, 1),
+            call_timeout_s=4,
+            events_queued=len(ids),
+            events_run_after_restart=len(set(ids) - done_before),
+        )
     finally:
         assert stop_gateway(gw) == 0
         left = gw.containers(docker_client)

@@ -15,17 +15,39 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_one_minute_soak(runtime_images, tmp_path: Path, figures) -> None:
     out = tmp_path / "soak.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "soak.py"), "--minutes", "1", "--capacity-seconds", "5",
-         "--redeploy-every", "15", "--abuse-every", "3", "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "soak.py"),
+            "--minutes",
+            "1",
+            "--capacity-seconds",
+            "5",
+            "--redeploy-every",
+            "15",
+            "--abuse-every",
+            "3",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.exists(), run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     rss = result["gateway_rss_mb"]
-    figures.add("soak (1 minute)", capacity_calls_per_s=result["capacity_calls_per_s"],
-                offered_calls_per_s=result["offered_calls_per_s"], calls=result["calls"], lost=result["lost"],
-                duplicated=result["duplicated"], redeploys=result["redeploys"], abusive_calls=result["abusive_calls"],
-                latency=result["latency"], rss_mb={"start": rss["start"], "end": rss["end"], "max": rss["max"]})
+    figures.add(
+        "soak (1 minute)",
+        capacity_calls_per_s=result["capacity_calls_per_s"],
+        offered_calls_per_s=result["offered_calls_per_s"],
+        calls=result["calls"],
+        lost=result["lost"],
+        duplicated=result["duplicated"],
+        redeploys=result["redeploys"],
+        abusive_calls=result["abusive_calls"],
+        latency=result["latency"],
+        rss_mb={"start": rss["start"], "end": rss["end"], "max": rss["max"]},
+    )
     assert result["lost"] == 0 and result["duplicated"] == 0, json.dumps(result["detail"])
     assert result["detail"]["unexpected_function_errors"] == 0, result["detail"]["examples"]
     assert result["redeploys"]["count"] >= 3 and result["redeploys"]["failed"] == 0, result["redeploys"]

@@ -12,9 +12,9 @@ import errno
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -109,8 +109,9 @@ def write_version(folder: Path, version: str, blob_kb: int = 0) -> None:
         (folder / "blob.bin").write_bytes(os.urandom(blob_kb * 1024))  # incompressible
 
 
-def test_disk_full_or_read_only_store_during_a_deploy(runtime_images, tmp_path: Path, make_function, docker_client,
-                                                      figures) -> None:
+def test_disk_full_or_read_only_store_during_a_deploy(
+    runtime_images, tmp_path: Path, make_function, docker_client, figures
+) -> None:
     with small_disk(tmp_path / "disk", 48) as disk:
         gw = start_gateway(disk / "state")
         try:
@@ -156,7 +157,9 @@ def test_disk_full_or_read_only_store_during_a_deploy(runtime_images, tmp_path: 
                 filler.unlink()
             figures.add("rollback on a full disk", exit_code=out.returncode, output=(out.stdout + out.stderr).strip()[:300])
             assert gw.invoke(name).json() == "v2"
-            v2_dir = next(p for p in (gw.state_dir / "packages").iterdir() if p.name != v1_dir.name and not p.name.startswith("."))
+            v2_dir = next(
+                p for p in (gw.state_dir / "packages").iterdir() if p.name != v1_dir.name and not p.name.startswith(".")
+            )
             v2_digest = tree_digest(v2_dir)
 
             # The package store turns read-only.

@@ -17,9 +17,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -29,8 +29,9 @@ from tests.faults.support import wait_for
 from tests.integration.aws_clients import lambda_client
 from tests.integration.conftest import Gateway, start_gateway, stop_gateway
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dockerd") is None,
-                                reason="starts a dockerd of its own: needs root and dockerd")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("dockerd") is None, reason="starts a dockerd of its own: needs root and dockerd"
+)
 
 ROOT = Path(os.environ.get("FAAS_FAULT_ENGINE_DIR", "/var/tmp/faas-fault-engine"))
 
@@ -55,10 +56,26 @@ class PrivateEngine:
         started = time.monotonic()
         log = open(self.root / "dockerd.log", "ab")
         self.proc = subprocess.Popen(
-            [shutil.which("dockerd") or "dockerd", "--bridge=none", "--iptables=false", "--ip-masq=false",
-             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-             "--pidfile", str(self.root / "dockerd.pid"), "-H", self.url, "--shutdown-timeout", "2"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [
+                shutil.which("dockerd") or "dockerd",
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "dockerd.pid"),
+                "-H",
+                self.url,
+                "--shutdown-timeout",
+                "2",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         while not ping(self.url, timeout=1.0):
             assert self.proc.poll() is None, f"dockerd exited: {(self.root / 'dockerd.log').read_text()[-2000:]}"
@@ -147,10 +164,16 @@ def test_engine_restart_while_faas_runs(private_engine: PrivateEngine, tmp_path:
             took = time.monotonic() - started
             assert _clean_error(r), f"{r.status_code} {r.headers} {r.text}"
             assert took < 10, f"a call took {took:.1f} s to fail while the engine was down"
-            calls_while_down.append({"status": r.status_code, "error": r.headers.get("x-amzn-ErrorType")
-                                     or r.json().get("errorType"), "ms": round(took * 1000)})
-        event_id = lam.invoke(FunctionName=name, InvocationType="Event",
-                              Payload=b'{"id": "queued-while-down"}')["ResponseMetadata"]["RequestId"]
+            calls_while_down.append(
+                {
+                    "status": r.status_code,
+                    "error": r.headers.get("x-amzn-ErrorType") or r.json().get("errorType"),
+                    "ms": round(took * 1000),
+                }
+            )
+        event_id = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"id": "queued-while-down"}')[
+            "ResponseMetadata"
+        ]["RequestId"]
         (folder / "app.py").write_text(CODE.replace("\n    ", "\n").replace('"ran"', '"ran v2"'))
         refused = gw.cli("deploy", str(folder))
         assert refused.returncode != 0, refused.stdout
@@ -168,13 +191,21 @@ def test_engine_restart_while_faas_runs(private_engine: PrivateEngine, tmp_path:
         assert requests.get(f"{gw.url}/system/functions/{name}", timeout=10).json()["version"] > 1
         r = gw.invoke(name, b'{"id": "v2"}', headers={"X-Amz-Log-Type": "Tail"})
         assert r.json()["id"] == "v2" and "ran v2 v2" in base64.b64decode(r.headers["X-Amz-Log-Result"]).decode()
-        figures.add("engine restart", engine_stop_s=round(down_s, 1), engine_start_s=round(up_s, 1),
-                    calls_while_down=calls_while_down, first_call_after_ms=round(first_after * 1000),
-                    event_queued_while_down="ran")
+        figures.add(
+            "engine restart",
+            engine_stop_s=round(down_s, 1),
+            engine_start_s=round(up_s, 1),
+            calls_while_down=calls_while_down,
+            first_call_after_ms=round(first_after * 1000),
+            event_queued_while_down="ran",
+        )
     finally:
         code = stop_gateway(gw)
-    left = subprocess.run([shutil.which("docker") or "docker", "-H", private_engine.url, "ps", "-aq", "--filter",
-                           f"label=faas.state={gw.label}"], capture_output=True, text=True).stdout.split()
+    left = subprocess.run(
+        [shutil.which("docker") or "docker", "-H", private_engine.url, "ps", "-aq", "--filter", f"label=faas.state={gw.label}"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     assert not left, f"containers left in the engine: {left}"
     assert code == 0, gw.logs()[-3000:]
 

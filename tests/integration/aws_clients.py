@@ -21,7 +21,11 @@ AWS = str(Path(sys.executable).parent / "aws")
 
 def lambda_client(url: str, read_timeout: int = 60) -> Any:
     return boto3.client(
-        "lambda", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test",
+        "lambda",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
         config=botocore.config.Config(retries={"max_attempts": 0}, read_timeout=read_timeout),
     )
 
@@ -29,10 +33,22 @@ def lambda_client(url: str, read_timeout: int = 60) -> Any:
 def aws(url: str, *args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """`aws lambda ARGS --endpoint-url URL` with dummy credentials; JSON output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-               AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_PAGER="")
-    return subprocess.run([AWS, "lambda", *args, "--endpoint-url", url, "--output", "json"], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+    env.update(
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_PAGER="",
+    )
+    return subprocess.run(
+        [AWS, "lambda", *args, "--endpoint-url", url, "--output", "json"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def aws_json(url: str, *args: str, cwd: Path | None = None) -> Any:

@@ -9,7 +9,6 @@ its state dir may remain.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 import signal
 import socket
 import subprocess
@@ -17,9 +16,10 @@ import sys
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import pytest
@@ -53,8 +53,10 @@ def runtime_images(engine) -> dict[str, str]:
 
     executor = DockerExecutor(base_url=engine.base_url)
     try:
-        return {rt: ensure_runtime_image(rt, executor, say=lambda line: print(f"[images] {line}", file=sys.stderr))
-                for rt in RUNTIME_FOLDERS}
+        return {
+            rt: ensure_runtime_image(rt, executor, say=lambda line: print(f"[images] {line}", file=sys.stderr))
+            for rt in RUNTIME_FOLDERS
+        }
     finally:
         executor.close()
 
@@ -100,8 +102,9 @@ class Gateway:
         return state_label(self.state_dir)
 
     def cli(self, *args: str, input: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([FAAS, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                              input=input.decode() if input else None)
+        return subprocess.run(
+            [FAAS, *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input.decode() if input else None
+        )
 
     def deploy(self, folder: Path) -> subprocess.CompletedProcess[str]:
         out = self.cli("deploy", str(folder))
@@ -109,8 +112,13 @@ class Gateway:
         return out
 
     def invoke(self, name: str, payload: bytes = b"{}", headers: dict[str, str] | None = None, **kw) -> requests.Response:
-        return requests.post(f"{self.url}/2015-03-31/functions/{name}/invocations", data=payload, headers=headers or {},
-                             timeout=kw.pop("timeout", 60), **kw)
+        return requests.post(
+            f"{self.url}/2015-03-31/functions/{name}/invocations",
+            data=payload,
+            headers=headers or {},
+            timeout=kw.pop("timeout", 60),
+            **kw,
+        )
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -129,14 +137,18 @@ class Gateway:
 def start_gateway(state_dir: Path, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Gateway:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FAAS_STATE_DIR": str(state_dir), "FAAS_GATEWAY": url, "FAAS_PORT": str(port),
-           **(extra_env or {})}
+    env = {**os.environ, "FAAS_STATE_DIR": str(state_dir), "FAAS_GATEWAY": url, "FAAS_PORT": str(port), **(extra_env or {})}
     env.pop("FAAS_HOST", None)
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir.parent / f"gateway-{port}.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen([FAAS, "up", "--port", str(port), "--state-dir", str(state_dir), *args],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [FAAS, "up", "--port", str(port), "--state-dir", str(state_dir), *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     gw = Gateway(url, state_dir, proc, log_path, env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -196,7 +208,11 @@ def make_function(tmp_path: Path):
         name = name or f"t-{uuid.uuid4().hex[:8]}"
         folder = tmp_path / name
         folder.mkdir()
-        lines = [f"name: {name}", f"runtime: {spec.pop('runtime', 'python3.11')}", f"handler: {spec.pop('handler', 'app.handler')}"]
+        lines = [
+            f"name: {name}",
+            f"runtime: {spec.pop('runtime', 'python3.11')}",
+            f"handler: {spec.pop('handler', 'app.handler')}",
+        ]
         for k, v in spec.items():
             if isinstance(v, dict):
                 lines.append(f"{k}:")

@@ -41,8 +41,7 @@ def executor(engine):
 def python_image(executor):
     started = time.monotonic()
     tag = ensure_runtime_image("python3.11", executor, say=print)
-    print(f"python runtime image {tag} ready in {time.monotonic() - started:.1f} s, "
-          f"{executor.image_size(tag) / 1e6:.0f} MB")
+    print(f"python runtime image {tag} ready in {time.monotonic() - started:.1f} s, {executor.image_size(tag) / 1e6:.0f} MB")
     return tag
 
 
@@ -97,8 +96,9 @@ class FakeRuntimeAPI:
         self.send(event, **send)
         return self.wait_outcome(timeout=timeout)
 
-    def send(self, event, *, headers: dict[str, str] | None = None, request_id: str | None = None,
-             deadline_s: float = 30.0) -> str:
+    def send(
+        self, event, *, headers: dict[str, str] | None = None, request_id: str | None = None, deadline_s: float = 30.0
+    ) -> str:
         """Queue one event for the bootstrap's next GET .../invocation/next; returns its request id."""
         request_id = request_id or str(uuid.uuid4())
         body = event if isinstance(event, bytes) else json.dumps(event).encode()
@@ -226,12 +226,27 @@ class Sandbox:
         path.write_text(text)
         path.chmod(0o644)
 
-    def start(self, *, memory_mb: int = 128, tmp_mb: int = 512, network: str = "none",
-              cpu_quota_us: int | None = None, command: tuple[str, ...] = ()) -> str:
+    def start(
+        self,
+        *,
+        memory_mb: int = 128,
+        tmp_mb: int = 512,
+        network: str = "none",
+        cpu_quota_us: int | None = None,
+        command: tuple[str, ...] = (),
+    ) -> str:
         spec = ContainerSpec(
-            env_id=f"test-{uuid.uuid4().hex[:8]}", image=self.image, task_dir=self.task_dir,
-            runtime_dir=self.runtime_dir, memory_mb=memory_mb, cpu_shares=max(2, memory_mb * 1024 // 1769),
-            cpu_quota_us=cpu_quota_us, tmp_mb=tmp_mb, network=network, labels=dict(TEST_LABELS), command=command,
+            env_id=f"test-{uuid.uuid4().hex[:8]}",
+            image=self.image,
+            task_dir=self.task_dir,
+            runtime_dir=self.runtime_dir,
+            memory_mb=memory_mb,
+            cpu_shares=max(2, memory_mb * 1024 // 1769),
+            cpu_quota_us=cpu_quota_us,
+            tmp_mb=tmp_mb,
+            network=network,
+            labels=dict(TEST_LABELS),
+            command=command,
         )
         self.started_at = time.monotonic()
         container_id = self.executor.start(spec)
@@ -243,13 +258,19 @@ class Sandbox:
         """Write app.py, start a container and give it its function."""
         self.write("app.py", code)
         container_id = self.start(**start)
-        self.api.set_environment(handler, {
-            "AWS_LAMBDA_FUNCTION_NAME": "probe", "AWS_LAMBDA_FUNCTION_VERSION": "3",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(start.get("memory_mb", 128)),
-            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/probe",
-            "AWS_LAMBDA_LOG_STREAM_NAME": "2024/01/01/[3]abcdef", "AWS_REGION": "us-east-1",
-            "_HANDLER": handler, **(env or {}),
-        })
+        self.api.set_environment(
+            handler,
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": "probe",
+                "AWS_LAMBDA_FUNCTION_VERSION": "3",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(start.get("memory_mb", 128)),
+                "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/probe",
+                "AWS_LAMBDA_LOG_STREAM_NAME": "2024/01/01/[3]abcdef",
+                "AWS_REGION": "us-east-1",
+                "_HANDLER": handler,
+                **(env or {}),
+            },
+        )
         return container_id
 
     def logs(self) -> str:

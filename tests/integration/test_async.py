@@ -8,8 +8,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -82,8 +82,17 @@ def test_event_answers_202_and_runs_without_the_client_context(gw: Gateway, lam,
 def test_the_aws_cli_queues_events_too(gw: Gateway, make_function, tmp_path: Path) -> None:
     name, folder = make_function(CODE)
     gw.deploy(folder)
-    meta = aws_json(gw.url, "invoke", "--function-name", name, "--invocation-type", "Event", "--payload", '{"id": "cli"}',
-                    str(tmp_path / "out.json"))
+    meta = aws_json(
+        gw.url,
+        "invoke",
+        "--function-name",
+        name,
+        "--invocation-type",
+        "Event",
+        "--payload",
+        '{"id": "cli"}',
+        str(tmp_path / "out.json"),
+    )
     assert meta == {"StatusCode": 202}
     wait_for(lambda: calls(gw, name))
 
@@ -99,8 +108,10 @@ def test_a_failing_event_is_retried_twice_then_recorded(gw: Gateway, lam, make_f
     times = sorted(c["finished"] for c in attempts)
     assert times[1] - times[0] >= 0.9 and times[2] - times[1] >= 1.9  # the backoff between attempts
     assert record["requestContext"] == {
-        "requestId": rid, "functionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{name}:$LATEST",
-        "condition": "RetriesExhausted", "approximateInvokeCount": 3,
+        "requestId": rid,
+        "functionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{name}:$LATEST",
+        "condition": "RetriesExhausted",
+        "approximateInvokeCount": 3,
     }
     assert record["requestPayload"] == {"id": 7, "fail": True}
     assert record["responseContext"]["functionError"] == "Unhandled"
@@ -122,7 +133,9 @@ def test_throttled_events_age_out_to_the_failures(gw: Gateway, lam, make_functio
     name, folder = make_function(CODE, concurrency=1, timeout=15)
     gw.deploy(folder)
     lam.invoke(FunctionName=name, Payload=b"{}")  # warm
-    busy = threading.Thread(target=lambda: lambda_client(gw.url, read_timeout=30).invoke(FunctionName=name, Payload=b'{"sleep": 10}'))
+    busy = threading.Thread(
+        target=lambda: lambda_client(gw.url, read_timeout=30).invoke(FunctionName=name, Payload=b'{"sleep": 10}')
+    )
     busy.start()
     try:
         time.sleep(0.5)
@@ -149,8 +162,12 @@ def test_events_survive_a_sigkill_of_the_gateway(runtime_images, tmp_path: Path,
     try:
         gw.deploy(folder)
         lam = lambda_client(gw.url)
-        ids = [lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"id": i, "sleep": 2}).encode())
-               ["ResponseMetadata"]["RequestId"] for i in range(4)]
+        ids = [
+            lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"id": i, "sleep": 2}).encode())[
+                "ResponseMetadata"
+            ]["RequestId"]
+            for i in range(4)
+        ]
         os.killpg(gw.proc.pid, signal.SIGKILL)  # arbiter and worker, no cleanup of any kind
         gw.proc.wait(10)
         gw = start_gateway(state)

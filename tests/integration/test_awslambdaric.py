@@ -17,16 +17,16 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from faas.config import Config
 from faas.containers.docker_executor import DockerExecutor
 from faas.containers.images import ensure_runtime_image, runtime_image_tag
-from faas.models import Result
 from faas.deploy.packages import zip_folder
+from faas.models import Result
 from faas.platform import Platform
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 AWSLAMBDARIC = "awslambdaric==4.2.2"
 WHEEL_CACHE = Path("/var/tmp/faas-test-awslambdaric-4.2.2")
 
-APP = '''
+APP = """
 import logging, os, sys
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
@@ -53,7 +53,7 @@ def handler(event, context):
         "trace": bool(os.environ.get("_X_AMZN_TRACE_ID")), "greeting": os.environ.get("GREETING"),
         "cwd": os.getcwd(), "context": type(context).__name__,
     }
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +63,27 @@ def ric_packages() -> Path:
         return WHEEL_CACHE
     target = WHEEL_CACHE.with_name(f"{WHEEL_CACHE.name}.{uuid.uuid4().hex[:6]}")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), "--only-binary=:all:",
-         "--python-version", "3.11", "--implementation", "cp", "--platform", "manylinux2014_x86_64",
-         "--platform", "manylinux_2_28_x86_64", AWSLAMBDARIC],
-        check=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(target),
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            AWSLAMBDARIC,
+        ],
+        check=True,
+        timeout=600,
     )
     (target / ".complete").write_text(AWSLAMBDARIC)
     shutil.rmtree(WHEEL_CACHE, ignore_errors=True)
@@ -121,7 +138,9 @@ def scrub(text: str, result: Result) -> str:
 def pair(platform, ric_packages, tmp_path_factory) -> tuple[str, str]:
     """(the function on faas's python3.11 runtime, the same function on awslambdaric)."""
     root = tmp_path_factory.mktemp("ric-functions")
-    return deploy(platform, root, "python3.11", "app.handler", None), deploy(platform, root, "provided", "app.handler", ric_packages)
+    return deploy(platform, root, "python3.11", "app.handler", None), deploy(
+        platform, root, "provided", "app.handler", ric_packages
+    )
 
 
 def test_the_same_result_and_logs_as_awss_own_runtime_client(platform, pair) -> None:
@@ -155,8 +174,10 @@ def test_the_same_error_body_and_error_log(platform, pair) -> None:
 
 
 def test_the_same_import_error(platform, ric_packages, tmp_path) -> None:
-    ours, aws = deploy(platform, tmp_path, "python3.11", "missing.handler", None), \
-        deploy(platform, tmp_path, "provided", "missing.handler", ric_packages)
+    ours, aws = (
+        deploy(platform, tmp_path, "python3.11", "missing.handler", None),
+        deploy(platform, tmp_path, "provided", "missing.handler", ric_packages),
+    )
     results = [platform.invoke(name, b"{}") for name in (ours, aws)]
     bodies = [json.loads(r.payload) for r in results]
     for body in bodies:

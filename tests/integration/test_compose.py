@@ -21,18 +21,18 @@ import subprocess
 import textwrap
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import pytest
 import requests
 
+from faas.containers.executor import state_label
+from faas.containers.images import base_image_tag, runtime_image_tag
 from tests.integration.aws_clients import aws, lambda_client
 from tests.integration.conftest import FAAS, ROOT, Gateway, free_port, labelled_containers
-from faas.containers.images import base_image_tag, runtime_image_tag
-from faas.containers.executor import state_label
 
 UP_TIMEOUT_S = 1800  # a fresh machine installs docker-compose and builds the gateway image
 DB_SERVER = """\
@@ -68,16 +68,18 @@ class Stack:
         return state_label(self.state_dir)
 
     def faas(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([FAAS, *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [FAAS, *args], env=self.env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        )
 
     def compose(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         files = [part for f in self.files for part in ("-f", str(f))]
         return self.faas("compose", *files, *args, timeout=timeout)
 
     def faas_container(self, client: docker.DockerClient):
-        found = client.containers.list(all=True, filters={"label": [f"com.docker.compose.project={self.project}",
-                                                                     "com.docker.compose.service=faas"]})
+        found = client.containers.list(
+            all=True, filters={"label": [f"com.docker.compose.project={self.project}", "com.docker.compose.service=faas"]}
+        )
         assert len(found) == 1, found
         return found[0]
 
@@ -126,23 +128,26 @@ def _remove_leftovers(client: docker.DockerClient, project: str, label: str) -> 
 
 
 @pytest.fixture(scope="module")
-def host_warm(gateway: Gateway, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, set[str]]:
+def host_warm(
+    gateway: Gateway, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, set[str]]:
     """A function warm on a host-run gateway before the stack starts: (name, its container ids)."""
     name = f"host-{uuid.uuid4().hex[:8]}"
-    folder = write_function(tmp_path_factory.mktemp("host") / name, name,
-                            "def handler(event, context):\n    return {'served_by': 'host'}\n")
+    folder = write_function(
+        tmp_path_factory.mktemp("host") / name, name, "def handler(event, context):\n    return {'served_by': 'host'}\n"
+    )
     gateway.deploy(folder)
     r = requests.get(f"{gateway.url}/function/{name}", timeout=60)
     assert r.status_code == 200, r.text
-    ids = {c.id for c in gateway.containers(docker_client)
-           if c.labels.get("faas.runtime") and c.status == "running"}
+    ids = {c.id for c in gateway.containers(docker_client) if c.labels.get("faas.runtime") and c.status == "running"}
     assert ids, "the host gateway started no container"
     return name, ids
 
 
 @pytest.fixture(scope="module")
-def stack(engine, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory,
-          host_warm: tuple[str, set[str]]) -> Iterator[Stack]:
+def stack(
+    engine, docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory, host_warm: tuple[str, set[str]]
+) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("compose")
     state_dir = tmp / "state"
     port, db_port = free_port(), free_port()
@@ -160,8 +165,13 @@ def stack(engine, docker_client: docker.DockerClient, tmp_path_factory: pytest.T
         "      - -c\n"
         f"      - {json.dumps(DB_SERVER.replace('PORT', str(db_port)))}\n"
     )
-    env = {**os.environ, "FAAS_PORT": str(port), "FAAS_COMPOSE_STATE_DIR": str(state_dir),
-           "COMPOSE_PROJECT_NAME": project, "FAAS_GATEWAY": f"http://127.0.0.1:{port}"}
+    env = {
+        **os.environ,
+        "FAAS_PORT": str(port),
+        "FAAS_COMPOSE_STATE_DIR": str(state_dir),
+        "COMPOSE_PROJECT_NAME": project,
+        "FAAS_GATEWAY": f"http://127.0.0.1:{port}",
+    }
     for var in ("FAAS_IMAGE", "FAAS_HOST", "FAAS_API_TOKEN"):
         env.pop(var, None)
     s = Stack(f"http://127.0.0.1:{port}", env, state_dir, project, db_port, [ROOT / "compose.yaml", override])
@@ -198,13 +208,18 @@ def test_up_runs_a_healthy_service_on_host_loopback_with_the_examples(stack: Sta
 
 def test_deploy_from_the_host_then_curl_boto3_and_the_aws_cli(stack: Stack, tmp_path: Path) -> None:
     name = f"cmp-{uuid.uuid4().hex[:8]}"
-    folder = write_function(tmp_path / name, name, """\
+    folder = write_function(
+        tmp_path / name,
+        name,
+        """\
         import os
 
         def handler(event, context):
             print("called", context.function_name)
             return {"got": event.get("queryStringParameters") or event, "greeting": os.environ["GREETING"]}
-        """, environment={"GREETING": "from compose"})
+        """,
+        environment={"GREETING": "from compose"},
+    )
     deployed = stack.faas("deploy", str(folder))
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert f"deployed {name} version 1" in deployed.stdout
@@ -230,7 +245,10 @@ def test_deploy_from_the_host_then_curl_boto3_and_the_aws_cli(stack: Stack, tmp_
 def test_a_network_host_function_reaches_the_database_on_host_loopback(stack: Stack, tmp_path: Path) -> None:
     _wait_for_port(stack.db_port)
     name = f"visits-{uuid.uuid4().hex[:8]}"
-    folder = write_function(tmp_path / name, name, """\
+    folder = write_function(
+        tmp_path / name,
+        name,
+        """\
         import os
         import socket
 
@@ -240,7 +258,10 @@ def test_a_network_host_function_reaches_the_database_on_host_loopback(stack: St
                 db.write("INCR visits\\n")
                 db.flush()
                 return {"visits": int(db.readline())}
-        """, network="host", environment={"DB_ADDR": f"127.0.0.1:{stack.db_port}"})
+        """,
+        network="host",
+        environment={"DB_ADDR": f"127.0.0.1:{stack.db_port}"},
+    )
     deployed = stack.faas("deploy", str(folder))
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     first = requests.get(f"{stack.url}/function/{name}", timeout=60)
@@ -276,10 +297,17 @@ def test_the_faas_container_builds_missing_runtime_images_itself(
         if docker_client.images.list(name=tag):
             docker_client.images.remove(tag, force=True)  # an earlier run's leftover
     container = docker_client.containers.run(
-        gateway_image, ["runtimes", "build"], detach=True, network_mode="host", init=True,
-        environment={"FAAS_RUNTIMES_DIR": "/runtimes"}, labels={"com.docker.compose.project": stack.project},
-        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
-                 str(runtimes): {"bind": "/runtimes", "mode": "ro"}},
+        gateway_image,
+        ["runtimes", "build"],
+        detach=True,
+        network_mode="host",
+        init=True,
+        environment={"FAAS_RUNTIMES_DIR": "/runtimes"},
+        labels={"com.docker.compose.project": stack.project},
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(runtimes): {"bind": "/runtimes", "mode": "ro"},
+        },
     )
     try:
         status = container.wait(timeout=1200)["StatusCode"]

@@ -15,14 +15,14 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import docker
 import pytest
 
-from faas.invoke.debug import DebugRelay, dap_initialize, dap_read, dap_send
 from faas.containers.executor import SANDBOX_UID
+from faas.invoke.debug import DebugRelay, dap_initialize, dap_read, dap_send
 from tests.integration.conftest import ROOT, free_port
 
 HOST_PACKAGES = Path("/usr/lib/python3/dist-packages")
@@ -34,8 +34,13 @@ sys.exit(0)
 
 
 def image_has_debugpy(client: docker.DockerClient, image: str) -> bool:
-    out = client.containers.run(image, entrypoint=["python3", "-c", "import importlib.util as u; print(bool(u.find_spec('debugpy')))"],
-                                remove=True, network_mode="none", user=f"{SANDBOX_UID}:{SANDBOX_UID}")
+    out = client.containers.run(
+        image,
+        entrypoint=["python3", "-c", "import importlib.util as u; print(bool(u.find_spec('debugpy')))"],
+        remove=True,
+        network_mode="none",
+        user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+    )
     return out.strip() == b"True"
 
 
@@ -53,7 +58,9 @@ def host_debugpy() -> Path:
 
 
 @pytest.fixture
-def debuggee(runtime_images: dict[str, str], docker_client: docker.DockerClient, tmp_path: Path) -> Iterator[tuple[DebugRelay, object]]:
+def debuggee(
+    runtime_images: dict[str, str], docker_client: docker.DockerClient, tmp_path: Path
+) -> Iterator[tuple[DebugRelay, object]]:
     image = runtime_images["python3.11"]
     rt = tmp_path / "rt"
     code = tmp_path / "code"
@@ -71,10 +78,18 @@ def debuggee(runtime_images: dict[str, str], docker_client: docker.DockerClient,
         volumes[str(host_debugpy())] = {"bind": "/opt/hostpython", "mode": "ro"}
         environment["PYTHONPATH"] = "/opt/hostpython"
     container = docker_client.containers.run(
-        image, entrypoint=["python3", "/opt/faasdebug/faas_debug.py", "/opt/faasdebug/target.py"],
-        detach=True, network_mode="none", user=f"{SANDBOX_UID}:{SANDBOX_UID}", read_only=True,
-        tmpfs={"/tmp": "rw,size=64m,mode=1777"}, cap_drop=["ALL"], security_opt=["no-new-privileges"],
-        volumes=volumes, environment=environment, labels={"faas.test": "debug"},
+        image,
+        entrypoint=["python3", "/opt/faasdebug/faas_debug.py", "/opt/faasdebug/target.py"],
+        detach=True,
+        network_mode="none",
+        user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+        read_only=True,
+        tmpfs={"/tmp": "rw,size=64m,mode=1777"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        volumes=volumes,
+        environment=environment,
+        labels={"faas.test": "debug"},
     )
     try:
         yield relay, container
@@ -126,8 +141,7 @@ def test_the_call_runs_once_the_ide_attached_and_an_ide_may_come_back(debuggee) 
                     return message
             raise AssertionError("no such DAP message")
 
-        request("initialize", clientID="faas", adapterID="python", pathFormat="path", linesStartAt1=True,
-                columnsStartAt1=True)
+        request("initialize", clientID="faas", adapterID="python", pathFormat="path", linesStartAt1=True, columnsStartAt1=True)
         assert until(lambda m: m.get("command") == "initialize")["success"] is True
         request("attach", justMyCode=True)
         until(lambda m: m.get("event") == "initialized")
@@ -158,8 +172,15 @@ def attach_and_run(port: int, timeout: float = 60) -> socket.socket:
             if predicate(message):
                 return message
 
-    dap_send(ide, {"seq": 1, "type": "request", "command": "initialize",
-                   "arguments": {"clientID": "faas-test", "adapterID": "python", "pathFormat": "path"}})
+    dap_send(
+        ide,
+        {
+            "seq": 1,
+            "type": "request",
+            "command": "initialize",
+            "arguments": {"clientID": "faas-test", "adapterID": "python", "pathFormat": "path"},
+        },
+    )
     assert until(lambda m: m.get("command") == "initialize")["success"] is True
     dap_send(ide, {"seq": 2, "type": "request", "command": "attach", "arguments": {"justMyCode": True}})
     until(lambda m: m.get("event") == "initialized")
@@ -171,18 +192,29 @@ def attach_and_run(port: int, timeout: float = 60) -> socket.socket:
 def test_faas_invoke_debug_waits_for_the_ide_and_suspends_the_timeout(gateway, make_function) -> None:
     """`faas invoke NAME --debug PORT` end to end: the call waits for an IDE, runs once it has
     attached, and outlives its 1 s timeout while the IDE stays attached (as SAM CLI does)."""
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         import time
         def handler(event, context):
             time.sleep(2)  # longer than the timeout: only a suspended timeout lets this finish
             return {"debugged": True}
-    """, timeout=1)
+    """,
+        timeout=1,
+    )
     gateway.deploy(folder)
     port = free_port()
     proc = subprocess.Popen(
-        [str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[2] / ".venv")) / "bin" / "faas"),
-         "invoke", name, "--debug", str(port)],
-        env=gateway.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(Path(os.environ.get("VIRTUAL_ENV", Path(__file__).resolve().parents[2] / ".venv")) / "bin" / "faas"),
+            "invoke",
+            name,
+            "--debug",
+            str(port),
+        ],
+        env=gateway.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         time.sleep(1.0)
@@ -191,7 +223,7 @@ def test_faas_invoke_debug_waits_for_the_ide_and_suspends_the_timeout(gateway, m
         out, errs = proc.communicate(timeout=60)
         ide.close()
         assert proc.returncode == 0, errs
-        assert "waiting for a debugger on 127.0.0.1:%d" % port in errs
+        assert f"waiting for a debugger on 127.0.0.1:{port}" in errs
         assert '"debugged": true' in out.replace(" ", "").replace('"debugged":true', '"debugged": true')
     finally:
         if proc.poll() is None:
@@ -220,16 +252,25 @@ def test_node_function_under_the_inspector(gateway, make_function) -> None:
 
     import requests
 
-    name, folder = make_function("", runtime="nodejs20.x", handler="index.handler", timeout=3,
-                                 files={"index.mjs": "export const handler = async () => ({ inspected: true });\n"})
+    name, folder = make_function(
+        "",
+        runtime="nodejs20.x",
+        handler="index.handler",
+        timeout=3,
+        files={"index.mjs": "export const handler = async () => ({ inspected: true });\n"},
+    )
     (folder / "app.py").unlink()
     gateway.deploy(folder)
     port = free_port()
     result: dict = {}
 
     def call() -> None:
-        r = requests.post(f"{gateway.url}/2015-03-31/functions/{name}/invocations", data=b"{}",
-                          headers={"X-Faas-Debug-Port": str(port)}, timeout=120)
+        r = requests.post(
+            f"{gateway.url}/2015-03-31/functions/{name}/invocations",
+            data=b"{}",
+            headers={"X-Faas-Debug-Port": str(port)},
+            timeout=120,
+        )
         result["status"], result["body"] = r.status_code, r.json()
 
     t = threading.Thread(target=call)
@@ -238,8 +279,7 @@ def test_node_function_under_the_inspector(gateway, make_function) -> None:
     targets = None
     while time.monotonic() < deadline and targets is None:
         try:
-            targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=5,
-                                   headers={"Connection": "close"}).json()
+            targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=5, headers={"Connection": "close"}).json()
         except (requests.RequestException, ValueError):
             time.sleep(0.2)
     assert targets, "the inspector answered through the relay"
@@ -248,8 +288,12 @@ def test_node_function_under_the_inspector(gateway, make_function) -> None:
     time.sleep(0.3)  # the /json session ended on the relay
     path = "/" + ws_url.split("/", 3)[3]
     with socket.create_connection(("127.0.0.1", port), timeout=30) as ws:
-        ws.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        ws.sendall(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         assert ws.recv(4096).startswith(b"HTTP/1.1 101")
         ws.sendall(_ws_frame(_json.dumps({"id": 1, "method": "Runtime.runIfWaitingForDebugger"})))
         t.join(60)

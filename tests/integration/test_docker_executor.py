@@ -12,8 +12,8 @@ import pytest
 
 from faas.containers.docker_executor import DockerExecutor
 from faas.containers.engine import DEFAULT_URL, ping
-from faas.errors import EngineError
 from faas.containers.executor import ContainerSpec
+from faas.errors import EngineError
 
 try:
     from docker_fixtures import TEST_LABELS, executor, python_image, sandbox  # noqa: F401
@@ -22,7 +22,7 @@ except ImportError:  # imported as a package
 
 pytestmark = pytest.mark.integration
 
-INSPECT = r'''
+INSPECT = r"""
 import os, resource, subprocess
 
 def read(path):
@@ -60,7 +60,7 @@ def handler(event, context):
         "hostname": read("/etc/hostname"),
         "task_writable": os.access("/var/task", os.W_OK),
     }
-'''
+"""
 
 
 def test_container_is_hardened(sandbox):
@@ -114,7 +114,9 @@ def test_out_of_memory_is_killed_and_reported(sandbox, executor):
     target = [""]
     executor.subscribe(on_event)
     time.sleep(0.3)  # let the event stream connect
-    target[0] = sandbox.run("def handler(event, context):\n    blocks = [bytearray(16 * 1024 * 1024) for _ in range(40)]\n    return len(blocks)\n")
+    target[0] = sandbox.run(
+        "def handler(event, context):\n    blocks = [bytearray(16 * 1024 * 1024) for _ in range(40)]\n    return len(blocks)\n"
+    )
     sandbox.api.send({})
     assert got_die.wait(20), f"no die event; events seen: {events}"
     ours = [kind for kind, cid in events if cid == target[0]]
@@ -152,9 +154,17 @@ def test_remove_labelled(sandbox, executor):
     ids = []
     for _ in range(2):
         spec = ContainerSpec(
-            env_id="orphan", image=sandbox.image, task_dir=sandbox.task_dir, runtime_dir=sandbox.runtime_dir,
-            memory_mb=128, cpu_shares=74, cpu_quota_us=None, tmp_mb=512, network="none",
-            labels={**TEST_LABELS, **label}, command=("/bin/sleep", "60"),
+            env_id="orphan",
+            image=sandbox.image,
+            task_dir=sandbox.task_dir,
+            runtime_dir=sandbox.runtime_dir,
+            memory_mb=128,
+            cpu_shares=74,
+            cpu_quota_us=None,
+            tmp_mb=512,
+            network="none",
+            labels={**TEST_LABELS, **label},
+            command=("/bin/sleep", "60"),
         )
         ids.append(executor.start(spec))
         sandbox.containers.append(ids[-1])
@@ -165,8 +175,16 @@ def test_remove_labelled(sandbox, executor):
 
 def test_engine_errors_are_translated(executor, tmp_path):
     spec = ContainerSpec(
-        env_id="x", image="faas-runtime/does-not-exist:0", task_dir=tmp_path, runtime_dir=tmp_path,
-        memory_mb=128, cpu_shares=74, cpu_quota_us=None, tmp_mb=512, network="none", labels=dict(TEST_LABELS),
+        env_id="x",
+        image="faas-runtime/does-not-exist:0",
+        task_dir=tmp_path,
+        runtime_dir=tmp_path,
+        memory_mb=128,
+        cpu_shares=74,
+        cpu_quota_us=None,
+        tmp_mb=512,
+        network="none",
+        labels=dict(TEST_LABELS),
     )
     with pytest.raises(EngineError, match="does-not-exist"):
         executor.start(spec)
@@ -188,7 +206,7 @@ def test_has_bridge_matches_the_engine(executor):
 
 # --- faas.containers.engine: starting and stopping an engine, with a stand-in dockerd ---------------
 
-FAKE_DOCKERD = r'''
+FAKE_DOCKERD = r"""
 import os, signal, socket, sys
 path = os.environ["FAKE_DOCKER_SOCK"]
 if os.environ.get("FAKE_DOCKERD_FAIL"):
@@ -204,7 +222,7 @@ while True:
     conn.recv(4096)
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK")
     conn.close()
-'''
+"""
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import json
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -50,8 +49,9 @@ def fn(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> str:
     folder.mkdir()
     (folder / "app.py").write_text(__import__("textwrap").dedent(ECHO))
     for tag in ("one", "two"):
-        (folder / "function.yaml").write_text(f"name: {name}\nruntime: python3.11\nhandler: app.handler\ntimeout: 10\n"
-                                              f"environment:\n  TAG: {tag}\n")
+        (folder / "function.yaml").write_text(
+            f"name: {name}\nruntime: python3.11\nhandler: app.handler\ntimeout: 10\nenvironment:\n  TAG: {tag}\n"
+        )
         gateway.deploy(folder)
     aws_json(gateway.url, "create-alias", "--function-name", name, "--name", "stable", "--function-version", "1")
     return name
@@ -69,13 +69,18 @@ def test_request_response_reports_the_executed_version(lam, fn: str) -> None:
     assert json.loads(out["Payload"].read())["tag"] == "two"
 
 
-@pytest.mark.parametrize("kwargs, tag, executed, arn_suffix", [
-    ({"Qualifier": "1"}, "one", "1", ":1"),
-    ({"Qualifier": "stable"}, "one", "1", ":stable"),
-    ({"Qualifier": "$LATEST"}, "two", "2", None),  # Lambda's ARN would end in :$LATEST (the scheduler's call)
-    ({"FunctionName": "{fn}:stable"}, "one", "1", ":stable"),
-])
-def test_qualifier_selects_a_version_or_an_alias(lam, fn: str, kwargs: dict, tag: str, executed: str, arn_suffix: str | None) -> None:
+@pytest.mark.parametrize(
+    "kwargs, tag, executed, arn_suffix",
+    [
+        ({"Qualifier": "1"}, "one", "1", ":1"),
+        ({"Qualifier": "stable"}, "one", "1", ":stable"),
+        ({"Qualifier": "$LATEST"}, "two", "2", None),  # Lambda's ARN would end in :$LATEST (the scheduler's call)
+        ({"FunctionName": "{fn}:stable"}, "one", "1", ":stable"),
+    ],
+)
+def test_qualifier_selects_a_version_or_an_alias(
+    lam, fn: str, kwargs: dict, tag: str, executed: str, arn_suffix: str | None
+) -> None:
     args = {"FunctionName": fn, "Payload": b"{}", **kwargs}
     args["FunctionName"] = args["FunctionName"].format(fn=fn)
     out = lam.invoke(**args)
@@ -181,8 +186,9 @@ def test_every_call_leaves_a_record(gateway: Gateway, lam, make_function) -> Non
     assert first["start"] in ("cold", "prestarted") and first["init_ms"] > 0
     assert second["start"] == "warm" and second["init_ms"] is None
     assert (failed["status"], failed["error_type"]) == ("error", "ValueError")
-    assert all(r["version"] == 1 and r["memory_mb"] == 128 and 0 < r["max_memory_mb"] <= 128 and r["duration_ms"] > 0
-               for r in records)
+    assert all(
+        r["version"] == 1 and r["memory_mb"] == 128 and 0 < r["max_memory_mb"] <= 128 and r["duration_ms"] > 0 for r in records
+    )
     table = gateway.cli("calls", name)
     assert table.returncode == 0 and ids[0] in table.stdout and "ValueError" in table.stdout
 
@@ -190,8 +196,9 @@ def test_every_call_leaves_a_record(gateway: Gateway, lam, make_function) -> Non
 def test_logs_follow_streams_new_calls(gateway: Gateway, lam, make_function) -> None:
     name, folder = make_function(ECHO)
     gateway.deploy(folder)
-    follower = subprocess.Popen([FAAS, "logs", name, "--follow"], env=gateway.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    follower = subprocess.Popen(
+        [FAAS, "logs", name, "--follow"], env=gateway.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     seen: list[str] = []
     try:
         time.sleep(1.0)  # the follower's first poll has answered
@@ -211,13 +218,16 @@ def test_logs_follow_streams_new_calls(gateway: Gateway, lam, make_function) -> 
 
 
 def test_a_noisy_function_cannot_fill_the_disk(gateway: Gateway, lam, make_function) -> None:
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         import sys
         def handler(event, context):
             sys.stdout.write(("y" * 1023 + "\\n") * event["kb"])
             sys.stdout.flush()
             return "ok"
-    """, memory=256)
+    """,
+        memory=256,
+    )
     gateway.deploy(folder)
     out = lam.invoke(FunctionName=name, LogType="Tail", Payload=b'{"kb": 2048}')
     tail = base64.b64decode(out["LogResult"]).decode()

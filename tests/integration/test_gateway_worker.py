@@ -67,7 +67,7 @@ class Reader:
                 size = int(size_line, 16)
                 while len(self.buf) < size + 2:
                     self._fill()
-                body, self.buf = body + self.buf[:size], self.buf[size + 2:]
+                body, self.buf = body + self.buf[:size], self.buf[size + 2 :]
                 if size == 0:
                     return status, headers, body
         length = int(headers.get("content-length", "0"))
@@ -78,8 +78,10 @@ class Reader:
 
 
 def invoke_request(name: str, payload: bytes, extra: str = "") -> bytes:
-    return (f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: localhost\r\n"
-            f"Content-Length: {len(payload)}\r\n{extra}\r\n").encode() + payload
+    return (
+        f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: localhost\r\n"
+        f"Content-Length: {len(payload)}\r\n{extra}\r\n"
+    ).encode() + payload
 
 
 def test_one_connection_serves_invokes_and_other_routes_in_turn(gateway: Gateway, echo: str) -> None:
@@ -113,7 +115,7 @@ def test_a_head_and_body_arriving_a_byte_at_a_time(gateway: Gateway, echo: str) 
     with connect(gateway) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for i in range(len(data)):
-            sock.send(data[i:i + 1])
+            sock.send(data[i : i + 1])
             if i % 16 == 0:
                 time.sleep(0.001)
         status, headers, body = Reader(sock).response()
@@ -125,11 +127,14 @@ def test_a_head_and_body_arriving_a_byte_at_a_time(gateway: Gateway, echo: str) 
 def test_invokes_the_fast_path_passes_over_give_the_same_answer(gateway: Gateway, echo: str, how: str) -> None:
     payload = b'{"via": "wsgi"}'
     if how == "chunked":
-        data = (f"POST /2015-03-31/functions/{echo}/invocations HTTP/1.1\r\nHost: localhost\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n").encode()
+        data = (
+            f"POST /2015-03-31/functions/{echo}/invocations HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+        ).encode()
         data += b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
     elif how == "expect-100":
-        data = invoke_request(echo, b"", "Expect: 100-continue\r\n").replace(b"Content-Length: 0", b"Content-Length: %d" % len(payload))
+        data = invoke_request(echo, b"", "Expect: 100-continue\r\n").replace(
+            b"Content-Length: 0", b"Content-Length: %d" % len(payload)
+        )
     else:
         data = invoke_request(echo, payload).replace(b"HTTP/1.1\r\n", b"HTTP/1.0\r\n", 1)
     with connect(gateway) as sock:
@@ -139,7 +144,7 @@ def test_invokes_the_fast_path_passes_over_give_the_same_answer(gateway: Gateway
             assert first.startswith(b"HTTP/1.1 100 Continue"), first
             sock.sendall(payload)
             reader = Reader(sock)
-            reader.buf = first[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+            reader.buf = first[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
         else:
             sock.sendall(data)
             reader = Reader(sock)
@@ -148,15 +153,20 @@ def test_invokes_the_fast_path_passes_over_give_the_same_answer(gateway: Gateway
     assert headers["x-amz-executed-version"] == "1" and headers["content-type"] == "application/json"
 
 
-@pytest.mark.parametrize("target,error", [
-    ("nope-{uid}", "ResourceNotFoundException"),
-    ("bad name!", "InvalidParameterValueException"),
-])
+@pytest.mark.parametrize(
+    "target,error",
+    [
+        ("nope-{uid}", "ResourceNotFoundException"),
+        ("bad name!", "InvalidParameterValueException"),
+    ],
+)
 def test_errors_are_the_same_from_both_paths(gateway: Gateway, target: str, error: str) -> None:
     name = quote(target.format(uid=int(time.time() * 1000)))
     fast = invoke_request(name, b"{}")
-    slow = (f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: localhost\r\n"
-            "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n").encode()
+    slow = (
+        f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: localhost\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    ).encode()
     answers = []
     for data in (fast, slow):
         with connect(gateway) as sock:
@@ -221,8 +231,9 @@ def test_bad_heads_get_gunicorns_answers_and_the_gateway_carries_on(gateway: Gat
 
 def test_an_oversized_body_is_refused_like_lambda(gateway: Gateway, echo: str) -> None:
     size = 6 * 1024 * 1024 + 10
-    head = (f"POST /2015-03-31/functions/{echo}/invocations HTTP/1.1\r\nHost: localhost\r\n"
-            f"Content-Length: {size}\r\n\r\n").encode()
+    head = (
+        f"POST /2015-03-31/functions/{echo}/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
     with connect(gateway) as sock:
         sock.sendall(head)
         status, headers, body = Reader(sock).response()

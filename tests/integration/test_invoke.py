@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from pathlib import Path
 
 import boto3
 import botocore.config
@@ -25,7 +23,11 @@ def hello(gateway: Gateway) -> str:
 @pytest.fixture(scope="module")
 def lam(gateway: Gateway):
     return boto3.client(
-        "lambda", endpoint_url=gateway.url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x",
+        "lambda",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
         config=botocore.config.Config(retries={"max_attempts": 0}, read_timeout=60),
     )
 
@@ -123,7 +125,12 @@ def test_function_error_is_200_with_unhandled(gateway: Gateway, make_function) -
     "code,handler,error_type,message",
     [
         ("import nope_not_installed\n", "app.handler", "Runtime.ImportModuleError", "Unable to import module 'app'"),
-        ("def other(e, c):\n    return 1\n", "app.handler", "Runtime.HandlerNotFound", "Handler 'handler' missing on module 'app'"),
+        (
+            "def other(e, c):\n    return 1\n",
+            "app.handler",
+            "Runtime.HandlerNotFound",
+            "Handler 'handler' missing on module 'app'",
+        ),
         ("def handler(e, c)\n    return 1\n", "app.handler", "Runtime.UserCodeSyntaxError", "Syntax error in module 'app'"),
     ],
 )
@@ -181,7 +188,9 @@ def test_http_trigger_event_and_response_mapping(gateway: Gateway, make_function
     assert r.text == "POST x=1&x=2 hi False"
     assert r.cookies.get("a") == "1" and r.cookies.get("b") == "2"
     # a body of no textual content type arrives base64-encoded, as from a function URL
-    r = requests.put(f"{gateway.url}/function/{name}", data=b"\x00\xff", headers={"content-type": "application/octet-stream"}, timeout=30)
+    r = requests.put(
+        f"{gateway.url}/function/{name}", data=b"\x00\xff", headers={"content-type": "application/octet-stream"}, timeout=30
+    )
     assert r.text == "PUT  AP8= True"
 
 
@@ -197,7 +206,8 @@ def test_cli_invoke_ls_and_logs(gateway: Gateway, hello: str) -> None:
 
 
 def test_logs_have_report_lines_with_real_memory(gateway: Gateway, make_function) -> None:
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         print("module loaded")
         big = None
         def handler(event, context):
@@ -205,7 +215,9 @@ def test_logs_have_report_lines_with_real_memory(gateway: Gateway, make_function
             print("allocating", event["mb"], "MB")
             big = bytearray(event["mb"] * 1024 * 1024)
             return len(big)
-    """, memory=256)
+    """,
+        memory=256,
+    )
     gateway.deploy(folder)
     r = gateway.invoke(name, b'{"mb": 1}', headers={"X-Amz-Log-Type": "Tail"})
     tail = base64.b64decode(r.headers["X-Amz-Log-Result"]).decode()
@@ -215,7 +227,9 @@ def test_logs_have_report_lines_with_real_memory(gateway: Gateway, make_function
     assert "Init Duration: " in report  # first call: cold start
     small = int(report.split("Max Memory Used: ")[1].split(" MB")[0])
     r = gateway.invoke(name, b'{"mb": 100}', headers={"X-Amz-Log-Type": "Tail"})
-    report = [line for line in base64.b64decode(r.headers["X-Amz-Log-Result"]).decode().splitlines() if line.startswith("REPORT")][0]
+    report = [
+        line for line in base64.b64decode(r.headers["X-Amz-Log-Result"]).decode().splitlines() if line.startswith("REPORT")
+    ][0]
     assert "Init Duration" not in report  # warm
     assert "Memory Size: 256 MB" in report
     big = int(report.split("Max Memory Used: ")[1].split(" MB")[0])

@@ -22,15 +22,20 @@ def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
     return predicate()
 
 
-def test_sigterm_finishes_calls_in_flight_then_removes_every_container(runtime_images, tmp_path: Path, make_function, docker_client) -> None:
+def test_sigterm_finishes_calls_in_flight_then_removes_every_container(
+    runtime_images, tmp_path: Path, make_function, docker_client
+) -> None:
     gw = start_gateway(tmp_path / "state")
     try:
-        name, folder = make_function("""
+        name, folder = make_function(
+            """
             import time
             def handler(event, context):
                 time.sleep(event.get("sleep", 0))
                 return "finished"
-        """, timeout=10)
+        """,
+            timeout=10,
+        )
         gw.deploy(folder)
         assert gw.invoke(name).json() == "finished"
         result: dict[str, object] = {}

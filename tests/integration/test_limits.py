@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from tests.integration.conftest import Gateway
 
 
 def test_timeout_answers_in_time_and_replaces_the_environment(gateway: Gateway, make_function) -> None:
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         import os, time
         def handler(event, context):
             time.sleep(event.get("sleep", 0))
             return os.getpid()
-    """, timeout=2)
+    """,
+        timeout=2,
+    )
     gateway.deploy(folder)
     gateway.invoke(name)  # warm it up: the deadline is about the call, not the cold start
     t = time.monotonic()
@@ -31,13 +33,16 @@ def test_timeout_answers_in_time_and_replaces_the_environment(gateway: Gateway, 
 
 
 def test_out_of_memory_is_reported_and_the_next_call_works(gateway: Gateway, make_function) -> None:
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         def handler(event, context):
             chunks = []
             for _ in range(event.get("mb", 0)):
                 chunks.append(bytearray(1024 * 1024))
             return len(chunks)
-    """, memory=128)
+    """,
+        memory=128,
+    )
     gateway.deploy(folder)
     r = gateway.invoke(name, b'{"mb": 400}')
     assert r.headers.get("X-Amz-Function-Error") == "Unhandled", r.text
@@ -47,7 +52,8 @@ def test_out_of_memory_is_reported_and_the_next_call_works(gateway: Gateway, mak
 
 
 def test_every_container_is_hardened(gateway: Gateway, make_function) -> None:
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         import os, resource
         def handler(event, context):
             status = dict(line.split(":\\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\\t" in line)
@@ -72,7 +78,10 @@ def test_every_container_is_hardened(gateway: Gateway, make_function) -> None:
                 "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
                 "cwd": os.getcwd(),
             }
-    """, memory=256, ephemeral_storage=600)
+    """,
+        memory=256,
+        ephemeral_storage=600,
+    )
     gateway.deploy(folder)
     r = gateway.invoke(name)
     out = r.json()
@@ -103,7 +112,8 @@ def test_engine_side_limits_of_the_container(gateway: Gateway, make_function, do
 
 
 def test_fork_bomb_is_held_by_the_pids_limit(gateway: Gateway, make_function) -> None:
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         import os, subprocess
         def handler(event, context):
             procs = []
@@ -116,7 +126,10 @@ def test_fork_bomb_is_held_by_the_pids_limit(gateway: Gateway, make_function) ->
                 for p in procs:
                     p.kill()
             return {"started": len(procs)}
-    """, timeout=20, memory=1024)
+    """,
+        timeout=20,
+        memory=1024,
+    )
     gateway.deploy(folder)
     r = gateway.invoke(name)
     out = r.json()

@@ -34,13 +34,32 @@ def invoke_cli(gateway: Gateway, tmp_path: Path, *args: str) -> tuple[dict, obje
 def test_the_aws_cli_manages_a_function_end_to_end(gateway: Gateway, tmp_path: Path) -> None:
     name = f"cli-{uuid.uuid4().hex[:6]}"
     (tmp_path / "f.zip").write_bytes(zip_code(V1))
-    created = aws_json(gateway.url, "create-function", "--function-name", name, "--runtime", "python3.11",
-                       "--handler", "app.handler", "--role", "arn:aws:iam::123456789012:role/lambda-role",
-                       "--zip-file", "fileb://f.zip", "--environment", "Variables={GREETING=hi}", cwd=tmp_path)
+    created = aws_json(
+        gateway.url,
+        "create-function",
+        "--function-name",
+        name,
+        "--runtime",
+        "python3.11",
+        "--handler",
+        "app.handler",
+        "--role",
+        "arn:aws:iam::123456789012:role/lambda-role",
+        "--zip-file",
+        "fileb://f.zip",
+        "--environment",
+        "Variables={GREETING=hi}",
+        cwd=tmp_path,
+    )
     assert created["FunctionName"] == name and created["Version"] == "$LATEST"
     assert created["FunctionArn"] == f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
     assert created["Role"] == "arn:aws:iam::123456789012:role/lambda-role"
-    assert (created["Runtime"], created["Handler"], created["MemorySize"], created["Timeout"]) == ("python3.11", "app.handler", 128, 3)
+    assert (created["Runtime"], created["Handler"], created["MemorySize"], created["Timeout"]) == (
+        "python3.11",
+        "app.handler",
+        128,
+        3,
+    )
     assert created["Environment"] == {"Variables": {"GREETING": "hi"}} and created["State"] == "Active"
     assert len(base64.b64decode(created["CodeSha256"])) == 32
 
@@ -52,16 +71,36 @@ def test_the_aws_cli_manages_a_function_end_to_end(gateway: Gateway, tmp_path: P
     assert updated["CodeSha256"] != created["CodeSha256"] and updated["Environment"] == created["Environment"]
     assert invoke_cli(gateway, tmp_path, "--function-name", name)[1]["code"] == 2
 
-    configured = aws_json(gateway.url, "update-function-configuration", "--function-name", name,
-                          "--memory-size", "256", "--timeout", "7", "--environment", "Variables={GREETING=hello}")
+    configured = aws_json(
+        gateway.url,
+        "update-function-configuration",
+        "--function-name",
+        name,
+        "--memory-size",
+        "256",
+        "--timeout",
+        "7",
+        "--environment",
+        "Variables={GREETING=hello}",
+    )
     assert (configured["MemorySize"], configured["Timeout"]) == (256, 7)
     assert invoke_cli(gateway, tmp_path, "--function-name", name)[1] == {"code": 2, "greeting": "hello", "memory": 256}
 
     published = aws_json(gateway.url, "publish-version", "--function-name", name)
     assert published["Version"] == "3" and published["FunctionArn"].endswith(f":{name}:3")
     assert aws_json(gateway.url, "publish-version", "--function-name", name)["Version"] == "3"  # nothing changed
-    alias = aws_json(gateway.url, "create-alias", "--function-name", name, "--name", "prod", "--function-version", "2",
-                     "--description", "before the memory change")
+    alias = aws_json(
+        gateway.url,
+        "create-alias",
+        "--function-name",
+        name,
+        "--name",
+        "prod",
+        "--function-version",
+        "2",
+        "--description",
+        "before the memory change",
+    )
     assert alias["AliasArn"].endswith(f":{name}:prod") and alias["FunctionVersion"] == "2"
     meta, body = invoke_cli(gateway, tmp_path, "--function-name", name, "--qualifier", "prod")
     assert meta["ExecutedVersion"] == "2" and body["memory"] == 128
@@ -69,7 +108,9 @@ def test_the_aws_cli_manages_a_function_end_to_end(gateway: Gateway, tmp_path: P
     got = aws_json(gateway.url, "get-function", "--function-name", name)
     assert got["Configuration"]["MemorySize"] == 256 and got["Code"]["RepositoryType"] == "S3"
     assert aws_json(gateway.url, "get-function", "--function-name", f"{name}:prod")["Configuration"]["Version"] == "2"
-    assert aws_json(gateway.url, "get-alias", "--function-name", name, "--name", "prod")["Description"] == "before the memory change"
+    assert (
+        aws_json(gateway.url, "get-alias", "--function-name", name, "--name", "prod")["Description"] == "before the memory change"
+    )
     assert [a["Name"] for a in aws_json(gateway.url, "list-aliases", "--function-name", name)["Aliases"]] == ["prod"]
     versions = aws_json(gateway.url, "list-versions-by-function", "--function-name", name)["Versions"]
     assert [v["Version"] for v in versions] == ["$LATEST", "1", "2", "3"]
@@ -82,30 +123,58 @@ def test_the_aws_cli_manages_a_function_end_to_end(gateway: Gateway, tmp_path: P
     assert gone.returncode != 0 and "ResourceNotFoundException" in gone.stderr
 
 
-@pytest.mark.parametrize("args, error, message", [
-    (["--memory-size", "20000"], "InvalidParameterValueException", "memory must be between 128 and 10240"),
-    (["--timeout", "901"], "InvalidParameterValueException", "timeout must be between 1 and 900"),
-    (["--environment", "Variables={AWS_REGION=x}"], "InvalidParameterValueException", "AWS_REGION is reserved"),
-    (["--layers", "arn:aws:lambda:us-east-1:123456789012:layer:l:1"], "InvalidParameterValueException", "Layers"),
-])
-def test_create_function_validates_like_faas_deploy(gateway: Gateway, tmp_path: Path, args: list[str], error: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "args, error, message",
+    [
+        (["--memory-size", "20000"], "InvalidParameterValueException", "memory must be between 128 and 10240"),
+        (["--timeout", "901"], "InvalidParameterValueException", "timeout must be between 1 and 900"),
+        (["--environment", "Variables={AWS_REGION=x}"], "InvalidParameterValueException", "AWS_REGION is reserved"),
+        (["--layers", "arn:aws:lambda:us-east-1:123456789012:layer:l:1"], "InvalidParameterValueException", "Layers"),
+    ],
+)
+def test_create_function_validates_like_faas_deploy(
+    gateway: Gateway, tmp_path: Path, args: list[str], error: str, message: str
+) -> None:
     (tmp_path / "f.zip").write_bytes(zip_code(V1))
-    out = aws(gateway.url, "create-function", "--function-name", f"bad-{uuid.uuid4().hex[:6]}", "--runtime", "python3.11",
-              "--handler", "app.handler", "--role", "arn:aws:iam::123456789012:role/r", "--zip-file", "fileb://f.zip",
-              *args, cwd=tmp_path)
+    out = aws(
+        gateway.url,
+        "create-function",
+        "--function-name",
+        f"bad-{uuid.uuid4().hex[:6]}",
+        "--runtime",
+        "python3.11",
+        "--handler",
+        "app.handler",
+        "--role",
+        "arn:aws:iam::123456789012:role/r",
+        "--zip-file",
+        "fileb://f.zip",
+        *args,
+        cwd=tmp_path,
+    )
     assert out.returncode != 0
     assert error in out.stderr and message in out.stderr, out.stderr
 
 
 def test_management_errors_through_boto3(gateway: Gateway, lam, tmp_path: Path) -> None:
     name = f"b3-{uuid.uuid4().hex[:6]}"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role="arn:aws:iam::123456789012:role/r",
-                        Code={"ZipFile": zip_code(V1)}, Publish=True)
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Handler="app.handler",
+        Role="arn:aws:iam::123456789012:role/r",
+        Code={"ZipFile": zip_code(V1)},
+        Publish=True,
+    )
     lam.get_waiter("function_active_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 5})
     with pytest.raises(lam.exceptions.ResourceConflictException):
-        lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler", Role="r", Code={"ZipFile": zip_code(V1)})
+        lam.create_function(
+            FunctionName=name, Runtime="python3.11", Handler="app.handler", Role="r", Code={"ZipFile": zip_code(V1)}
+        )
     with pytest.raises(lam.exceptions.InvalidParameterValueException) as e:
-        lam.create_function(FunctionName=f"{name}-z", Runtime="python3.11", Handler="app.handler", Role="r", Code={"ZipFile": b"not a zip"})
+        lam.create_function(
+            FunctionName=f"{name}-z", Runtime="python3.11", Handler="app.handler", Role="r", Code={"ZipFile": b"not a zip"}
+        )
     assert "not a valid zip" in str(e.value)
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.get_function(FunctionName=f"{name}-missing")
@@ -153,8 +222,13 @@ def test_a_function_deployed_with_faas_is_managed_by_the_cli(gateway: Gateway, m
 def test_update_function_code_dry_run_validates_and_writes_nothing(gateway: Gateway, lam) -> None:
     """Lambda's DryRun checks the request and changes nothing: no package stored, no version."""
     name = f"dry-{uuid.uuid4().hex[:6]}"
-    created = lam.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
-                                  Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": zip_code(V1)})
+    created = lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Handler="app.handler",
+        Role="arn:aws:iam::123456789012:role/r",
+        Code={"ZipFile": zip_code(V1)},
+    )
     store = gateway.state_dir / "packages"
     before = sorted(p.name for p in store.iterdir())
     answer = lam.update_function_code(FunctionName=name, ZipFile=zip_code(V2), DryRun=True)

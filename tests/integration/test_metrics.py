@@ -58,8 +58,9 @@ def sequence(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> str:
     name = f"m-{uuid.uuid4().hex[:8]}"
     folder = tmp_path_factory.mktemp("metrics") / name
     folder.mkdir()
-    (folder / "function.yaml").write_text(f"name: {name}\nruntime: python3.11\nhandler: app.handler\n"
-                                          "memory: 128\ntimeout: 1\nconcurrency: 1\n")
+    (folder / "function.yaml").write_text(
+        f"name: {name}\nruntime: python3.11\nhandler: app.handler\nmemory: 128\ntimeout: 1\nconcurrency: 1\n"
+    )
     (folder / "app.py").write_text(CODE)
     gateway.deploy(folder)
 
@@ -120,8 +121,7 @@ def test_environment_gauges_come_from_the_pool_and_cgroups(gateway: Gateway, seq
 
 
 def test_async_queue_depth_counts_events_until_they_ran(gateway: Gateway, make_function) -> None:
-    name, folder = make_function("import time\ndef handler(event, context):\n    time.sleep(1)\n    return 1\n",
-                                 concurrency=1)
+    name, folder = make_function("import time\ndef handler(event, context):\n    time.sleep(1)\n    return 1\n", concurrency=1)
     gateway.deploy(folder)
     for _ in range(3):
         r = gateway.invoke(name, b"{}", headers={"X-Amz-Invocation-Type": "Event"})

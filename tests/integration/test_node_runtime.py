@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,17 +38,27 @@ def box(tmp_path, executor, node_image) -> Iterator[Sandbox]:
         sandbox.close()
 
 
-def run(box: Sandbox, files: dict[str, str], handler: str = "index.handler", env: dict[str, str] | None = None,
-        memory_mb: int = 128) -> str:
+def run(
+    box: Sandbox, files: dict[str, str], handler: str = "index.handler", env: dict[str, str] | None = None, memory_mb: int = 128
+) -> str:
     for name, text in files.items():
         box.write(name, text)
     container = box.start(memory_mb=memory_mb)
-    box.api.set_environment(handler, {
-        "AWS_LAMBDA_FUNCTION_NAME": "probe", "AWS_LAMBDA_FUNCTION_VERSION": "7",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb), "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/probe",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "2024/01/01/[7]abcdef", "AWS_REGION": "us-east-1", "_HANDLER": handler,
-        "LAMBDA_TASK_ROOT": "/var/task", "TZ": ":UTC", **(env or {}),
-    })
+    box.api.set_environment(
+        handler,
+        {
+            "AWS_LAMBDA_FUNCTION_NAME": "probe",
+            "AWS_LAMBDA_FUNCTION_VERSION": "7",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/probe",
+            "AWS_LAMBDA_LOG_STREAM_NAME": "2024/01/01/[7]abcdef",
+            "AWS_REGION": "us-east-1",
+            "_HANDLER": handler,
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "TZ": ":UTC",
+            **(env or {}),
+        },
+    )
     return container
 
 
@@ -79,10 +89,14 @@ export const handler = async (event, context) => {
 
 def test_async_handler_gets_event_and_context_and_logs_as_lambda(box) -> None:
     run(box, {"index.mjs": CONTEXT_ECHO}, env={"GREETING": "hi"})
-    out = box.api.invoke({"a": ["ü", 1]}, request_id="req-1", headers={
-        "Lambda-Runtime-Client-Context": json.dumps({"custom": {"k": "v"}, "env": {}, "client": {}}),
-        "Lambda-Runtime-Cognito-Identity": json.dumps({"cognitoIdentityId": "cid"}),
-    })
+    out = box.api.invoke(
+        {"a": ["ü", 1]},
+        request_id="req-1",
+        headers={
+            "Lambda-Runtime-Client-Context": json.dumps({"custom": {"k": "v"}, "env": {}, "client": {}}),
+            "Lambda-Runtime-Cognito-Identity": json.dumps({"cognitoIdentityId": "cid"}),
+        },
+    )
     assert out.kind == "response" and out.request_id == "req-1"
     body = out.json()
     assert body["event"] == {"a": ["ü", 1]} and body["awsRequestId"] == "req-1"
@@ -106,13 +120,18 @@ def test_async_handler_gets_event_and_context_and_logs_as_lambda(box) -> None:
 
 
 def test_callback_handler_waits_for_the_empty_event_loop(box) -> None:
-    run(box, {"index.js": """
+    run(
+        box,
+        {
+            "index.js": """
 exports.handler = (event, context, callback) => {
   if (event.dontWait) context.callbackWaitsForEmptyEventLoop = false;
   setTimeout(() => console.log('timer fired', event.n, Date.now()), 300);
   callback(null, { answered: Date.now() });
 };
-"""})
+"""
+        },
+    )
     waited = box.api.invoke({"n": 1})
     assert waited.kind == "response"
     # Called back first, but the result was posted only once the timer had run.
@@ -132,27 +151,37 @@ def test_sync_handler_without_callback_answers_null(box) -> None:
 
 
 def test_context_succeed_fail_and_only_the_first_answer_counts(box) -> None:
-    run(box, {"index.cjs": """
+    run(
+        box,
+        {
+            "index.cjs": """
 module.exports.handler = (event, context, callback) => {
   if (event.fail) { context.fail(new TypeError('nope')); return; }
   context.succeed({ first: true });
   callback(null, { second: true });
 };
-"""})
+"""
+        },
+    )
     assert box.api.invoke({}).json() == {"first": True}
     failed = box.api.invoke({"fail": True})
     assert failed.kind == "error" and failed.json()["errorType"] == "TypeError"
 
 
 def test_errors_have_lambdas_node_shape_and_log_line(box) -> None:
-    run(box, {"index.mjs": """
+    run(
+        box,
+        {
+            "index.mjs": """
 export const handler = async (event) => {
   if (event.kind === 'string') throw 'just a string';
   const e = new RangeError('out of range');
   e.code = 'E_RANGE';
   throw e;
 };
-"""})
+"""
+        },
+    )
     out = box.api.invoke({}, request_id="err-1")
     body = out.json()
     assert out.kind == "error" and set(body) == {"errorType", "errorMessage", "trace"}
@@ -162,7 +191,9 @@ export const handler = async (event) => {
     stamp, request_id, level, message = line.split("\t", 3)
     assert (request_id, level) == ("err-1", "ERROR") and message.startswith("Invoke Error \t{")
     logged = json.loads(message.split("\t", 1)[1])
-    assert logged["errorType"] == "RangeError" and logged["code"] == "E_RANGE" and logged["stack"][0] == "RangeError: out of range"
+    assert (
+        logged["errorType"] == "RangeError" and logged["code"] == "E_RANGE" and logged["stack"][0] == "RangeError: out of range"
+    )
 
     thrown = box.api.invoke({"kind": "string"}).json()
     assert thrown == {"errorType": "string", "errorMessage": "just a string", "trace": []}
@@ -170,16 +201,23 @@ export const handler = async (event) => {
 
 def test_commonjs_esm_and_nested_handlers_load_as_on_lambda(box) -> None:
     # .js under a package.json with "type": "module" is an ES module; a nested path and property resolve.
-    run(box, {
-        "package.json": '{"type": "module"}',
-        "src/app.js": "export const api = { v1: { handler: async () => ({ kind: typeof require }) } };\n",
-    }, handler="src/app.api.v1.handler")
+    run(
+        box,
+        {
+            "package.json": '{"type": "module"}',
+            "src/app.js": "export const api = { v1: { handler: async () => ({ kind: typeof require }) } };\n",
+        },
+        handler="src/app.api.v1.handler",
+    )
     assert box.api.invoke({}).json() == {"kind": "undefined"}
 
 
 def test_commonjs_js_module(box) -> None:
-    run(box, {"handler.js": "module.exports.main = async () => ({ kind: typeof require, dir: __dirname });\n"},
-        handler="handler.main")
+    run(
+        box,
+        {"handler.js": "module.exports.main = async () => ({ kind: typeof require, dir: __dirname });\n"},
+        handler="handler.main",
+    )
     assert box.api.invoke({}).json() == {"kind": "function", "dir": "/var/task"}
 
 
@@ -187,15 +225,31 @@ def test_commonjs_js_module(box) -> None:
     ("files", "handler", "error_type", "message"),
     [
         ({}, "missing.handler", "Runtime.ImportModuleError", f"Error: Cannot find module 'missing'\n{REQUIRE_STACK}"),
-        ({"index.mjs": "export const other = 1;\n"}, "index.handler", "Runtime.HandlerNotFound",
-         "index.handler is undefined or not exported"),
-        ({"index.mjs": "export const handler = 42;\n"}, "index.handler", "Runtime.HandlerNotFound",
-         "index.handler is not a function"),
+        (
+            {"index.mjs": "export const other = 1;\n"},
+            "index.handler",
+            "Runtime.HandlerNotFound",
+            "index.handler is undefined or not exported",
+        ),
+        (
+            {"index.mjs": "export const handler = 42;\n"},
+            "index.handler",
+            "Runtime.HandlerNotFound",
+            "index.handler is not a function",
+        ),
         ({"index.js": "exports.handler = async () => 1;\n"}, "index", "Runtime.MalformedHandlerName", "Bad handler"),
-        ({"index.js": "exports.handler = async () => 1;\n"}, "../index.handler", "Runtime.MalformedHandlerName",
-         "'../index.handler' is not a valid handler name. Use absolute paths when specifying root directories in handler names."),
-        ({"index.js": "exports.handler = async () => {;\n"}, "index.handler", "Runtime.UserCodeSyntaxError",
-         "SyntaxError: Unexpected end of input"),
+        (
+            {"index.js": "exports.handler = async () => 1;\n"},
+            "../index.handler",
+            "Runtime.MalformedHandlerName",
+            "'../index.handler' is not a valid handler name. Use absolute paths when specifying root directories in handler names.",
+        ),
+        (
+            {"index.js": "exports.handler = async () => {;\n"},
+            "index.handler",
+            "Runtime.UserCodeSyntaxError",
+            "SyntaxError: Unexpected end of input",
+        ),
     ],
     ids=["import", "not-exported", "not-a-function", "malformed", "relative", "syntax"],
 )
@@ -220,26 +274,36 @@ def test_missing_package_in_an_es_module_is_nodes_own_error(box) -> None:
 
 
 def test_uncaught_exception_during_a_call_fails_it_and_ends_the_process(box) -> None:
-    container = run(box, {"index.mjs": """
+    container = run(
+        box,
+        {
+            "index.mjs": """
 export const handler = async () => {
   setTimeout(() => { throw new Error('from a timer'); }, 10);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   return 'late';
 };
-"""})
+"""
+        },
+    )
     out = box.api.invoke({})
     assert out.kind == "error" and out.json()["errorMessage"] == "from a timer"
     assert box.wait_exit(container).get("ExitCode") == 129
 
 
 def test_unhandled_rejection_and_a_promise_that_never_settles(box) -> None:
-    container = run(box, {"index.mjs": """
+    container = run(
+        box,
+        {
+            "index.mjs": """
 export const handler = async (event) => {
   if (event.hang) return new Promise(() => {});
   Promise.reject(new Error('rejected'));
   await new Promise((resolve) => setTimeout(resolve, 1000));
 };
-"""})
+"""
+        },
+    )
     hang = box.api.invoke({"hang": True}).json()
     assert hang["errorType"] == "Runtime.NodeJsExit" and "Promise that was never settled" in hang["errorMessage"]
     rejected = box.api.invoke({}).json()
@@ -248,9 +312,15 @@ export const handler = async (event) => {
 
 
 def test_log_level_filters_console(box) -> None:
-    run(box, {"index.mjs": """
+    run(
+        box,
+        {
+            "index.mjs": """
 export const handler = async () => { console.debug('dbg'); console.info('inf'); console.error('bad'); return 1; };
-"""}, env={"AWS_LAMBDA_LOG_LEVEL": "WARN"})
+"""
+        },
+        env={"AWS_LAMBDA_LOG_LEVEL": "WARN"},
+    )
     assert box.api.invoke({}).kind == "response"
     logs = "\n".join(log_lines(box, "bad"))
     assert "\tERROR\tbad" in logs and "dbg" not in logs and "inf" not in logs
@@ -275,7 +345,8 @@ def test_a_resized_pre_started_container_restarts_node_with_the_new_heap(box, ex
         time.sleep(0.02)
     assert box.api.environment_requested_at is not None, "node never asked for its function"
     executor.update_resources(container, 1024, 1024 * 1024 // 1769, None)
-    box.api.set_environment("index.handler", {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "_HANDLER": "index.handler",
-                                              "LAMBDA_TASK_ROOT": "/var/task"})
+    box.api.set_environment(
+        "index.handler", {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024", "_HANDLER": "index.handler", "LAMBDA_TASK_ROOT": "/var/task"}
+    )
     limit = box.api.invoke({}).json()
     assert 992 <= limit < 1100

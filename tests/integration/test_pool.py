@@ -3,7 +3,6 @@ pre-started containers, memory budget, provisioned concurrency, isolation betwee
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -84,8 +83,14 @@ def test_concurrent_calls_run_in_parallel_environments(gateway: Gateway, make_fu
 def test_past_the_concurrency_cap_boto3_gets_throttled(gateway: Gateway, make_function) -> None:
     name, folder = make_function(SLEEPY, timeout=10, concurrency=1)
     gateway.deploy(folder)
-    lam = boto3.client("lambda", endpoint_url=gateway.url, region_name="us-east-1", aws_access_key_id="x",
-                       aws_secret_access_key="x", config=botocore.config.Config(retries={"max_attempts": 0}))
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=botocore.config.Config(retries={"max_attempts": 0}),
+    )
     slow = threading.Thread(target=gateway.invoke, args=(name, b'{"sleep": 2}'))
     slow.start()
     time.sleep(0.8)
@@ -123,12 +128,15 @@ def test_a_burst_on_a_warm_fast_function_queues_instead_of_starting_containers(g
 
 
 def test_first_call_of_a_new_function_is_served_by_a_prestarted_container(gateway: Gateway, make_function) -> None:
-    name, folder = make_function("""
+    name, folder = make_function(
+        """
         import os
         def handler(event, context):
             return {"task": sorted(os.listdir("/var/task")), "memory": os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"],
                     "limit": open("/sys/fs/cgroup/memory/memory.limit_in_bytes").read().strip()}
-    """, memory=384)
+    """,
+        memory=384,
+    )
     gateway.deploy(folder)
     wait_for_prestarted(gateway)
     t = time.monotonic()
@@ -187,8 +195,10 @@ def test_min_warm_keeps_environments_initialised(gateway: Gateway, make_function
 
 @pytest.fixture
 def small_gateway(runtime_images, tmp_path: Path, docker_client):
-    gw = start_gateway(tmp_path / "state", extra_env={"FAAS_MEMORY_BUDGET": "512", "FAAS_PRESTART_MIN": "0", "FAAS_PRESTART_MAX": "0",
-                                                     "FAAS_BUDGET_WAIT": "1"})
+    gw = start_gateway(
+        tmp_path / "state",
+        extra_env={"FAAS_MEMORY_BUDGET": "512", "FAAS_PRESTART_MIN": "0", "FAAS_PRESTART_MAX": "0", "FAAS_BUDGET_WAIT": "1"},
+    )
     try:
         yield gw
     finally:

@@ -8,8 +8,8 @@ import errno
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -76,8 +76,13 @@ def test_function_arrives_late_and_variables_arrive_exactly(box) -> None:
     put(box, "bootstrap", ECHO_SH)
     box.start()
     time.sleep(0.5)  # a pre-started container: the launcher waits on the socket for its function
-    tricky = {"QUOTES": "it's \"both\"", "MULTI": "line1\nline2\ttab", "UTF8": "grüße 😀", "DOLLAR": "$HOME `id` $(id)",
-              "EMPTY": ""}
+    tricky = {
+        "QUOTES": 'it\'s "both"',
+        "MULTI": "line1\nline2\ttab",
+        "UTF8": "grüße 😀",
+        "DOLLAR": "$HOME `id` $(id)",
+        "EMPTY": "",
+    }
     box.api.set_environment("x.y", {**ENV, **tricky})
     env = dict(item.split("=", 1) for item in box.api.invoke("env").body.decode().split("\0") if item)
     assert {k: env.get(k) for k in tricky} == tricky
@@ -93,8 +98,10 @@ def test_missing_bootstrap_is_an_invalid_entrypoint(box) -> None:
     box.api.set_environment("main", ENV)
     out = box.api.wait_outcome(timeout=15)
     assert out.kind == "init-error"
-    assert out.json() == {"errorType": "Runtime.InvalidEntrypoint",
-                          "errorMessage": "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]"}
+    assert out.json() == {
+        "errorType": "Runtime.InvalidEntrypoint",
+        "errorMessage": "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
+    }
     assert out.headers["lambda-runtime-function-error-type"] == "Runtime.InvalidEntrypoint"
     assert box.wait_exit(container).get("ExitCode") == 1
 

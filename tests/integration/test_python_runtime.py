@@ -16,7 +16,7 @@ except ImportError:  # imported as a package
 
 pytestmark = pytest.mark.integration
 
-ECHO = '''
+ECHO = """
 import os, sys
 def handler(event, context):
     print("hello from the handler")
@@ -43,7 +43,7 @@ def handler(event, context):
         "execution_env": os.environ.get("AWS_EXECUTION_ENV"),
         "sys_path0": sys.path[0],
     }
-'''
+"""
 
 
 def test_handler_gets_event_and_context(sandbox):
@@ -81,13 +81,13 @@ def test_handler_gets_event_and_context(sandbox):
 
 
 def test_exception_becomes_lambda_error(sandbox):
-    sandbox.run('''
+    sandbox.run("""
 def fail():
     raise ValueError("boom: bad input")
 
 def handler(event, context):
     fail()
-''')
+""")
     out = sandbox.api.invoke({}, request_id="req-err")
     assert out.kind == "error"
     assert out.headers["lambda-runtime-function-error-type"] == "Unhandled"
@@ -109,14 +109,30 @@ def handler(event, context):
     "files, handler, error_type, message",
     [
         ({}, "app.handler", "Runtime.ImportModuleError", "Unable to import module 'app': No module named 'app'"),
-        ({"app.py": "import requests_missing\n"}, "app.handler", "Runtime.ImportModuleError",
-         "Unable to import module 'app': No module named 'requests_missing'"),
-        ({"app.py": "def handler(e, c):\n    return 1\n"}, "app.nope", "Runtime.HandlerNotFound",
-         "Handler 'nope' missing on module 'app'"),
-        ({"app.py": "x = 1\n\nx = = 2\n"}, "app.handler", "Runtime.UserCodeSyntaxError",
-         "Syntax error in module 'app': invalid syntax (app.py, line 3)"),
-        ({"app.py": "def handler(e, c):\n    return 1\n"}, "app", "Runtime.MalformedHandlerName",
-         "Bad handler 'app': not enough values to unpack (expected 2, got 1)"),
+        (
+            {"app.py": "import requests_missing\n"},
+            "app.handler",
+            "Runtime.ImportModuleError",
+            "Unable to import module 'app': No module named 'requests_missing'",
+        ),
+        (
+            {"app.py": "def handler(e, c):\n    return 1\n"},
+            "app.nope",
+            "Runtime.HandlerNotFound",
+            "Handler 'nope' missing on module 'app'",
+        ),
+        (
+            {"app.py": "x = 1\n\nx = = 2\n"},
+            "app.handler",
+            "Runtime.UserCodeSyntaxError",
+            "Syntax error in module 'app': invalid syntax (app.py, line 3)",
+        ),
+        (
+            {"app.py": "def handler(e, c):\n    return 1\n"},
+            "app",
+            "Runtime.MalformedHandlerName",
+            "Bad handler 'app': not enough values to unpack (expected 2, got 1)",
+        ),
         ({}, "sys.handler", "Runtime.BuiltInModuleConflict", "Cannot use built-in module sys as a handler module"),
     ],
     ids=["no-module", "missing-dependency", "handler-not-found", "syntax-error", "malformed", "builtin"],
@@ -166,14 +182,14 @@ def test_refused_response_does_not_stop_the_environment(sandbox):
 
 
 def test_logging_and_partial_lines_are_flushed_before_the_result(sandbox):
-    sandbox.run('''
+    sandbox.run("""
 import logging
 logging.getLogger().setLevel(logging.INFO)
 def handler(event, context):
     logging.info("info %s", 42)
     print("no newline", end="")
     return 1
-''')
+""")
     sandbox.api.invoke({}, request_id="req-log")
     logs = sandbox.logs()
     assert "[INFO]\t" in logs and "Z\treq-log\tinfo 42\n" in logs

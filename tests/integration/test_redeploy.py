@@ -15,9 +15,9 @@ import subprocess
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import requests
@@ -68,8 +68,7 @@ class Dev:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """The CLI as on a wide terminal, so that tables do not wrap what the tests look for."""
-        return subprocess.run([FAAS, *args], env={**self.gw.env, "COLUMNS": "250"}, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run([FAAS, *args], env={**self.gw.env, "COLUMNS": "250"}, capture_output=True, text=True, timeout=120)
 
     def output_after(self, offset: int) -> str:
         return self.gw.logs()[offset:]
@@ -129,7 +128,7 @@ def test_twenty_saves_under_load_drop_no_call_and_never_go_back(dev: Dev) -> Non
     try:
         for n in range(1, 21):
             app.write_text(code(n))
-            assert wait_for(lambda: dev.mark(name) == n), f"save {n} never went live:\n{dev.gw.logs()[-2000:]}"
+            assert wait_for(lambda n=n: dev.mark(name) == n), f"save {n} never went live:\n{dev.gw.logs()[-2000:]}"
             time.sleep(0.1)  # the load sees each version for a moment
         assert wait_for(lambda: all(seen and seen[-1] == 20 for seen in marks)), "both clients reach the last save"
     finally:
@@ -213,7 +212,7 @@ def test_rollback_makes_an_earlier_version_live(dev: Dev) -> None:
     name, app = "rd-roll", dev.src / "rd-roll" / "app.py"
     for n in (1, 2):
         app.write_text(code(n))
-        assert wait_for(lambda: dev.mark(name) == n)
+        assert wait_for(lambda n=n: dev.mark(name) == n)
     out = dev.cli("rollback", name)
     assert out.returncode == 0 and f"{name}: version 2 is live (was 3)" in out.stdout, out.stdout + out.stderr
     assert dev.mark(name) == 1
@@ -256,8 +255,7 @@ def test_a_zip_dropped_by_hand_is_deployed_and_a_bad_one_refused(dev: Dev) -> No
     packages = dev.gw.state_dir / "packages"
     before_packages, before_parent = tree(packages), set(os.listdir(dev.gw.state_dir.parent))
     before_state = set(os.listdir(dev.gw.state_dir))
-    evil = zip_bytes({"function.yaml": yaml, "app.py": code("evil"), "../escaped.py": "x = 1\n",
-                      "../../escaped.py": "x = 1\n"})
+    evil = zip_bytes({"function.yaml": yaml, "app.py": code("evil"), "../escaped.py": "x = 1\n", "../../escaped.py": "x = 1\n"})
     tmp.write_bytes(evil)
     os.replace(tmp, incoming / "rd-drop.zip")
     assert wait_for(lambda: (incoming / "rd-drop.zip.rejected").exists())
@@ -274,8 +272,9 @@ def test_a_zip_dropped_by_hand_is_deployed_and_a_bad_one_refused(dev: Dev) -> No
 def test_deploy_watch_and_functions_deployed_later_are_watched(dev: Dev, tmp_path: Path) -> None:
     folder = write_function(tmp_path, "rd-watch")
     log = open(tmp_path / "watch.log", "wb")
-    proc = subprocess.Popen([FAAS, "deploy", str(folder), "--watch"], env=dev.gw.env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [FAAS, "deploy", str(folder), "--watch"], env=dev.gw.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     dev.started.append(proc)
     output = lambda: (tmp_path / "watch.log").read_text(errors="replace")  # noqa: E731
     assert wait_for(lambda: "watching" in output()), output()
@@ -292,7 +291,11 @@ def test_deploy_watch_and_functions_deployed_later_are_watched(dev: Dev, tmp_pat
     assert wait_for(lambda: dev.mark("rd-watch") == 3)
     # the broken save was tried by both watchers under one number
     assert [(v["version"], v["live"], bool(v["problem"])) for v in dev.versions("rd-watch")] == [
-        (1, False, False), (2, False, False), (3, False, True), (4, True, False)]
+        (1, False, False),
+        (2, False, False),
+        (3, False, True),
+        (4, True, False),
+    ]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(15) == 0
     assert "stopped watching" in output()

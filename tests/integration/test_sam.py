@@ -30,8 +30,13 @@ def test_the_sam_functions_answer_with_the_templates_configuration(gateway: Gate
     greeting = json.loads(lam.invoke(FunctionName="GreeterFunction", Payload=b'{"name": "SAM"}')["Payload"].read())
     assert greeting == {"message": "Hello, SAM!", "stage": "dev", "app": "sam-app", "memory": "128"}
     counted = json.loads(lam.invoke(FunctionName="sam-word-count", Payload=json.dumps({"text": "a b a c a b"}))["Payload"].read())
-    assert counted == {"words": 6, "top": [["a", 3], ["b", 2], ["c", 1]], "prefix": "dev-us-east-1", "stage": "dev",
-                       "timeout_ms_left_max": True}
+    assert counted == {
+        "words": 6,
+        "top": [["a", 3], ["b", 2], ["c", 1]],
+        "prefix": "dev-us-east-1",
+        "stage": "dev",
+        "timeout_ms_left_max": True,
+    }
     config = lam.get_function(FunctionName="sam-word-count")
     assert config["Configuration"]["MemorySize"] == 256 and config["Configuration"]["Timeout"] == 5
     assert config["Concurrency"] == {"ReservedConcurrentExecutions": 2}
@@ -48,9 +53,11 @@ def test_a_broken_template_deploys_nothing(gateway: Gateway, tmp_path) -> None:
     bad = tmp_path / "template.yaml"
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.py").write_text("def handler(e, c):\n    return 1\n")
-    bad.write_text("Resources:\n  Ok:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: src, Handler: app.handler,"
-                   " Runtime: python3.11}\n  Bad:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: src,"
-                   " Handler: app.handler, Runtime: python3.11, MemorySize: 64}\n")
+    bad.write_text(
+        "Resources:\n  Ok:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: src, Handler: app.handler,"
+        " Runtime: python3.11}\n  Bad:\n    Type: AWS::Serverless::Function\n    Properties: {CodeUri: src,"
+        " Handler: app.handler, Runtime: python3.11, MemorySize: 64}\n"
+    )
     out = gateway.cli("deploy", str(bad))
     assert out.returncode == 1 and "memory must be between 128 and 10240" in out.stderr
     listed = __import__("requests").get(f"{gateway.url}/system/functions", timeout=30).json()

@@ -25,8 +25,9 @@ import subprocess
 import time
 import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
@@ -46,7 +47,7 @@ from tests.integration.conftest import FAAS, Gateway, free_port, start_gateway, 
 def lambda_error(r: requests.Response | Any, status: int | tuple[int, ...]) -> dict[str, Any]:
     """Assert a refusal in Lambda's shape; return its body."""
     statuses = (status,) if isinstance(status, int) else status
-    code = getattr(r, "status_code", None) or getattr(r, "status")
+    code = getattr(r, "status_code", None) or r.status
     text = r.text if hasattr(r, "text") else r.body
     assert code in statuses, f"{code} {text[:500]}"
     headers = {k.lower(): v for k, v in r.headers.items()}
@@ -64,11 +65,14 @@ def unchanged(gateway: Gateway) -> Iterator[None]:
     def snapshot() -> tuple[Any, ...]:
         root = gateway.state_dir
         files = sorted(
-            str(p.relative_to(root)) for p in root.rglob("*")
+            str(p.relative_to(root))
+            for p in root.rglob("*")
             if not str(p.relative_to(root)).startswith(("envs", "logs")) and "faas.db" not in p.name
         )
-        functions = sorted((f["name"], f["version"], f["code_sha256"])
-                           for f in requests.get(f"{gateway.url}/system/functions", timeout=10).json())
+        functions = sorted(
+            (f["name"], f["version"], f["code_sha256"])
+            for f in requests.get(f"{gateway.url}/system/functions", timeout=10).json()
+        )
         return files, functions
 
     before = snapshot()
@@ -81,7 +85,9 @@ class RawResponse:
         self.status, self.status_code, self.headers, self.body, self.text = status, status, headers, body, body
 
 
-def raw(gateway: Gateway, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> RawResponse:
+def raw(
+    gateway: Gateway, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> RawResponse:
     """A request whose path goes out exactly as written (no client normalises '..' away)."""
     url = urlsplit(gateway.url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
@@ -93,8 +99,9 @@ def raw(gateway: Gateway, method: str, path: str, body: bytes | None = None, hea
         conn.close()
 
 
-def zip_bytes(entries: dict[str, bytes | str], *, modes: dict[str, int] | None = None,
-              compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+def zip_bytes(
+    entries: dict[str, bytes | str], *, modes: dict[str, int] | None = None, compression: int = zipfile.ZIP_DEFLATED
+) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as z:
         for name, data in entries.items():
@@ -116,10 +123,21 @@ APP = "def handler(event, context):\n    return 'ok'\n"
 # ------------------------------------------------------------------------------ 1. binding
 
 
-@pytest.mark.parametrize("host, loopback", [
-    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
-    ("0.0.0.0", False), ("::", False), ("10.1.2.3", False), ("192.168.1.10", False), ("", False),
-])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("192.168.1.10", False),
+        ("", False),
+    ],
+)
 def test_loopback_addresses(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
     config = Config.load({"state_dir": "/nonexistent", "host": host or "0.0.0.0"}, env={})
@@ -135,8 +153,13 @@ def test_a_public_address_without_a_token_is_refused_at_once(tmp_path: Path) -> 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("FAAS_API_TOKEN", "FAAS_HOST", "FAAS_ALLOW_NO_TOKEN")}
     started = time.monotonic()
-    out = subprocess.run([FAAS, "up", "--host", "0.0.0.0", "--port", str(port), "--state-dir", str(tmp_path / "s")],
-                         env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [FAAS, "up", "--host", "0.0.0.0", "--port", str(port), "--state-dir", str(tmp_path / "s")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     took = time.monotonic() - started
     assert out.returncode == 1
     assert "refusing to listen on 0.0.0.0" in out.stderr and "FAAS_API_TOKEN" in out.stderr, out.stderr
@@ -146,10 +169,16 @@ def test_a_public_address_without_a_token_is_refused_at_once(tmp_path: Path) -> 
 
 
 ADMIN_ROUTES = [
-    ("GET", "/system/functions"), ("GET", "/system/functions/{name}"), ("GET", "/system/functions/{name}/versions"),
-    ("GET", "/system/functions/{name}/logs"), ("GET", "/system/functions/{name}/logs/follow?wait=0"),
-    ("GET", "/system/functions/{name}/calls"), ("GET", "/system/functions/{name}/failures"),
-    ("GET", "/system/environments"), ("PUT", "/system/functions/{name}"), ("POST", "/system/functions/{name}/rollback"),
+    ("GET", "/system/functions"),
+    ("GET", "/system/functions/{name}"),
+    ("GET", "/system/functions/{name}/versions"),
+    ("GET", "/system/functions/{name}/logs"),
+    ("GET", "/system/functions/{name}/logs/follow?wait=0"),
+    ("GET", "/system/functions/{name}/calls"),
+    ("GET", "/system/functions/{name}/failures"),
+    ("GET", "/system/environments"),
+    ("PUT", "/system/functions/{name}"),
+    ("POST", "/system/functions/{name}/rollback"),
     ("DELETE", "/system/functions/{name}"),
 ]
 
@@ -158,8 +187,9 @@ ADMIN_ROUTES = [
 def exposed(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[tuple[Gateway, str]]:
     """A gateway listening on every address (0.0.0.0) with an API token; the tests talk to it on 127.0.0.1."""
     token = uuid.uuid4().hex
-    gw = start_gateway(tmp_path_factory.mktemp("exposed") / "state", extra_env={"FAAS_API_TOKEN": token},
-                       args=("--host", "0.0.0.0"))
+    gw = start_gateway(
+        tmp_path_factory.mktemp("exposed") / "state", extra_env={"FAAS_API_TOKEN": token}, args=("--host", "0.0.0.0")
+    )
     try:
         yield gw, token
     finally:
@@ -192,24 +222,43 @@ def test_with_a_token_the_management_api_wants_it_as_the_access_key(exposed: tup
     name = f"m-{uuid.uuid4().hex[:6]}"
     intruder = lambda_client(gw.url)  # access key "test"
     with pytest.raises(botocore.exceptions.ClientError) as info:
-        intruder.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
-                                 Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": zip_code(APP)})
+        intruder.create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Handler="app.handler",
+            Role="arn:aws:iam::123456789012:role/r",
+            Code={"ZipFile": zip_code(APP)},
+        )
     assert info.value.response["Error"]["Code"] == "UnrecognizedClientException"
-    for call in (lambda: intruder.list_functions(), lambda: intruder.get_function(FunctionName=name),
-                 lambda: intruder.delete_function(FunctionName=name)):
+    for call in (
+        lambda: intruder.list_functions(),
+        lambda: intruder.get_function(FunctionName=name),
+        lambda: intruder.delete_function(FunctionName=name),
+    ):
         with pytest.raises(botocore.exceptions.ClientError) as info:
             call()
         assert info.value.response["Error"]["Code"] == "UnrecognizedClientException"
-    owner = boto3.client("lambda", endpoint_url=gw.url, region_name="us-east-1", aws_access_key_id=token,
-                         aws_secret_access_key="x", config=botocore.config.Config(retries={"max_attempts": 0}))
-    owner.create_function(FunctionName=name, Runtime="python3.11", Handler="app.handler",
-                          Role="arn:aws:iam::123456789012:role/r", Code={"ZipFile": zip_code(APP)})
+    owner = boto3.client(
+        "lambda",
+        endpoint_url=gw.url,
+        region_name="us-east-1",
+        aws_access_key_id=token,
+        aws_secret_access_key="x",
+        config=botocore.config.Config(retries={"max_attempts": 0}),
+    )
+    owner.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Handler="app.handler",
+        Role="arn:aws:iam::123456789012:role/r",
+        Code={"ZipFile": zip_code(APP)},
+    )
     assert name in [f["FunctionName"] for f in owner.list_functions()["Functions"]]
 
 
 # ------------------------------------------------------------------ 2. from inside a function
 
-PROBE = r'''
+PROBE = r"""
 import errno, json, os, socket
 
 def try_connect(path):
@@ -250,7 +299,7 @@ def handler(event, context):
         s.close()
     out["docker_env"] = sorted(k for k in os.environ if k.startswith("DOCKER"))
     return out
-'''
+"""
 
 
 def test_a_function_reaches_nothing_of_the_host_or_of_other_functions(gateway: Gateway, make_function, docker_client) -> None:
@@ -266,11 +315,24 @@ def test_a_function_reaches_nothing_of_the_host_or_of_other_functions(gateway: G
     name, folder = make_function(PROBE, network="none", timeout=30)
     gateway.deploy(folder)
     event = {
-        "host_paths": [str(gateway.state_dir), str(gateway.state_dir / "faas.db"), str(package / secret_name),
-                       str(package), str(victim_socket), "/var/run/docker.sock", "/run/docker.sock",
-                       "/var/lib/docker", "/run/containerd"],
-        "sockets": ["/var/run/docker.sock", "/run/docker.sock", str(victim_socket),
-                    "/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock"],
+        "host_paths": [
+            str(gateway.state_dir),
+            str(gateway.state_dir / "faas.db"),
+            str(package / secret_name),
+            str(package),
+            str(victim_socket),
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            "/var/lib/docker",
+            "/run/containerd",
+        ],
+        "sockets": [
+            "/var/run/docker.sock",
+            "/run/docker.sock",
+            str(victim_socket),
+            "/run/containerd/containerd.sock",
+            "/var/run/docker/containerd/containerd.sock",
+        ],
         "secret_name": secret_name,
         "gateway_port": urlsplit(gateway.url).port,
     }
@@ -282,7 +344,9 @@ def test_a_function_reaches_nothing_of_the_host_or_of_other_functions(gateway: G
     assert out["secret_found"] == []
     assert out["runtime_dir"] == ["out", "runtime.sock"]  # its own socket and log pipe, nobody else's
     assert {m[1]: m[2].split(",")[0] for m in out["mounts"] if m[1] in ("/var/task", "/run/faas")} == {
-        "/var/task": "ro", "/run/faas": "ro"}
+        "/var/task": "ro",
+        "/run/faas": "ro",
+    }
     state = str(gateway.state_dir)
     host_roots = [m[0] for m in out["mounts"] if m[0].startswith(state)]
     assert sorted(r.rsplit("/", 1)[-1] for r in host_roots) == ["rt", "task"], host_roots  # its own folders only
@@ -330,18 +394,22 @@ def target(gateway: Gateway, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.mark.parametrize("qualifier", ["../1", "1/../2", "$LATEST/..", "a b", "q" * 129, "..", "1;2", "%00", "-1"])
 def test_bad_qualifiers_are_refused(gateway: Gateway, target: str, unchanged, qualifier: str) -> None:
-    r = requests.post(f"{gateway.url}/2015-03-31/functions/{target}/invocations", params={"Qualifier": qualifier},
-                      data=b"{}", timeout=30)
+    r = requests.post(
+        f"{gateway.url}/2015-03-31/functions/{target}/invocations", params={"Qualifier": qualifier}, data=b"{}", timeout=30
+    )
     lambda_error(r, (400, 404))
     r = requests.get(f"{gateway.url}/2015-03-31/functions/{target}", params={"Qualifier": qualifier}, timeout=30)
     lambda_error(r, (400, 404))
 
 
-@pytest.mark.parametrize("alias, version", [("../x", "1"), ("1", "1"), ("a/b", "1"), ("a" * 129, "1"), ("ok", "../1"),
-                                            ("ok", "99"), ("ok", "$LATEST/.."), ("", "1")])
+@pytest.mark.parametrize(
+    "alias, version",
+    [("../x", "1"), ("1", "1"), ("a/b", "1"), ("a" * 129, "1"), ("ok", "../1"), ("ok", "99"), ("ok", "$LATEST/.."), ("", "1")],
+)
 def test_bad_aliases_are_refused(gateway: Gateway, target: str, unchanged, alias: str, version: str) -> None:
-    r = requests.post(f"{gateway.url}/2015-03-31/functions/{target}/aliases",
-                      json={"Name": alias, "FunctionVersion": version}, timeout=30)
+    r = requests.post(
+        f"{gateway.url}/2015-03-31/functions/{target}/aliases", json={"Name": alias, "FunctionVersion": version}, timeout=30
+    )
     lambda_error(r, (400, 404))
     assert requests.get(f"{gateway.url}/2015-03-31/functions/{target}/aliases", timeout=10).json()["Aliases"] == []
 
@@ -351,9 +419,19 @@ def test_bad_log_arguments_are_refused(gateway: Gateway, target: str, unchanged,
     lambda_error(raw(gateway, "GET", f"/system/functions/{target}/logs?{query}"), 400)
 
 
-@pytest.mark.parametrize("query", ["cursor=../../etc/passwd", "cursor=%2Fetc%2Fpasswd", "cursor=-1:0", "cursor=abc",
-                                   "cursor={cursor}&wait=nan", "cursor={cursor}&wait=abc", "cursor={cursor}&wait=-inf",
-                                   "wait=nan"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "cursor=../../etc/passwd",
+        "cursor=%2Fetc%2Fpasswd",
+        "cursor=-1:0",
+        "cursor=abc",
+        "cursor={cursor}&wait=nan",
+        "cursor={cursor}&wait=abc",
+        "cursor={cursor}&wait=-inf",
+        "wait=nan",
+    ],
+)
 def test_bad_follow_arguments_are_refused_at_once(gateway: Gateway, target: str, unchanged, query: str) -> None:
     first = requests.get(f"{gateway.url}/system/functions/{target}/logs/follow", timeout=10)
     query = query.format(cursor=first.headers["X-Faas-Log-Cursor"])
@@ -364,11 +442,20 @@ def test_bad_follow_arguments_are_refused_at_once(gateway: Gateway, target: str,
     assert took < 5, f"{query} held the request for {took:.1f} s"
 
 
-@pytest.mark.parametrize("path", ["/system/functions/../../etc/passwd", "/system/functions/%2e%2e/%2e%2e/etc/passwd",
-                                  "/system/../etc/passwd", "/2015-03-31/functions/../../etc/passwd/invocations",
-                                  "/faas/code/../../etc/passwd", "/faas/code/{target}/../../../faas.db",
-                                  "/faas/code/{target}/1.zip/..", "/ui/static/../../../faas/config.py",
-                                  "/ui/static/..%2F..%2F..%2Fpyproject.toml"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/system/functions/../../etc/passwd",
+        "/system/functions/%2e%2e/%2e%2e/etc/passwd",
+        "/system/../etc/passwd",
+        "/2015-03-31/functions/../../etc/passwd/invocations",
+        "/faas/code/../../etc/passwd",
+        "/faas/code/{target}/../../../faas.db",
+        "/faas/code/{target}/1.zip/..",
+        "/ui/static/../../../faas/config.py",
+        "/ui/static/..%2F..%2F..%2Fpyproject.toml",
+    ],
+)
 def test_traversal_in_url_paths_reaches_nothing(gateway: Gateway, target: str, unchanged, path: str) -> None:
     r = raw(gateway, "GET", path.format(target=target))
     lambda_error(r, (400, 404, 405))
@@ -378,8 +465,11 @@ def test_traversal_in_url_paths_reaches_nothing(gateway: Gateway, target: str, u
 def test_traversal_in_the_http_trigger_path_stays_the_functions_own(gateway: Gateway, make_function) -> None:
     name, folder = make_function("def handler(event, context):\n    return {'statusCode': 200, 'body': event['rawPath']}\n")
     gateway.deploy(folder)
-    for path in (f"/function/{name}/../../system/functions", f"/function/{name}/..%2F..%2Fsystem%2Ffunctions",
-                 f"/function/{name}/%2e%2e/%2e%2e/etc/passwd"):
+    for path in (
+        f"/function/{name}/../../system/functions",
+        f"/function/{name}/..%2F..%2Fsystem%2Ffunctions",
+        f"/function/{name}/%2e%2e/%2e%2e/etc/passwd",
+    ):
         r = raw(gateway, "GET", path)
         assert r.status == 200 and r.body.startswith("/") and ".." in r.body.replace("%2e", ".").replace("%2F", "/"), r.body
     for path in ("/function/..%2F..%2Fsystem/functions", "/function/../system/functions", "/function/%2e%2e/x"):
@@ -413,11 +503,18 @@ def many_entries(n: int) -> bytes:
     return buf.getvalue()
 
 
-BILLION_LAUGHS = SPEC + "\n".join(
-    ["a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]"]
-    + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
-       f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]" for i in range(8)]
-) + "\nenvironment: {X: *i}\n"
+BILLION_LAUGHS = (
+    SPEC
+    + "\n".join(
+        ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+        + [
+            f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},"
+            f"*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)},*{chr(97 + i)}]"
+            for i in range(8)
+        ]
+    )
+    + "\nenvironment: {X: *i}\n"
+)
 
 BAD_PACKAGES = {
     "bomb-200mb-of-zeros": (lambda: zeros_entry(200), "zip bomb"),
@@ -433,8 +530,10 @@ BAD_PACKAGES = {
     "fifo": (lambda: zip_bytes({"function.yaml": SPEC, "p": ""}, modes={"p": stat.S_IFIFO | 0o666}), "FIFO"),
     "socket": (lambda: zip_bytes({"function.yaml": SPEC, "s": ""}, modes={"s": stat.S_IFSOCK | 0o666}), "socket"),
     "yaml-over-1mb": (lambda: zip_bytes({"function.yaml": SPEC + "#" * (1024 * 1024), "app.py": APP}), "1048576"),
-    "yaml-python-object": (lambda: zip_bytes({"function.yaml": "name: !!python/object/apply:os.system ['id']\n"}),
-                           "not valid YAML"),
+    "yaml-python-object": (
+        lambda: zip_bytes({"function.yaml": "name: !!python/object/apply:os.system ['id']\n"}),
+        "not valid YAML",
+    ),
     "yaml-billion-laughs": (lambda: zip_bytes({"function.yaml": BILLION_LAUGHS, "app.py": APP}), "unknown key"),
     "yaml-not-utf8": (lambda: zip_bytes({"function.yaml": b"name: \xff\xfe\n"}), "UTF-8"),
     "not-a-zip": (lambda: b"PK\x03\x04 certainly not a zip", "not a valid zip"),
@@ -467,13 +566,21 @@ def test_a_zip_bomb_is_stopped_while_it_inflates(gateway: Gateway, unchanged) ->
 
 def test_a_legitimate_package_with_compressible_data_is_accepted(gateway: Gateway, make_function) -> None:
     """A 1 MB file of zeros (inside the ratio's grace) and ordinary text go through."""
-    name, folder = make_function(APP, files={"data/zeros.txt": "0" * (1024 * 1024), "data/text.json": json.dumps(
-        [{"key": i, "value": "v" * 50} for i in range(5000)])})
+    name, folder = make_function(
+        APP,
+        files={
+            "data/zeros.txt": "0" * (1024 * 1024),
+            "data/text.json": json.dumps([{"key": i, "value": "v" * 50} for i in range(5000)]),
+        },
+    )
     gateway.deploy(folder)
     assert gateway.invoke(name).json() == "ok"
     digest = hashlib.sha256(b"0" * (1024 * 1024)).hexdigest()
-    package = next(p for p in (gateway.state_dir / "packages").iterdir() if (p / "data" / "zeros.txt").exists()
-                   and hashlib.sha256((p / "data" / "zeros.txt").read_bytes()).hexdigest() == digest)
+    package = next(
+        p
+        for p in (gateway.state_dir / "packages").iterdir()
+        if (p / "data" / "zeros.txt").exists() and hashlib.sha256((p / "data" / "zeros.txt").read_bytes()).hexdigest() == digest
+    )
     assert package.is_dir()
 
 
@@ -494,6 +601,6 @@ def test_deflate_stream_lies_are_corrupt_not_crashes(gateway: Gateway, unchanged
         z.writestr("app.py", APP * 50)
     data = bytearray(buf.getvalue())
     start = data.index(b"PK\x03\x04", 10)  # the second entry's local header
-    data[start + 40:start + 60] = b"\xff" * 20  # corrupt its deflate stream
+    data[start + 40 : start + 60] = b"\xff" * 20  # corrupt its deflate stream
     body = lambda_error(put_zip(gateway, "bad", bytes(data)), 400)
     assert "corrupt" in body["Message"] or "not a valid zip" in body["Message"]

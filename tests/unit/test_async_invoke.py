@@ -3,18 +3,19 @@ the on-failure records, and events that survive a restart."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
-from faas.invoke.async_invoke import AsyncInvoker, Policy
-from faas.errors import FunctionNotFound, TooManyRequests
-from faas.models import Result
 from faas.deploy.store import Store
+from faas.errors import FunctionNotFound, TooManyRequests
+from faas.invoke.async_invoke import AsyncInvoker, Policy
+from faas.models import Result
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -78,12 +79,14 @@ def test_function_errors_are_retried_twice_then_recorded(db: Path, tmp_path: Pat
     finally:
         inv.close()
     assert len(script.calls) == 3
-    gaps = [b[4] - a[4] for a, b in zip(script.calls, script.calls[1:])]
+    gaps = [b[4] - a[4] for a, b in itertools.pairwise(script.calls)]
     assert 0.18 <= gaps[0] < 0.39 and 0.38 <= gaps[1], gaps  # Lambda's 1 then 2 minutes, scaled
     (record,) = inv.failures("f")
     assert record["requestContext"] == {
-        "requestId": rid, "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
-        "condition": "RetriesExhausted", "approximateInvokeCount": 3,
+        "requestId": rid,
+        "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:f:$LATEST",
+        "condition": "RetriesExhausted",
+        "approximateInvokeCount": 3,
     }
     assert record["requestPayload"] == {"n": 7}
     assert record["responseContext"] == {"statusCode": 200, "executedVersion": "3", "functionError": "Unhandled"}

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -92,8 +93,13 @@ def test_a_call_that_ran_is_recorded_with_typed_states() -> None:
 
 @pytest.mark.parametrize(
     ("status", "expected"),
-    [(OutcomeStatus.ERROR, Status.ERROR), (OutcomeStatus.EXIT, Status.ERROR), (OutcomeStatus.TIMEOUT, Status.TIMEOUT),
-     (OutcomeStatus.OOM, Status.OOM), ("exit", Status.ERROR)],
+    [
+        (OutcomeStatus.ERROR, Status.ERROR),
+        (OutcomeStatus.EXIT, Status.ERROR),
+        (OutcomeStatus.TIMEOUT, Status.TIMEOUT),
+        (OutcomeStatus.OOM, Status.OOM),
+        ("exit", Status.ERROR),
+    ],
 )
 def test_an_environments_outcome_becomes_the_calls_status(status: str, expected: Status) -> None:
     s, _, _ = scheduler(Pool([Outcome(b"{}", "Some.Error", status)]))

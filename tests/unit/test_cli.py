@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import json
-import re
 import logging
+import re
 import socket
 import sys
 import threading
 import time
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -99,7 +100,9 @@ def test_deploy_then_unchanged(gateway: str, fake: FakePlatform, tmp_path: Path,
     assert out.startswith("deployed hello version 2")
 
 
-def test_deploy_a_folder_of_functions(gateway: str, fake: FakePlatform, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_deploy_a_folder_of_functions(
+    gateway: str, fake: FakePlatform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write_function(tmp_path / "fns" / "a", "alpha")
     write_function(tmp_path / "fns" / "nested" / "b", "beta")
     (tmp_path / "fns" / "notes").mkdir()
@@ -214,8 +217,9 @@ def test_no_gateway_answering_is_exit_2(monkeypatch: pytest.MonkeyPatch, capsys:
     assert err.strip() == f"no faas gateway answers at {url} — start one with `faas up`"
 
 
-def test_gateway_option_beats_the_environment(gateway: str, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_gateway_option_beats_the_environment(
+    gateway: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("FAAS_GATEWAY", f"http://127.0.0.1:{free_port()}")
     code, _, _ = run(capsys, "ls", "--gateway", gateway)
     assert code == 0
@@ -262,8 +266,7 @@ def fake_runtime_modules(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]
     return calls
 
 
-def test_runtimes_build(fake_runtime_modules: dict[str, list[Any]], tmp_path: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_runtimes_build(fake_runtime_modules: dict[str, list[Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "runtimes", "build", "--force", "--state-dir", str(tmp_path))
     assert code == 0 and "ready" in out and "images: up to date" in err
     assert fake_runtime_modules["engine"] == [tmp_path.resolve()]
@@ -271,9 +274,13 @@ def test_runtimes_build(fake_runtime_modules: dict[str, list[Any]], tmp_path: Pa
     assert fake_runtime_modules["images"][0]["force"] is True
 
 
-def test_up_prepares_runtimes_serves_and_deploys(fake_runtime_modules: dict[str, list[Any]], fake: FakePlatform,
-                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_prepares_runtimes_serves_and_deploys(
+    fake_runtime_modules: dict[str, list[Any]],
+    fake: FakePlatform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     write_function(tmp_path / "fns" / "a", "alpha")
     write_function(tmp_path / "fns" / "b", "beta")
     port = free_port()
@@ -296,8 +303,9 @@ def test_up_prepares_runtimes_serves_and_deploys(fake_runtime_modules: dict[str,
     import gateway.server
 
     monkeypatch.setattr(gateway.server, "serve", fake_serve)
-    code, out, err = run(capsys, "up", str(tmp_path / "fns"), "--port", str(port), "--state-dir", str(tmp_path / "state"),
-                         "--threads", "8")
+    code, out, err = run(
+        capsys, "up", str(tmp_path / "fns"), "--port", str(port), "--state-dir", str(tmp_path / "state"), "--threads", "8"
+    )
     assert code == 0, err
     assert served[0].port == port and served[0].threads == 8 and served[0].state_dir == (tmp_path / "state").resolve()
     assert fake_runtime_modules["engine"] and fake_runtime_modules["images"]
@@ -307,21 +315,23 @@ def test_up_prepares_runtimes_serves_and_deploys(fake_runtime_modules: dict[str,
     assert "stopped" in err
 
 
-def test_up_refuses_a_folder_without_functions(fake_runtime_modules: dict[str, list[Any]], tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_refuses_a_folder_without_functions(
+    fake_runtime_modules: dict[str, list[Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(capsys, "up", str(tmp_path), "--port", str(free_port()))
     assert code == 1 and "no function.yaml" in err
     assert fake_runtime_modules["engine"] == []  # nothing started for a typo
 
 
-def test_up_refuses_when_a_gateway_already_answers(fake_runtime_modules: dict[str, list[Any]], gateway: str,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_refuses_when_a_gateway_already_answers(
+    fake_runtime_modules: dict[str, list[Any]], gateway: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = gateway.rsplit(":", 1)[1]
     code, _, err = run(capsys, "up", "--port", port)
     assert code == 1 and "already answers" in err
 
 
-UP_SCRIPT = '''
+UP_SCRIPT = """
 import io, sys, time, types, zipfile
 from pathlib import Path
 import yaml
@@ -356,7 +366,7 @@ from faas.cli import main as cli
 code = cli.main(sys.argv[3:])
 mark("exit", str(code))
 sys.exit(code)
-'''
+"""
 
 
 def test_up_for_real_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
@@ -373,9 +383,24 @@ def test_up_for_real_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAAS_")}
     proc = subprocess.Popen(
-        [sys.executable, str(tmp_path / "up.py"), str(tmp_path), str(REPO), "up", str(tmp_path / "fns"), "--port", str(port),
-         "--state-dir", str(tmp_path / "state"), "--threads", "4"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        [
+            sys.executable,
+            str(tmp_path / "up.py"),
+            str(tmp_path),
+            str(REPO),
+            "up",
+            str(tmp_path / "fns"),
+            "--port",
+            str(port),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--threads",
+            "4",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -391,7 +416,8 @@ def test_up_for_real_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
         r = requests.post(f"{url}/2015-03-31/functions/hello/invocations", data=b'{"a": 1}', timeout=5)
         assert r.status_code == 200 and r.content == b'{"a": 1}'
         assert requests.get(f"{url}/system/functions/hello", timeout=5).json()["source_dir"] == str(
-            (tmp_path / "fns" / "hello").resolve())
+            (tmp_path / "fns" / "hello").resolve()
+        )
         time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=30)

@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import yaml
 
-from faas.cli import compose
-
+from faas.cli import compose, healthcheck
 from faas.containers import gateway_image
-
-from faas.cli import healthcheck
 from faas.errors import ImageBuildError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,10 +52,12 @@ def test_gateway_tag_follows_sources_runtimes_and_dependencies(tree: Path) -> No
     assert gateway_image.gateway_image_tag(tree) == first  # bytecode does not count
 
     seen = {first}
-    for path, text in ((tree / "faas" / "cli.py", "print('changed')\n"),
-                       (tree / "runtimes" / "python" / "bootstrap", "#!/bin/sh\nexit 0\n"),
-                       (tree / "pyproject.toml", '[project]\nname = "faas"\ndependencies = ["docker==7.1.0"]\n'),
-                       (tree / "gateway" / "base.conf", "suite = bookworm\npackages = python3 python3-venv mmdebstrap\n")):
+    for path, text in (
+        (tree / "faas" / "cli.py", "print('changed')\n"),
+        (tree / "runtimes" / "python" / "bootstrap", "#!/bin/sh\nexit 0\n"),
+        (tree / "pyproject.toml", '[project]\nname = "faas"\ndependencies = ["docker==7.1.0"]\n'),
+        (tree / "gateway" / "base.conf", "suite = bookworm\npackages = python3 python3-venv mmdebstrap\n"),
+    ):
         path.write_text(text)
         tag = gateway_image.gateway_image_tag(tree)
         assert tag not in seen, f"changing {path.name} did not change the tag"
@@ -99,8 +98,16 @@ class FakeExecutor:
     def engine_arch(self) -> str:
         return "x86_64"
 
-    def build_image(self, context_dir: Path, tag: str, buildargs: dict[str, str], on_line, *, dockerfile: str = "Dockerfile",
-                    labels: dict[str, str] | None = None) -> None:
+    def build_image(
+        self,
+        context_dir: Path,
+        tag: str,
+        buildargs: dict[str, str],
+        on_line,
+        *,
+        dockerfile: str = "Dockerfile",
+        labels: dict[str, str] | None = None,
+    ) -> None:
         files = sorted(p.relative_to(context_dir).as_posix() for p in context_dir.rglob("*") if p.is_file())
         self.builds.append((tag, buildargs, files))
         self.images.add(tag)
@@ -221,8 +228,9 @@ def test_healthy_only_once_the_start_functions_are_deployed(fake_gateway, tmp_pa
     problem = healthcheck.check(url, [functions], marker=marker)
     assert problem is not None and problem.startswith("not deployed yet: ") and "hello" in problem
     assert not marker.exists()
-    names = [yaml.safe_load((f / "function.yaml").read_text())["name"] for f in functions.iterdir()
-             if (f / "function.yaml").is_file()]
+    names = [
+        yaml.safe_load((f / "function.yaml").read_text())["name"] for f in functions.iterdir() if (f / "function.yaml").is_file()
+    ]
     deployed.extend(names)
     assert healthcheck.check(url, [functions], marker=marker) is None
     assert marker.exists()
@@ -256,8 +264,9 @@ class FakeContainers:
 def test_up_waits_for_the_health_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(compose, "POLL_S", 0.0)
     seen: list[str] = []
-    ex = FakeContainers([{"Running": True, "Health": {"Status": "starting"}}] * 3
-                        + [{"Running": True, "Health": {"Status": "healthy"}}])
+    ex = FakeContainers(
+        [{"Running": True, "Health": {"Status": "starting"}}] * 3 + [{"Running": True, "Health": {"Status": "healthy"}}]
+    )
     compose.wait_healthy(ex, "c1", "http://127.0.0.1:9", status=seen.append)  # type: ignore[arg-type]
     assert ex.states == [{"Running": True, "Health": {"Status": "healthy"}}]
     assert seen == ["faas is starting: error: /functions: no function.yaml in it"]  # each new line once

@@ -15,9 +15,10 @@ import textwrap
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -30,6 +31,7 @@ from gateway.app import create_app
 from tests.fakes import FakePlatform, Handler
 
 REPO = Path(__file__).resolve().parents[2]
+
 
 def failing(message: str = "boom") -> Handler:
     body = json.dumps({"errorMessage": message, "errorType": "ValueError", "stackTrace": []}).encode()
@@ -134,19 +136,22 @@ class _Unreadable(io.RawIOBase):
 
 
 def test_content_length_is_checked_before_reading(client: Any) -> None:
-    r = client.post(invoke_path("hello"), environ_overrides={
-        "wsgi.input": _Unreadable(), "CONTENT_LENGTH": str(SYNC_PAYLOAD_LIMIT + 1)})
+    r = client.post(
+        invoke_path("hello"), environ_overrides={"wsgi.input": _Unreadable(), "CONTENT_LENGTH": str(SYNC_PAYLOAD_LIMIT + 1)}
+    )
     assert r.status_code == 413
 
 
 def test_chunked_body_over_6_mb_is_413_by_real_length(client: Any, fake: FakePlatform) -> None:
     r = client.post(
-        invoke_path("hello"), input_stream=io.BytesIO(_json_of_size(SYNC_PAYLOAD_LIMIT + 1)),
+        invoke_path("hello"),
+        input_stream=io.BytesIO(_json_of_size(SYNC_PAYLOAD_LIMIT + 1)),
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert r.status_code == 413
-    ok = client.post(invoke_path("hello"), input_stream=io.BytesIO(b'{"x": 1}'),
-                     environ_overrides={"wsgi.input_terminated": True})
+    ok = client.post(
+        invoke_path("hello"), input_stream=io.BytesIO(b'{"x": 1}'), environ_overrides={"wsgi.input_terminated": True}
+    )
     assert ok.status_code == 200 and ok.data == b'{"x": 1}'
 
 
@@ -194,8 +199,9 @@ def test_event_invocation_uses_invoke_async(fake: FakePlatform) -> None:
         ("arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Ahello", "?Qualifier=4", ("hello", "4")),
     ],
 )
-def test_function_names_arns_and_qualifiers(client: Any, fake: FakePlatform, function: str, query: str,
-                                            expected: tuple[str, str | None]) -> None:
+def test_function_names_arns_and_qualifiers(
+    client: Any, fake: FakePlatform, function: str, query: str, expected: tuple[str, str | None]
+) -> None:
     r = client.post(invoke_path(function) + query, data=b"{}")
     assert r.status_code == 200, r.data
     assert (fake.invoked[0]["name"], fake.invoked[0]["qualifier"]) == expected
@@ -215,8 +221,9 @@ def test_malformed_function_name_is_a_validation_error(client: Any) -> None:
 
 def test_client_context_is_decoded_for_the_function(client: Any, fake: FakePlatform) -> None:
     context = json.dumps({"custom": {"k": "v"}, "env": {}})
-    r = client.post(invoke_path("hello"), data=b"{}",
-                    headers={"X-Amz-Client-Context": base64.b64encode(context.encode()).decode()})
+    r = client.post(
+        invoke_path("hello"), data=b"{}", headers={"X-Amz-Client-Context": base64.b64encode(context.encode()).decode()}
+    )
     assert r.status_code == 200
     assert fake.invoked[0]["client_context"] == context
 
@@ -277,8 +284,13 @@ def test_deploy_is_201_when_changed_and_200_when_unchanged(client: Any, fake: Fa
     assert r.status_code == 201
     body = r.get_json()
     assert {k: body[k] for k in ("name", "version", "runtime", "handler", "memory", "timeout", "changed")} == {
-        "name": "echo", "version": 1, "runtime": "python3.11", "handler": "app.handler", "memory": 256,
-        "timeout": 3, "changed": True,
+        "name": "echo",
+        "version": 1,
+        "runtime": "python3.11",
+        "handler": "app.handler",
+        "memory": 256,
+        "timeout": 3,
+        "changed": True,
     }
     assert body["code_sha256"] == sha256(data).hexdigest() and body["code_size"] == len(data)
     assert fake.deploys[-1] == {"size": len(data), "expected_name": "echo", "source_dir": "/src/echo"}
@@ -296,8 +308,9 @@ def test_deploy_with_a_different_name_is_refused(client: Any) -> None:
 
 
 def test_deploy_over_50_mb_is_refused_before_reading(client: Any) -> None:
-    r = client.put("/system/functions/echo", environ_overrides={
-        "wsgi.input": _Unreadable(), "CONTENT_LENGTH": str(50 * 1024 * 1024 + 1)})
+    r = client.put(
+        "/system/functions/echo", environ_overrides={"wsgi.input": _Unreadable(), "CONTENT_LENGTH": str(50 * 1024 * 1024 + 1)}
+    )
     assert r.status_code == 413
     assert r.headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"
 
@@ -367,8 +380,12 @@ def lambda_client(live_url: str) -> Any:
     from botocore.config import Config as BotoConfig
 
     return boto3.client(
-        "lambda", endpoint_url=live_url, region_name="us-east-1", aws_access_key_id="test",
-        aws_secret_access_key="test", config=BotoConfig(retries={"max_attempts": 0}),
+        "lambda",
+        endpoint_url=live_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=BotoConfig(retries={"max_attempts": 0}),
     )
 
 
@@ -519,8 +536,9 @@ def test_serve_runs_gunicorn_and_stops_cleanly_on_sigterm(tmp_path: Path) -> Non
     script = tmp_path / "serve.py"
     script.write_text(SERVE_SCRIPT)
     env = {**os.environ, "FAAS_STATE_DIR": str(tmp_path / "state"), "FAAS_PORT": str(port), "FAAS_THREADS": "4"}
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path), str(REPO)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path), str(REPO)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 20

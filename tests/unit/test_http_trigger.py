@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -23,8 +24,14 @@ def event(**overrides: Any) -> dict[str, Any]:
         "method": "POST",
         "raw_path": "/my/path",
         "raw_query": "parameter1=value1&parameter1=value2&parameter2=value",
-        "headers": [("Host", "127.0.0.1:8080"), ("User-Agent", "agent"), ("Header1", "value1"),
-                    ("Header2", "value1"), ("Header2", "value2"), ("Content-Type", "text/plain")],
+        "headers": [
+            ("Host", "127.0.0.1:8080"),
+            ("User-Agent", "agent"),
+            ("Header1", "value1"),
+            ("Header2", "value1"),
+            ("Header2", "value2"),
+            ("Content-Type", "text/plain"),
+        ],
         "body": b"Hello from client!",
         "source_ip": "127.0.0.1",
         "function_name": "hello",
@@ -41,8 +48,18 @@ def event(**overrides: Any) -> dict[str, Any]:
 
 def test_event_has_the_fields_of_payload_format_2_in_lambdas_order() -> None:
     e = event(headers=[("Host", "127.0.0.1:8080"), ("Cookie", "a=1")])
-    assert list(e) == ["version", "routeKey", "rawPath", "rawQueryString", "cookies", "headers",
-                       "queryStringParameters", "requestContext", "body", "isBase64Encoded"]
+    assert list(e) == [
+        "version",
+        "routeKey",
+        "rawPath",
+        "rawQueryString",
+        "cookies",
+        "headers",
+        "queryStringParameters",
+        "requestContext",
+        "body",
+        "isBase64Encoded",
+    ]
     assert e["version"] == "2.0" and e["routeKey"] == "$default"
 
 
@@ -111,15 +128,16 @@ def test_query_values_are_decoded_and_blank_values_kept() -> None:
     assert e["queryStringParameters"] == {"q": "a b", "plus": "x y", "empty": "", "flag": ""}
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "text/html",
-                                          "application/xml", "application/javascript"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "text/html", "application/xml", "application/javascript"],
+)
 def test_text_bodies_arrive_as_text(content_type: str) -> None:
     e = event(headers=[("Content-Type", content_type)], body='{"é": 1}'.encode())
     assert e["body"] == '{"é": 1}' and e["isBase64Encoded"] is False
 
 
-@pytest.mark.parametrize("content_type", [None, "application/octet-stream", "image/png",
-                                          "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize("content_type", [None, "application/octet-stream", "image/png", "application/x-www-form-urlencoded"])
 def test_other_bodies_arrive_base64_encoded(content_type: str | None) -> None:
     raw = b"\x00\xff\x80\nbinary"
     headers = [("Content-Type", content_type)] if content_type else []
@@ -151,13 +169,15 @@ def test_a_string_result_is_sent_as_json() -> None:
 
 
 def test_custom_response_with_headers_body_and_cookies() -> None:
-    payload = json.dumps({
-        "statusCode": 201,
-        "headers": {"Content-Type": "text/plain", "My-Custom-Header": "Custom Value", "X-Num": 5},
-        "body": "created",
-        "cookies": ["Cookie_1=Value1; Expires=21 Oct 2021 07:48 GMT", "Cookie_2=Value2; Max-Age=78000"],
-        "isBase64Encoded": False,
-    }).encode()
+    payload = json.dumps(
+        {
+            "statusCode": 201,
+            "headers": {"Content-Type": "text/plain", "My-Custom-Header": "Custom Value", "X-Num": 5},
+            "body": "created",
+            "cookies": ["Cookie_1=Value1; Expires=21 Oct 2021 07:48 GMT", "Cookie_2=Value2; Max-Age=78000"],
+            "isBase64Encoded": False,
+        }
+    ).encode()
     status, headers, body, cookies = build_response(payload)
     assert status == 201
     assert headers == [("Content-Type", "text/plain"), ("My-Custom-Header", "Custom Value"), ("X-Num", "5")]
@@ -166,8 +186,9 @@ def test_custom_response_with_headers_body_and_cookies() -> None:
 
 
 def test_base64_body_is_decoded_and_content_type_defaults_to_json() -> None:
-    status, headers, body, _ = build_response(json.dumps({
-        "statusCode": 200, "body": base64.b64encode(b"\x89PNG").decode(), "isBase64Encoded": True}).encode())
+    status, headers, body, _ = build_response(
+        json.dumps({"statusCode": 200, "body": base64.b64encode(b"\x89PNG").decode(), "isBase64Encoded": True}).encode()
+    )
     assert body == b"\x89PNG" and ("content-type", "application/json") in headers
 
 
@@ -175,9 +196,16 @@ def test_status_code_without_body_is_empty() -> None:
     assert build_response(b'{"statusCode": 204}')[2] == b""
 
 
-@pytest.mark.parametrize("payload", [b"not json", b'{"statusCode": "abc"}', b'{"statusCode": 99}',
-                                     b'{"statusCode": 200, "body": "@@", "isBase64Encoded": true}',
-                                     b'{"statusCode": 200, "headers": {"X": "a\\nb"}}'])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b'{"statusCode": "abc"}',
+        b'{"statusCode": 99}',
+        b'{"statusCode": 200, "body": "@@", "isBase64Encoded": true}',
+        b'{"statusCode": 200, "headers": {"X": "a\\nb"}}',
+    ],
+)
 def test_unusable_responses_are_invalid(payload: bytes) -> None:
     with pytest.raises(InvalidFunctionResponse):
         build_response(payload)
@@ -199,8 +227,12 @@ def events(platform: FakePlatform) -> list[dict[str, Any]]:
 
 
 def echo(ev: dict[str, Any]) -> dict[str, Any]:
-    return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": json.dumps(ev),
-            "cookies": ["s=1; Path=/", "t=2"]}
+    return {
+        "statusCode": 200,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps(ev),
+        "cookies": ["s=1; Path=/", "t=2"],
+    }
 
 
 def test_route_builds_the_event_and_maps_the_response() -> None:
@@ -220,8 +252,9 @@ def test_route_builds_the_event_and_maps_the_response() -> None:
     assert r.headers["x-amzn-RequestId"]
 
 
-@pytest.mark.parametrize("url, raw_path", [("/function/web", "/"), ("/function/web/", "/"),
-                                           ("/function/web/a%20b/c", "/a%20b/c")])
+@pytest.mark.parametrize(
+    "url, raw_path", [("/function/web", "/"), ("/function/web/", "/"), ("/function/web/a%20b/c", "/a%20b/c")]
+)
 def test_raw_path_is_the_path_below_the_function(url: str, raw_path: str) -> None:
     platform = trigger_platform(lambda ev: {"ok": True})
     r = create_app(platform).test_client().get(url)

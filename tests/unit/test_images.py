@@ -138,20 +138,27 @@ def test_sources_from_deb822(tmp_path):
 
 
 def test_sources_leave_out_third_party_and_disabled_repositories(tmp_path):
-    etc, os_release = write_etc(tmp_path, {
-        "sources.list": "deb http://mirror.example/debian bookworm main\n# deb http://old.example/debian bookworm main\n",
-        "sources.list.d/docker.list": "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.gpg] http://vendor.example/linux/debian bookworm stable\n",
-        "sources.list.d/node.sources": "Types: deb\nURIs: http://vendor.example/node\nSuites: nodistro\nComponents: main\n",
-        "sources.list.d/off.sources": "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nComponents: main\nEnabled: no\n",
-        "sources.list.d/node.sources.disabled": DEB822,
-    })
+    etc, os_release = write_etc(
+        tmp_path,
+        {
+            "sources.list": "deb http://mirror.example/debian bookworm main\n# deb http://old.example/debian bookworm main\n",
+            "sources.list.d/docker.list": "deb [arch=amd64 signed-by=/etc/apt/keyrings/docker.gpg] http://vendor.example/linux/debian bookworm stable\n",
+            "sources.list.d/node.sources": "Types: deb\nURIs: http://vendor.example/node\nSuites: nodistro\nComponents: main\n",
+            "sources.list.d/off.sources": "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nComponents: main\nEnabled: no\n",
+            "sources.list.d/node.sources.disabled": DEB822,
+        },
+    )
     assert images.debian_sources("bookworm", etc=etc, os_release=os_release) == "deb http://mirror.example/debian bookworm main\n"
 
 
 def test_sources_of_a_newer_host_are_pointed_at_the_runtime_suite(tmp_path):
-    etc, os_release = write_etc(tmp_path, {
-        "sources.list.d/debian.sources": DEB822.replace("bookworm", "trixie"),
-    }, codename="trixie")
+    etc, os_release = write_etc(
+        tmp_path,
+        {
+            "sources.list.d/debian.sources": DEB822.replace("bookworm", "trixie"),
+        },
+        codename="trixie",
+    )
     lines = images.debian_sources("bookworm", etc=etc, os_release=os_release).splitlines()
     assert [line.split()[-2] for line in lines] == ["bookworm", "bookworm-updates", "bookworm-security"]
 

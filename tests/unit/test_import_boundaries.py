@@ -43,10 +43,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_cli_side_imports_nothing_of_the_invoke_room() -> None:
-    offenders = {
-        str(path.relative_to(ROOT)): sorted(m for m in _imports(path) if m.startswith(WORKER_ONLY))
-        for path in CLI_SIDE
-    }
+    offenders = {str(path.relative_to(ROOT)): sorted(m for m in _imports(path) if m.startswith(WORKER_ONLY)) for path in CLI_SIDE}
     assert {k: v for k, v in offenders.items() if v} == {}
 
 

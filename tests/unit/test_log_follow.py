@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from faas.logs import follow as log_follow
 from faas.errors import ValidationError
+from faas.logs import follow as log_follow
 
 
 def test_start_then_new_whole_lines_only(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,7 +13,12 @@ RID = "8f5e2b8c-0000-4000-8000-000000000001"
 
 def test_a_warm_call() -> None:
     text = framing.call_log(
-        request_id=RID, version=3, output="hello\nworld", duration_ms=1.234, memory_mb=128, max_memory_mb=41,
+        request_id=RID,
+        version=3,
+        output="hello\nworld",
+        duration_ms=1.234,
+        memory_mb=128,
+        max_memory_mb=41,
     )
     assert text == (
         f"START RequestId: {RID} Version: 3\n"
@@ -33,7 +38,12 @@ def test_a_call_without_output_has_no_empty_line() -> None:
 def test_a_cold_call_with_init_logs() -> None:
     prefix = framing.init_log("python3.11", "loading model")
     text = framing.call_log(
-        request_id=RID, version=2, output="handled\n", duration_ms=10.0, memory_mb=256, max_memory_mb=60,
+        request_id=RID,
+        version=2,
+        output="handled\n",
+        duration_ms=10.0,
+        memory_mb=256,
+        max_memory_mb=60,
         init_ms=312.456,
     )
     assert prefix == "INIT_START Runtime Version: python3.11\nloading model\n"
@@ -50,23 +60,34 @@ def test_a_cold_call_with_init_logs() -> None:
 
 
 def test_a_timeout_reports_at_least_the_timeout_and_says_so() -> None:
-    when = datetime(2026, 12, 4, 12, 0, 1, 234567, tzinfo=timezone.utc)
+    when = datetime(2026, 12, 4, 12, 0, 1, 234567, tzinfo=UTC)
     text = framing.call_log(
-        request_id=RID, version=1, output="working", duration_ms=2998.7, memory_mb=128, max_memory_mb=30,
-        timed_out_after_s=3, when=when,
+        request_id=RID,
+        version=1,
+        output="working",
+        duration_ms=2998.7,
+        memory_mb=128,
+        max_memory_mb=30,
+        timed_out_after_s=3,
+        when=when,
     )
     assert text.splitlines() == [
         f"START RequestId: {RID} Version: 1",
         "working",
         f"END RequestId: {RID}",
-        f"REPORT RequestId: {RID}\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\t"
-        "Max Memory Used: 30 MB\t",
+        f"REPORT RequestId: {RID}\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 30 MB\t",
         f"2026-12-04T12:00:01.234Z {RID} Task timed out after 3.00 seconds",
     ]
     assert text.endswith("seconds\n")
     later = framing.call_log(
-        request_id=RID, version=1, output="", duration_ms=3012.5, memory_mb=128, max_memory_mb=30,
-        timed_out_after_s=3, when=when,
+        request_id=RID,
+        version=1,
+        output="",
+        duration_ms=3012.5,
+        memory_mb=128,
+        max_memory_mb=30,
+        timed_out_after_s=3,
+        when=when,
     )
     assert "\tDuration: 3012.50 ms\tBilled Duration: 3013 ms\t" in later  # a late notice is reported as measured
 
@@ -78,8 +99,7 @@ def test_out_of_memory_reports_the_whole_memory_as_used() -> None:
     assert framing.max_memory_used(128, 0) == 0  # no peak read
     line = framing.report_line(RID, 153.2, 128, framing.max_memory_used(128, 0, out_of_memory=True))
     assert line == (
-        f"REPORT RequestId: {RID}\tDuration: 153.20 ms\tBilled Duration: 154 ms\tMemory Size: 128 MB\t"
-        "Max Memory Used: 128 MB\t"
+        f"REPORT RequestId: {RID}\tDuration: 153.20 ms\tBilled Duration: 154 ms\tMemory Size: 128 MB\tMax Memory Used: 128 MB\t"
     )
 
 

@@ -11,8 +11,9 @@ from faas.logs.store import LogStore
 
 
 @pytest.mark.parametrize("batched", [False, True])
-def test_rotation_keeps_the_newest_lines_in_the_current_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              batched: bool) -> None:
+def test_rotation_keeps_the_newest_lines_in_the_current_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
     monkeypatch.setattr(logs, "FILE_ROTATE_BYTES", 10_000)
     monkeypatch.setattr(logs, "LINGER_S", 0.5 if batched else 0.0)  # batched: every call lands in one write
     store = LogStore(tmp_path)

@@ -8,22 +8,21 @@ import io
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from faas.observe.activity import Activity, bucket_of, bucket_value, percentile
+from faas.cli.top import render
 from faas.config import Config
 from faas.errors import ValidationError
-from faas.observe.metrics import Metrics
 from faas.models import FunctionSpec, FunctionVersion, Result
+from faas.observe.activity import Activity, bucket_of, bucket_value, percentile
+from faas.observe.metrics import Metrics
 from faas.platform import Platform
-from faas.cli.top import render
 from gateway.app import create_app
-from tests.fakes import FakePlatform
-from tests.fakes import ProcessExecutor
+from tests.fakes import FakePlatform, ProcessExecutor
 
 
 def version(name: str = "f", memory: int = 128) -> FunctionVersion:
@@ -31,8 +30,17 @@ def version(name: str = "f", memory: int = 128) -> FunctionVersion:
 
 
 def result(status: str = "ok", start: str = "warm", ms: float = 1.0, init: float | None = None, rid: str = "r") -> Result:
-    return Result(request_id=rid, payload=b"{}", version=1, duration_ms=ms, init_duration_ms=init, start=start,
-                  status=status, max_memory_mb=40, logs=f"START RequestId: {rid}\nREPORT RequestId: {rid}\n")
+    return Result(
+        request_id=rid,
+        payload=b"{}",
+        version=1,
+        duration_ms=ms,
+        init_duration_ms=init,
+        start=start,
+        status=status,
+        max_memory_mb=40,
+        logs=f"START RequestId: {rid}\nREPORT RequestId: {rid}\n",
+    )
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -73,8 +81,12 @@ def test_metrics_count_each_outcome_and_start_type() -> None:
 
 
 def test_scrape_time_gauges_read_environments_memory_and_the_queue() -> None:
-    envs = [{"function": "a", "state": "ready"}, {"function": "a", "state": "busy"}, {"function": "a", "state": "ready"},
-            {"function": "b", "state": "starting"}]
+    envs = [
+        {"function": "a", "state": "ready"},
+        {"function": "a", "state": "busy"},
+        {"function": "a", "state": "ready"},
+        {"function": "b", "state": "starting"},
+    ]
     metrics = Metrics(
         environments=lambda: envs,
         containers=lambda: [("a", "c1"), ("a", "c2"), ("b", "c3")],
@@ -156,8 +168,9 @@ def test_concurrent_recorders_never_make_a_poller_skip_a_call() -> None:
 
     poller = threading.Thread(target=poll)
     poller.start()
-    writers = [threading.Thread(target=lambda w=w: [activity.record(fv, result(rid=f"{w}-{i}")) for i in range(2000)])
-               for w in range(4)]
+    writers = [
+        threading.Thread(target=lambda w=w: [activity.record(fv, result(rid=f"{w}-{i}")) for i in range(2000)]) for w in range(4)
+    ]
     [t.start() for t in writers]
     [t.join() for t in writers]
     stop.set()
@@ -198,12 +211,29 @@ def test_top_renders_a_row_per_function() -> None:
     from rich.console import Console
 
     overview = {
-        "time": 0, "window_s": 10, "async_queue_depth": 2,
+        "time": 0,
+        "window_s": 10,
+        "async_queue_depth": 2,
         "environments": [{"function": "hello", "state": "ready"}],
-        "functions": [{"name": "hello", "version": 3, "memory": 128, "environments": {"ready": 1},
-                       "stats": {"calls_per_s": 12.5, "p50_ms": 1.04, "p99_ms": 3.5, "errors": 1, "throttled": 0,
-                                 "total_calls": 200, "total_errors": 4, "calls": 125}},
-                      {"name": "idle", "version": 1, "memory": 256, "environments": {}, "stats": None}],
+        "functions": [
+            {
+                "name": "hello",
+                "version": 3,
+                "memory": 128,
+                "environments": {"ready": 1},
+                "stats": {
+                    "calls_per_s": 12.5,
+                    "p50_ms": 1.04,
+                    "p99_ms": 3.5,
+                    "errors": 1,
+                    "throttled": 0,
+                    "total_calls": 200,
+                    "total_errors": 4,
+                    "calls": 125,
+                },
+            },
+            {"name": "idle", "version": 1, "memory": 256, "environments": {}, "stats": None},
+        ],
     }
     console = Console(width=120, record=True)
     console.print(render(overview, "http://127.0.0.1:8080"))
@@ -253,7 +283,9 @@ def test_gateway_serves_metrics_and_the_dashboard_api(platform: Platform) -> Non
     assert throttled.status_code == 429
 
     s = samples(client.get("/metrics").get_data(as_text=True))
-    calls = lambda status, start: s.get(("faas_invocations_total", (("function", "obs"), ("start", start), ("status", status))), 0)
+    calls = lambda status, start: s.get(
+        ("faas_invocations_total", (("function", "obs"), ("start", start), ("status", status))), 0
+    )
     assert (calls("ok", "cold"), calls("ok", "warm"), calls("error", "warm"), calls("throttled", "none")) == (1, 1, 1, 1)
     assert s[("faas_environments", (("function", "obs"), ("state", "ready")))] == 1
 
@@ -290,8 +322,13 @@ def test_top_keeps_drawing_when_the_gateway_stops_answering(monkeypatch: pytest.
     from faas.cli import top
     from faas.errors import GatewayUnavailable
 
-    frames = [{"functions": [{"name": "hello", "version": 1, "stats": {"calls_per_s": 2.0, "total_calls": 5}}],
-               "environments": [], "window_s": 10}]
+    frames = [
+        {
+            "functions": [{"name": "hello", "version": 1, "stats": {"calls_per_s": 2.0, "total_calls": 5}}],
+            "environments": [],
+            "window_s": 10,
+        }
+    ]
 
     def fetch(client: object, window_s: int) -> dict:
         if frames:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from faas.deploy import packages
+from faas.deploy.packages import is_ignored, read_spec, remove_unreferenced, unpack, zip_folder
 from faas.errors import FaasError, PackageTooLarge, ValidationError
 from faas.models import MB, UNZIPPED_LIMIT, ZIPPED_LIMIT, FunctionSpec
-from faas.deploy.packages import is_ignored, read_spec, remove_unreferenced, unpack, zip_folder
 
 SPEC = "name: hello\nruntime: python3.11\nhandler: app.handler\n"
 APP = "def handler(event, context):\n    return {'ok': True}\n"
@@ -68,8 +68,24 @@ def raw_zip(name: str, method: int, crc: int, compressed: bytes, declared_size: 
         out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, emethod, 0, 0x21, ecrc, len(edata), esize, len(encoded), 0)
         out += encoded + edata
         central += struct.pack(
-            "<IHHHHHHIIIHHHHHII", 0x02014B50, (3 << 8) | 20, 20, 0, emethod, 0, 0x21, ecrc, len(edata), esize,
-            len(encoded), 0, 0, 0, 0, (REG | 0o644) << 16, offset,
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            (3 << 8) | 20,
+            20,
+            0,
+            emethod,
+            0,
+            0x21,
+            ecrc,
+            len(edata),
+            esize,
+            len(encoded),
+            0,
+            0,
+            0,
+            0,
+            (REG | 0o644) << 16,
+            offset,
         )
         central += encoded
     eocd = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(entries), len(entries), len(central), len(out), 0)
@@ -118,16 +134,33 @@ def root(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "path",
     [
-        "__pycache__", "__pycache__/app.cpython-311.pyc", "lib/__pycache__/x.py", "app.pyc", ".git", ".git/config",
-        ".hg/store", ".svn/entries", ".DS_Store", "sub/.DS_Store", "app.py.swp", ".app.py.swo", "app.py~",
-        ".#app.py", "#app.py#", ".faas", ".faas/state", "a\\b\\__pycache__\\c",
+        "__pycache__",
+        "__pycache__/app.cpython-311.pyc",
+        "lib/__pycache__/x.py",
+        "app.pyc",
+        ".git",
+        ".git/config",
+        ".hg/store",
+        ".svn/entries",
+        ".DS_Store",
+        "sub/.DS_Store",
+        "app.py.swp",
+        ".app.py.swo",
+        "app.py~",
+        ".#app.py",
+        "#app.py#",
+        ".faas",
+        ".faas/state",
+        "a\\b\\__pycache__\\c",
     ],
 )
 def test_is_ignored_names_never_packaged(path: str) -> None:
     assert is_ignored(path)
 
 
-@pytest.mark.parametrize("path", ["app.py", "lib/util.py", "function.yaml", ".env", "data/git.txt", "a#b", "pyc.py", ".gitignore"])
+@pytest.mark.parametrize(
+    "path", ["app.py", "lib/util.py", "function.yaml", ".env", "data/git.txt", "a#b", "pyc.py", ".gitignore"]
+)
 def test_is_ignored_keeps_ordinary_files(path: str) -> None:
     assert not is_ignored(path)
 
@@ -253,9 +286,17 @@ def test_zip_folder_leaves_out_ignored_names(tmp_path: Path) -> None:
     folder = make_function(
         tmp_path / "fn",
         files={
-            "app.py": APP, "__pycache__/app.cpython-311.pyc": "x", "lib/mod.pyc": "x", ".git/config": "x",
-            ".DS_Store": "x", "app.py.swp": "x", "app.py~": "x", ".#app.py": "x", "#app.py#": "x",
-            ".faas/state": "x", "lib/keep.py": "k",
+            "app.py": APP,
+            "__pycache__/app.cpython-311.pyc": "x",
+            "lib/mod.pyc": "x",
+            ".git/config": "x",
+            ".DS_Store": "x",
+            "app.py.swp": "x",
+            "app.py~": "x",
+            ".#app.py": "x",
+            "#app.py#": "x",
+            ".faas/state": "x",
+            "lib/keep.py": "k",
         },
     )
     assert names_in(zip_folder(folder)) == ["app.py", "function.yaml", "lib/keep.py"]
@@ -493,8 +534,10 @@ def test_unpack_extracts_with_sandbox_readable_modes(root: Path) -> None:
     try:
         data = make_zip(
             [
-                ("function.yaml", SPEC, REG | 0o600), ("app.py", APP, REG | 0o600),
-                ("bin/tool", "#!/bin/sh\n", REG | 0o700), ("lib/", "", stat.S_IFDIR | 0o700),
+                ("function.yaml", SPEC, REG | 0o600),
+                ("app.py", APP, REG | 0o600),
+                ("bin/tool", "#!/bin/sh\n", REG | 0o700),
+                ("lib/", "", stat.S_IFDIR | 0o700),
                 ("lib/deep/mod.py", "", REG | 0o644),
             ]
         )
@@ -510,7 +553,8 @@ def test_unpack_extracts_with_sandbox_readable_modes(root: Path) -> None:
     for d in ("bin", "lib", "lib/deep"):
         assert stat.S_IMODE((code / d).stat().st_mode) == 0o755
     assert snapshot(root) == sorted(
-        [pkg.sha256] + [f"{pkg.sha256}/{p}" for p in ("app.py", "bin", "bin/tool", "function.yaml", "lib", "lib/deep", "lib/deep/mod.py")]
+        [pkg.sha256]
+        + [f"{pkg.sha256}/{p}" for p in ("app.py", "bin", "bin/tool", "function.yaml", "lib", "lib/deep", "lib/deep/mod.py")]
     )
 
 
@@ -525,7 +569,9 @@ def test_unpack_reports_spec_and_sizes(root: Path) -> None:
 def test_same_content_zipped_differently_hashes_the_same(root: Path) -> None:
     a = unpack(good_zip(), root)
     b = unpack(good_zip(date_time=(2030, 1, 1, 0, 0, 0), compression=zipfile.ZIP_STORED), root)
-    reordered = make_zip([("./app.py", APP, REG | 0o664), ("function.yaml", SPEC, REG | 0o600), ("lib/", "", stat.S_IFDIR | 0o755)])
+    reordered = make_zip(
+        [("./app.py", APP, REG | 0o664), ("function.yaml", SPEC, REG | 0o600), ("lib/", "", stat.S_IFDIR | 0o755)]
+    )
     c = unpack(reordered, root)
     assert a.sha256 == b.sha256 == c.sha256
     assert a.code_dir == b.code_dir == c.code_dir

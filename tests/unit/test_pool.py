@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from faas.errors import ShuttingDown, TooManyRequests
 from faas.invoke.limits import Limiter, MemoryBudget
-from faas.models import FunctionSpec, FunctionVersion
 from faas.invoke.pool import Pool
+from faas.models import FunctionSpec, FunctionVersion
 
 
 class FakeEnv:
     _n = 0
 
-    def __init__(self, fv: FunctionVersion, clock: "Clock") -> None:
+    def __init__(self, fv: FunctionVersion, clock: Clock) -> None:
         FakeEnv._n += 1
         self.id = f"env{FakeEnv._n}"
         self.version = fv
@@ -316,6 +316,7 @@ def test_memory_budget_waiter_gets_memory_freed_while_it_waits(clock: Clock, lau
     a, b = version("a", memory=256), version("b", memory=256)
     got: list[str] = []
     with pool.acquire(a) as lease_a:
+
         def call_b() -> None:
             with pool.acquire(b) as lease:
                 got.append(lease.start)
@@ -459,7 +460,7 @@ def test_a_retired_versions_environment_serves_calls_already_queued_then_goes() 
     with pool.acquire(fv):
         pass
     got: list[str] = []
-    with pool.acquire(fv) as busy:
+    with pool.acquire(fv):
         t = threading.Thread(target=lambda: got.append(pool.acquire(fv).__enter__().start))
         t.start()
         assert eventually(lambda: len(pool._versions[fv.key].waiters) == 1)  # queued for the busy environment

@@ -8,8 +8,8 @@ import threading
 import time
 
 from faas.invoke.limits import MemoryBudget
-from faas.models import FunctionVersion
 from faas.invoke.pool import Pool
+from faas.models import FunctionVersion
 from tests.unit.test_pool import Clock, FakeEnv, version
 
 

@@ -56,7 +56,12 @@ class Starts:
 def running(starts: Starts, spawned: Spawned, *, floor: int = 1) -> Iterator[PrestartedContainers]:
     """PrestartedContainers over these starts, its starts queued in spawned; shut down afterwards."""
     prestarted = PrestartedContainers(
-        starts, MemoryBudget(1 << 20), 128, floor=floor, ceiling=4, spawn=spawned  # type: ignore[arg-type]
+        starts,
+        MemoryBudget(1 << 20),
+        128,
+        floor=floor,
+        ceiling=4,
+        spawn=spawned,  # type: ignore[arg-type]
     )
     try:
         yield prestarted

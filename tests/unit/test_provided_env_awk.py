@@ -17,17 +17,26 @@ pytestmark = pytest.mark.skipif(shutil.which("awk") is None, reason="needs awk")
 
 def decode(message: str) -> tuple[int, dict[str, str], str]:
     script = f'exports=$(LC_ALL=C awk -f {AWK}) || exit 3; eval "$exports"; env -0'  # as runtimes/provided/launch
-    done = subprocess.run(["sh", "-c", script], input=message.encode(), capture_output=True, env={"PATH": "/usr/bin:/bin"},
-                          timeout=10)
+    done = subprocess.run(
+        ["sh", "-c", script], input=message.encode(), capture_output=True, env={"PATH": "/usr/bin:/bin"}, timeout=10
+    )
     pairs = (item.split(b"=", 1) for item in done.stdout.split(b"\0") if item)
     return done.returncode, {k.decode(): v.decode("utf-8", "replace") for k, v in pairs}, done.stderr.decode()
 
 
 def test_values_survive_quoting_escapes_and_unicode() -> None:
     env = {
-        "PLAIN": "value", "QUOTES": "it's \"both\" kinds", "BACKSLASH": "a\\b\\\\c", "LINES": "one\ntwo\r\tthree",
-        "SHELL_META": "$HOME `id` $(id) ; | & * ?", "LATIN": "grüße", "EURO": "€", "EMOJI": "😀 surrogates",
-        "EMPTY": "", "_HANDLER": "function.handler", "CONTROL": "\x01\x1f",
+        "PLAIN": "value",
+        "QUOTES": 'it\'s "both" kinds',
+        "BACKSLASH": "a\\b\\\\c",
+        "LINES": "one\ntwo\r\tthree",
+        "SHELL_META": "$HOME `id` $(id) ; | & * ?",
+        "LATIN": "grüße",
+        "EURO": "€",
+        "EMOJI": "😀 surrogates",
+        "EMPTY": "",
+        "_HANDLER": "function.handler",
+        "CONTROL": "\x01\x1f",
     }
     for ensure_ascii in (True, False):
         message = json.dumps({"handler": "function.handler", "env": env}, ensure_ascii=ensure_ascii)
@@ -48,7 +57,9 @@ def test_names_that_are_not_variables_are_dropped() -> None:
     assert not {"bad-name", "1ABC", "A B"} & set(got)
 
 
-@pytest.mark.parametrize("message", ['{"env": {"A": "unterminated}', '{"env": {"A" "1"}}', "not json", '{"env": {"A": "\\uZZZZ"}}'])
+@pytest.mark.parametrize(
+    "message", ['{"env": {"A": "unterminated}', '{"env": {"A" "1"}}', "not json", '{"env": {"A": "\\uZZZZ"}}']
+)
 def test_a_broken_message_fails_instead_of_exporting_half(message: str) -> None:
     code, got, err = decode(message)
     assert code == 3 and "bad environment message" in err and "A" not in got

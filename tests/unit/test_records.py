@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from faas.deploy.store import Store
 from faas.models import FunctionSpec, FunctionVersion, Result, StartType, Status
 from faas.observe.records import RecordStore
-from faas.deploy.store import Store
 
 
 def version(name: str = "f", memory: int = 256) -> FunctionVersion:
@@ -21,15 +21,26 @@ def test_records_are_listed_newest_first_with_every_field(tmp_path: Path) -> Non
     try:
         fv = version()
         records.record(fv, Result("r-1", b"{}", 4, start="cold", init_duration_ms=120.5, duration_ms=3.25, max_memory_mb=40))
-        records.record(fv, Result("r-2", b"{}", 4, "Unhandled", "ValueError", start="warm", duration_ms=1.5,
-                               max_memory_mb=41, status="error"))
+        records.record(
+            fv,
+            Result("r-2", b"{}", 4, "Unhandled", "ValueError", start="warm", duration_ms=1.5, max_memory_mb=41, status="error"),
+        )
         listed = records.list("f")
     finally:
         records.close()
     assert [r["request_id"] for r in listed] == ["r-2", "r-1"]
     assert listed[1] | {"finished": 0} == {
-        "name": "f", "version": 4, "request_id": "r-1", "finished": 0, "start": "cold", "init_ms": 120.5,
-        "duration_ms": 3.25, "max_memory_mb": 40, "memory_mb": 256, "status": "ok", "error_type": None,
+        "name": "f",
+        "version": 4,
+        "request_id": "r-1",
+        "finished": 0,
+        "start": "cold",
+        "init_ms": 120.5,
+        "duration_ms": 3.25,
+        "max_memory_mb": 40,
+        "memory_mb": 256,
+        "status": "ok",
+        "error_type": None,
     }
     assert listed[0]["status"] == "error" and listed[0]["error_type"] == "ValueError" and listed[0]["init_ms"] is None
 

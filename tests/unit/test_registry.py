@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from faas.errors import FunctionNotFound, ValidationError
-from faas.models import FunctionSpec, FunctionVersion
 from faas.deploy.registry import Registry
 from faas.deploy.store import Store
+from faas.errors import FunctionNotFound, ValidationError
+from faas.models import FunctionSpec, FunctionVersion
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

@@ -69,18 +69,32 @@ GOOD = [
     # (what the runtime sends, in pieces; (method, path, a header, body) of each request read)
     ([NEXT], [("GET", "/2018-06-01/runtime/invocation/next", ("host", "x"), b"")]),
     ([response()], [("POST", f"/2018-06-01/runtime/invocation/{RID}/response", ("content-length", "12"), b'{"ok": true}')]),
-    ([b"GET /faas/v1/environment?x=1 HTTP/1.1\r\nFAAS-Direct:  2 \r\n\r\n"],
-     [("GET", "/faas/v1/environment", ("faas-direct", "2"), b"")]),
+    (
+        [b"GET /faas/v1/environment?x=1 HTTP/1.1\r\nFAAS-Direct:  2 \r\n\r\n"],
+        [("GET", "/faas/v1/environment", ("faas-direct", "2"), b"")],
+    ),
     # split across reads: in the request line, in a header, between head and body, in the body
-    ([b"GET /2018-06-01/runtime/invo", b"cation/next HTTP/1.1\r\nHo", b"st: x\r\n", b"\r\n"],
-     [("GET", "/2018-06-01/runtime/invocation/next", ("host", "x"), b"")]),
-    ([response()[:-12], b'{"ok":', b' true}'], [("POST", f"/2018-06-01/runtime/invocation/{RID}/response", ("host", "x"), b'{"ok": true}')]),
+    (
+        [b"GET /2018-06-01/runtime/invo", b"cation/next HTTP/1.1\r\nHo", b"st: x\r\n", b"\r\n"],
+        [("GET", "/2018-06-01/runtime/invocation/next", ("host", "x"), b"")],
+    ),
+    (
+        [response()[:-12], b'{"ok":', b" true}"],
+        [("POST", f"/2018-06-01/runtime/invocation/{RID}/response", ("host", "x"), b'{"ok": true}')],
+    ),
     # bare LF line ends, read line by line
-    ([b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\n", b"Host: y\n\n"],
-     [("GET", "/2018-06-01/runtime/invocation/next", ("host", "y"), b"")]),
+    (
+        [b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\n", b"Host: y\n\n"],
+        [("GET", "/2018-06-01/runtime/invocation/next", ("host", "y"), b"")],
+    ),
     # two requests in one write (pipelined)
-    ([NEXT + response()], [("GET", "/2018-06-01/runtime/invocation/next", ("host", "x"), b""),
-                           ("POST", f"/2018-06-01/runtime/invocation/{RID}/response", ("host", "x"), b'{"ok": true}')]),
+    (
+        [NEXT + response()],
+        [
+            ("GET", "/2018-06-01/runtime/invocation/next", ("host", "x"), b""),
+            ("POST", f"/2018-06-01/runtime/invocation/{RID}/response", ("host", "x"), b'{"ok": true}'),
+        ],
+    ),
     # a repeated header other than Content-Length: values joined
     ([b"GET /x HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\n\r\n"], [("GET", "/x", ("x-a", "1, 2"), b"")]),
 ]
@@ -90,7 +104,9 @@ GOOD = [
 def test_good_heads(pair, pieces, expected) -> None:
     got = parse(pair, *pieces)
     assert got[-1] is None  # then the end of the stream
-    assert [(r.method, r.path, (k, r.headers.get(k)), r.body) for r, (_, _, (k, _), _) in zip(got[:-1], expected)] == expected
+    assert [
+        (r.method, r.path, (k, r.headers.get(k)), r.body) for r, (_, _, (k, _), _) in zip(got[:-1], expected, strict=True)
+    ] == expected
 
 
 BAD = [
@@ -127,11 +143,14 @@ def test_a_head_over_the_limit_is_a_protocol_error(pair) -> None:
         parse(pair, head)
 
 
-@pytest.mark.parametrize("pieces", [
-    [b""],  # nothing at all
-    [b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost"],  # in the middle of a head
-    [response()[:-4]],  # in the middle of a body
-])
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b""],  # nothing at all
+        [b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost"],  # in the middle of a head
+        [response()[:-4]],  # in the middle of a body
+    ],
+)
 def test_end_of_stream(pair, pieces) -> None:
     assert parse(pair, *pieces) == [None]
 
@@ -154,20 +173,23 @@ def test_a_large_error_or_init_error_is_not_cut(pair) -> None:
 # ---- the shared head parser's own rules (used by the gateway worker too) ---------------------
 
 
-@pytest.mark.parametrize("head,limits,ok", [
-    (b"POST /x HTTP/1.1\r\nA: 1", {}, True),
-    (b"POST /x HTTP/1.1\r\nA: 1", {"max_line": 16}, True),
-    (b"POST /x HTTP/1.1\r\nA: 1", {"max_line": 15}, False),
-    (b"POST /x HTTP/1.1\r\nA: 1\r\nB: 2", {"max_fields": 2}, True),
-    (b"POST /x HTTP/1.1\r\nA: 1\r\nB: 2", {"max_fields": 1}, False),
-    (b"POST /x HTTP/1.1", {"max_fields": 0}, True),
-    (b"POST /x HTTP/1.1\r\nA: 1", {"max_fields": 0}, False),
-    (b"POST /x HTTP/1.1\r\nA: 123", {"max_field_size": 6}, True),
-    (b"POST /x HTTP/1.1\r\nA: 1234", {"max_field_size": 6}, False),
-    (b"POST /x HTTP/1.1\r\n\x0bA: 1", {}, False),
-    (b"POST /x HTTP/1.1\r\nA\t: 1", {}, False),
-    (b"POST /x HTTP/1.1\r\nA:\t 1 \t", {}, True),
-])
+@pytest.mark.parametrize(
+    "head,limits,ok",
+    [
+        (b"POST /x HTTP/1.1\r\nA: 1", {}, True),
+        (b"POST /x HTTP/1.1\r\nA: 1", {"max_line": 16}, True),
+        (b"POST /x HTTP/1.1\r\nA: 1", {"max_line": 15}, False),
+        (b"POST /x HTTP/1.1\r\nA: 1\r\nB: 2", {"max_fields": 2}, True),
+        (b"POST /x HTTP/1.1\r\nA: 1\r\nB: 2", {"max_fields": 1}, False),
+        (b"POST /x HTTP/1.1", {"max_fields": 0}, True),
+        (b"POST /x HTTP/1.1\r\nA: 1", {"max_fields": 0}, False),
+        (b"POST /x HTTP/1.1\r\nA: 123", {"max_field_size": 6}, True),
+        (b"POST /x HTTP/1.1\r\nA: 1234", {"max_field_size": 6}, False),
+        (b"POST /x HTTP/1.1\r\n\x0bA: 1", {}, False),
+        (b"POST /x HTTP/1.1\r\nA\t: 1", {}, False),
+        (b"POST /x HTTP/1.1\r\nA:\t 1 \t", {}, True),
+    ],
+)
 def test_parse_head_rules(head, limits, ok) -> None:
     if ok:
         parsed = parse_head(head, **limits)
@@ -178,10 +200,22 @@ def test_parse_head_rules(head, limits, ok) -> None:
             parse_head(head, **limits)
 
 
-@pytest.mark.parametrize("value,expected", [
-    (None, 0), ("0", 0), ("12", 12), ("007", 7), ("9" * 40, 10**18),
-    ("-3", BadHead), ("abc", BadHead), ("", BadHead), ("1.5", BadHead), ("١٢", BadHead), ("+1", BadHead),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (None, 0),
+        ("0", 0),
+        ("12", 12),
+        ("007", 7),
+        ("9" * 40, 10**18),
+        ("-3", BadHead),
+        ("abc", BadHead),
+        ("", BadHead),
+        ("1.5", BadHead),
+        ("١٢", BadHead),
+        ("+1", BadHead),
+    ],
+)
 def test_content_length(value, expected) -> None:
     head = parse_head(b"POST /x HTTP/1.1" + (b"" if value is None else f"\r\nContent-Length: {value}".encode()))
     if expected is BadHead:
@@ -206,25 +240,34 @@ def request(method: str, path: str, body: bytes = b"", oversize: int = 0, **head
 INV = f"/2018-06-01/runtime/invocation/{RID}"
 
 
-@pytest.mark.parametrize("req,message", [
-    (request("GET", "/2018-06-01/runtime/invocation/next"), ra.NextEvent(None)),
-    (request("GET", "/2018-06-01/runtime/invocation/next", faas_direct="2"), ra.NextEvent("2")),
-    (request("GET", "/faas/v1/environment"), ra.EnvironmentQuery()),
-    (request("POST", f"{INV}/response", b"{}"), ra.Result(RID, b"{}")),
-    (request("POST", f"{INV}/response", oversize=7_000_000), ra.Oversized(RID, 7_000_000)),
-    (request("POST", f"{INV}/error", b"{}"), ra.FunctionError(RID, b"{}", "Unhandled")),
-    (request("POST", f"{INV}/error", b"{}", lambda_runtime_function_error_type="Function.Boom"),
-     ra.FunctionError(RID, b"{}", "Function.Boom")),
-    (request("POST", "/2018-06-01/runtime/init/error", b"{}"), ra.InitError(b"{}", "Runtime.Unknown")),
-    (request("POST", "/2018-06-01/runtime/init/error", b"{}", lambda_runtime_function_error_type="Runtime.ImportModuleError"),
-     ra.InitError(b"{}", "Runtime.ImportModuleError")),
-    (request("POST", "/2018-06-01/runtime/invocation/next"), ra.Unknown("POST", "/2018-06-01/runtime/invocation/next")),
-    (request("GET", f"{INV}/response"), ra.Unknown("GET", f"{INV}/response")),
-    (request("POST", f"{INV}/response/more"), ra.Unknown("POST", f"{INV}/response/more")),
-    (request("POST", f"{INV}/other"), ra.Unknown("POST", f"{INV}/other")),
-    (request("POST", "/elsewhere/response", oversize=7_000_000), ra.Unknown("POST", "/elsewhere/response")),
-    (request("DELETE", "/"), ra.Unknown("DELETE", "/")),
-])
+@pytest.mark.parametrize(
+    "req,message",
+    [
+        (request("GET", "/2018-06-01/runtime/invocation/next"), ra.NextEvent(None)),
+        (request("GET", "/2018-06-01/runtime/invocation/next", faas_direct="2"), ra.NextEvent("2")),
+        (request("GET", "/faas/v1/environment"), ra.EnvironmentQuery()),
+        (request("POST", f"{INV}/response", b"{}"), ra.Result(RID, b"{}")),
+        (request("POST", f"{INV}/response", oversize=7_000_000), ra.Oversized(RID, 7_000_000)),
+        (request("POST", f"{INV}/error", b"{}"), ra.FunctionError(RID, b"{}", "Unhandled")),
+        (
+            request("POST", f"{INV}/error", b"{}", lambda_runtime_function_error_type="Function.Boom"),
+            ra.FunctionError(RID, b"{}", "Function.Boom"),
+        ),
+        (request("POST", "/2018-06-01/runtime/init/error", b"{}"), ra.InitError(b"{}", "Runtime.Unknown")),
+        (
+            request(
+                "POST", "/2018-06-01/runtime/init/error", b"{}", lambda_runtime_function_error_type="Runtime.ImportModuleError"
+            ),
+            ra.InitError(b"{}", "Runtime.ImportModuleError"),
+        ),
+        (request("POST", "/2018-06-01/runtime/invocation/next"), ra.Unknown("POST", "/2018-06-01/runtime/invocation/next")),
+        (request("GET", f"{INV}/response"), ra.Unknown("GET", f"{INV}/response")),
+        (request("POST", f"{INV}/response/more"), ra.Unknown("POST", f"{INV}/response/more")),
+        (request("POST", f"{INV}/other"), ra.Unknown("POST", f"{INV}/other")),
+        (request("POST", "/elsewhere/response", oversize=7_000_000), ra.Unknown("POST", "/elsewhere/response")),
+        (request("DELETE", "/"), ra.Unknown("DELETE", "/")),
+    ],
+)
 def test_routing_to_messages(req, message) -> None:
     got = ra.message_of(req)
     assert type(got) is type(message) and got == message
@@ -268,14 +311,23 @@ class Handler:
         return 413
 
 
-@pytest.mark.parametrize("msg,call,status,body", [
-    (ra.Result(RID, b"{}"), ("response", RID, b"{}"), 202, {"status": "OK"}),
-    (ra.FunctionError(RID, b"{}", "E"), ("error", RID, b"{}", "E"), 202, {"status": "OK"}),
-    (ra.InitError(b"{}", "E"), ("init_error", b"{}", "E"), 202, {"status": "OK"}),
-    (ra.Oversized(RID, 7_000_000), ("oversized", RID, 7_000_000), 413,
-     {"errorMessage": "Response payload size (7000000 bytes) exceeded maximum allowed payload size (6291456 bytes).",
-      "errorType": "RequestEntityTooLarge"}),
-])
+@pytest.mark.parametrize(
+    "msg,call,status,body",
+    [
+        (ra.Result(RID, b"{}"), ("response", RID, b"{}"), 202, {"status": "OK"}),
+        (ra.FunctionError(RID, b"{}", "E"), ("error", RID, b"{}", "E"), 202, {"status": "OK"}),
+        (ra.InitError(b"{}", "E"), ("init_error", b"{}", "E"), 202, {"status": "OK"}),
+        (
+            ra.Oversized(RID, 7_000_000),
+            ("oversized", RID, 7_000_000),
+            413,
+            {
+                "errorMessage": "Response payload size (7000000 bytes) exceeded maximum allowed payload size (6291456 bytes).",
+                "errorType": "RequestEntityTooLarge",
+            },
+        ),
+    ],
+)
 def test_settle_hands_the_message_over_and_replies(msg, call, status, body) -> None:
     h = Handler()
     reply = ra.settle(msg, h)
@@ -294,28 +346,44 @@ def test_a_refused_result_says_so_in_its_body() -> None:
 # ---- rendered replies ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("reply,close,expected", [
-    (ra.Reply(202, ra.ACCEPTED), False, b"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n"),
-    (ra.Reply(202, ra.ACCEPTED), True, b"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\nConnection: close\r\n\r\n"),
-    (ra.Reply(200, b"{}", (("Content-Type", "application/json"),)), False,
-     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n"),
-    (ra.Reply(413, b""), False, b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\n\r\n"),
-    (ra.Reply(599, b""), False, b"HTTP/1.1 599 Status\r\nContent-Length: 0\r\n\r\n"),
-])
+@pytest.mark.parametrize(
+    "reply,close,expected",
+    [
+        (ra.Reply(202, ra.ACCEPTED), False, b"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\n\r\n"),
+        (ra.Reply(202, ra.ACCEPTED), True, b"HTTP/1.1 202 Accepted\r\nContent-Length: 15\r\nConnection: close\r\n\r\n"),
+        (
+            ra.Reply(200, b"{}", (("Content-Type", "application/json"),)),
+            False,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n",
+        ),
+        (ra.Reply(413, b""), False, b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\n\r\n"),
+        (ra.Reply(599, b""), False, b"HTTP/1.1 599 Status\r\nContent-Length: 0\r\n\r\n"),
+    ],
+)
 def test_encode_head(reply, close, expected) -> None:
     assert ra.encode_head(reply, close) == expected
 
 
 def test_render_head_as_the_gateway_uses_it() -> None:
-    got = render_head(404, [("x-amzn-ErrorType", "ResourceNotFoundException")], 3, connection="keep-alive",
-                      date="Fri, 04 Dec 2026 12:00:00 GMT")
-    assert got == (b"HTTP/1.1 404 Not Found\r\nDate: Fri, 04 Dec 2026 12:00:00 GMT\r\nContent-Length: 3\r\n"
-                   b"x-amzn-ErrorType: ResourceNotFoundException\r\nConnection: keep-alive\r\n\r\n")
+    got = render_head(
+        404, [("x-amzn-ErrorType", "ResourceNotFoundException")], 3, connection="keep-alive", date="Fri, 04 Dec 2026 12:00:00 GMT"
+    )
+    assert got == (
+        b"HTTP/1.1 404 Not Found\r\nDate: Fri, 04 Dec 2026 12:00:00 GMT\r\nContent-Length: 3\r\n"
+        b"x-amzn-ErrorType: ResourceNotFoundException\r\nConnection: keep-alive\r\n\r\n"
+    )
 
 
 def invocation(rid: str = RID, payload: bytes = b'{"a": 1}', **kw) -> Invocation:
-    fields = dict(request_id=rid, payload=payload, deadline=time.monotonic() + 30, deadline_epoch_ms=1_700_000_000_000,
-                  invoked_arn="arn:aws:lambda:us-east-1:000000000000:function:f", trace_id="Root=1-abc", **kw)
+    fields = dict(
+        request_id=rid,
+        payload=payload,
+        deadline=time.monotonic() + 30,
+        deadline_epoch_ms=1_700_000_000_000,
+        invoked_arn="arn:aws:lambda:us-east-1:000000000000:function:f",
+        trace_id="Root=1-abc",
+        **kw,
+    )
     return Invocation(**fields)  # type: ignore[arg-type]
 
 
@@ -409,7 +477,9 @@ def test_server_answers_an_oversized_response_and_carries_on(server) -> None:
     s, h = server
     c = Client(s.socket_path)
     size = ra.RESPONSE_LIMIT + 10
-    threading.Thread(target=c.sock.sendall, args=(post(f"{INV}/response", b"x" * size) + b"GET /faas/v1/environment HTTP/1.1\r\n\r\n",)).start()
+    threading.Thread(
+        target=c.sock.sendall, args=(post(f"{INV}/response", b"x" * size) + b"GET /faas/v1/environment HTTP/1.1\r\n\r\n",)
+    ).start()
     status, _, body = c.reply()  # type: ignore[misc]
     assert status == 413 and json.loads(body)["errorType"] == "RequestEntityTooLarge"
     assert c.reply()[0] == 200  # type: ignore[index]
@@ -442,11 +512,16 @@ def recv_reply(sock: socket.socket) -> tuple[int, bytes]:
     return status, body
 
 
-@pytest.mark.parametrize("sent,message", [
-    (response(), ra.Result(RID, b'{"ok": true}')),
-    (post(f"{INV}/error", b'{"errorType": "X"}', "Lambda-Runtime-Function-Error-Type: Function.X\r\n"),
-     ra.FunctionError(RID, b'{"errorType": "X"}', "Function.X")),
-])
+@pytest.mark.parametrize(
+    "sent,message",
+    [
+        (response(), ra.Result(RID, b'{"ok": true}')),
+        (
+            post(f"{INV}/error", b'{"errorType": "X"}', "Lambda-Runtime-Function-Error-Type: Function.X\r\n"),
+            ra.FunctionError(RID, b'{"errorType": "X"}', "Function.X"),
+        ),
+    ],
+)
 def test_direct_exchange_returns_the_end_of_the_call(pair, sent, message) -> None:
     d, runtime = direct(pair)
     runtime.sendall(sent)  # sent ahead: the exchange writes the event, then reads this
@@ -509,10 +584,13 @@ def test_direct_runtime_gone_before_the_event_is_not_delivered(pair) -> None:
 # ---- how an environment words a runtime that ended under a call ---------------------------------
 
 
-@pytest.mark.parametrize("oom,error_type,status,message", [
-    (True, "Runtime.OutOfMemory", "oom", f"RequestId: {RID} Error: Runtime exited with error: signal: killed"),
-    (False, "Runtime.ExitError", "exit", f"RequestId: {RID} Error: Runtime exited with error: exit status 1"),
-])
+@pytest.mark.parametrize(
+    "oom,error_type,status,message",
+    [
+        (True, "Runtime.OutOfMemory", "oom", f"RequestId: {RID} Error: Runtime exited with error: signal: killed"),
+        (False, "Runtime.ExitError", "exit", f"RequestId: {RID} Error: Runtime exited with error: exit status 1"),
+    ],
+)
 def test_exit_outcome_words_an_oom_and_an_exit_apart(oom, error_type, status, message) -> None:
     outcome = _exit_outcome(RID, oom=oom)
     assert outcome.error_type == error_type and outcome.status == status

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from faas.deploy import sam
-from faas.errors import ValidationError
 from faas.deploy.packages import unpack
+from faas.errors import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,9 @@ def test_the_example_app_deploys_two_functions_with_globals_merged() -> None:
 
 
 def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         Transform: AWS::Serverless-2016-10-31
         Globals:
           Function:
@@ -57,7 +59,8 @@ def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> Non
                 Variables:
                   TABLE: !Ref Table
                   ARN: !GetAtt Table.Arn
-    """)
+    """,
+    )
     template = sam.load(path)
     (fn,) = template.functions
     assert fn.spec.runtime == "provided"
@@ -73,7 +76,10 @@ def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> Non
     "props, message",
     [
         ("CodeUri: src\n      Handler: app.handler\n      Runtime: python3.12", "runtime must be one of"),
-        ("CodeUri: src\n      Handler: app.handler\n      Runtime: python3.11\n      MemorySize: 64", "memory must be between 128"),
+        (
+            "CodeUri: src\n      Handler: app.handler\n      Runtime: python3.11\n      MemorySize: 64",
+            "memory must be between 128",
+        ),
         ("CodeUri: s3://bucket/key.zip\n      Handler: app.handler\n      Runtime: python3.11", "CodeUri must be a local folder"),
         ("CodeUri: nowhere\n      Handler: app.handler\n      Runtime: python3.11", "does not exist"),
         ("PackageType: Image\n      ImageUri: x", "container images"),
@@ -93,7 +99,9 @@ def test_a_template_without_functions_is_refused(tmp_path: Path) -> None:
 
 
 def test_packages_carry_the_template_configuration_and_unpack_like_any_deploy(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         Resources:
           Fn:
             Type: AWS::Serverless::Function
@@ -102,7 +110,9 @@ def test_packages_carry_the_template_configuration_and_unpack_like_any_deploy(tm
               Handler: app.handler
               Runtime: python3.11
               Timeout: 9
-    """, {"src/app.py": "x = 1\n", "src/function.yaml": "name: stale\n"})
+    """,
+        {"src/app.py": "x = 1\n", "src/function.yaml": "name: stale\n"},
+    )
     (fn,) = sam.load(path).functions
     data = sam.package(fn)
     assert data == sam.package(fn)  # reproducible: redeploying unchanged code changes nothing

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from faas.cli.main import main
+from faas.cli.scaffold import starter_files, write_starter
+from faas.deploy.packages import read_spec, zip_folder
 from faas.errors import ValidationError
 from faas.models import RUNTIMES
-from faas.deploy.packages import read_spec, zip_folder
-from faas.cli.scaffold import starter_files, write_starter
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -7,8 +7,8 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -212,7 +212,7 @@ def test_environment_gone_while_idle_costs_the_next_call_nothing(platform: Platf
     platform.deploy_zip(fn_zip("idle", "def handler(e, c):\n    return 'ok'\n"))
     platform.invoke("idle", b"{}")
     executor = platform.executor
-    for cid, proc in list(executor.procs.items()):  # type: ignore[attr-defined]
+    for proc in list(executor.procs.values()):  # type: ignore[attr-defined]
         import os
         import signal
 

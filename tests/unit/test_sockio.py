@@ -28,13 +28,16 @@ def _timeouts(sock: socket.socket) -> tuple[float, float]:
     return rcv[0] + rcv[1] / 1e6, snd[0] + snd[1] / 1e6
 
 
-@pytest.mark.parametrize("seconds,send,rcv,snd", [
-    (2.5, True, 2.5, 2.5),
-    (2.5, False, 2.5, 0.0),
-    (None, True, 0.0, 0.0),  # 0 is the kernel's "no deadline"
-    (0.0, True, 0.001, 0.001),  # so a spent deadline is a millisecond, never none
-    (-1.0, True, 0.001, 0.001),
-])
+@pytest.mark.parametrize(
+    "seconds,send,rcv,snd",
+    [
+        (2.5, True, 2.5, 2.5),
+        (2.5, False, 2.5, 0.0),
+        (None, True, 0.0, 0.0),  # 0 is the kernel's "no deadline"
+        (0.0, True, 0.001, 0.001),  # so a spent deadline is a millisecond, never none
+        (-1.0, True, 0.001, 0.001),
+    ],
+)
 def test_kernel_timeout_sets_the_kernel_deadlines(pair, seconds, send, rcv, snd) -> None:
     a, _ = pair
     a.settimeout(5)  # a Python timeout would poll before each call: it is switched off
@@ -60,14 +63,21 @@ def test_a_read_past_the_kernel_deadline_raises_timeout(pair) -> None:
         reader.readline()
 
 
-@pytest.mark.parametrize("sent,calls,expected", [
-    # (what the peer sends then closes, reader calls, what each returns)
-    (b"hello world", [("peek", 1), ("read", 5), ("read", 100)], [b"hello world", b"hello", b" world"]),
-    (b"", [("peek", 1), ("read", 3), ("readline", 10)], [b"", b"", b""]),
-    (b"a\nbc\ndef", [("readline", 100), ("readline", 100), ("readline", 100), ("readline", 100)], [b"a\n", b"bc\n", b"def", b""]),
-    (b"abcdef\n", [("readline", 4), ("readline", 100)], [b"abcd", b"ef\n"]),
-    (b"x\r\n\r\nrest", [("readline", 100), ("readline", 100), ("read", 4)], [b"x\r\n", b"\r\n", b"rest"]),
-])
+@pytest.mark.parametrize(
+    "sent,calls,expected",
+    [
+        # (what the peer sends then closes, reader calls, what each returns)
+        (b"hello world", [("peek", 1), ("read", 5), ("read", 100)], [b"hello world", b"hello", b" world"]),
+        (b"", [("peek", 1), ("read", 3), ("readline", 10)], [b"", b"", b""]),
+        (
+            b"a\nbc\ndef",
+            [("readline", 100), ("readline", 100), ("readline", 100), ("readline", 100)],
+            [b"a\n", b"bc\n", b"def", b""],
+        ),
+        (b"abcdef\n", [("readline", 4), ("readline", 100)], [b"abcd", b"ef\n"]),
+        (b"x\r\n\r\nrest", [("readline", 100), ("readline", 100), ("read", 4)], [b"x\r\n", b"\r\n", b"rest"]),
+    ],
+)
 def test_reader_calls(pair, sent, calls, expected) -> None:
     a, b = pair
     b.sendall(sent)

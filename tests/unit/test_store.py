@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
+from faas.deploy.store import SCHEMA_VERSION, Store
 from faas.errors import FaasError, FunctionNotFound
 from faas.models import FunctionSpec, FunctionVersion
-from faas.deploy.store import SCHEMA_VERSION, Store
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -144,9 +145,18 @@ def test_add_version_without_making_it_live(store: Store) -> None:
 def test_state_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "faas.db"
     full = FunctionSpec(
-        name="hello", runtime="nodejs20.x", handler="index.handler", memory=512, timeout=30,
-        environment={"A": "1", "B": "two"}, concurrency=5, ephemeral_storage=1024, network="none",
-        cpu="lambda", min_warm=2, description="greets",
+        name="hello",
+        runtime="nodejs20.x",
+        handler="index.handler",
+        memory=512,
+        timeout=30,
+        environment={"A": "1", "B": "two"},
+        concurrency=5,
+        ephemeral_storage=1024,
+        network="none",
+        cpu="lambda",
+        min_warm=2,
+        description="greets",
     )
     with Store(path) as s:
         v1, _ = s.add_version(full, SHA_A, tmp_path / "pkgs" / SHA_A, 42, "/src/hello")

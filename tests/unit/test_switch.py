@@ -10,13 +10,13 @@ import os
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from faas.config import Config
-from faas.errors import FaasError, FunctionNotFound, ValidationError, VersionInitFailed
+from faas.errors import FunctionNotFound, ValidationError, VersionInitFailed
 from faas.platform import Platform
 from tests.fakes import ProcessExecutor
 
@@ -229,9 +229,15 @@ def test_admin_api_reports_failures_lists_versions_and_rolls_back(platform: Plat
     assert body["Version"] == 3 and body["LiveVersion"] == 2 and "version 2 stays live" in body["Message"]
     listed = client.get("/system/functions").get_json()
     assert listed[0]["version"] == 2
-    assert listed[0]["deploy_problem"]["summary"].startswith("failed: ") and "in version 3" in listed[0]["deploy_problem"]["summary"]
+    assert (
+        listed[0]["deploy_problem"]["summary"].startswith("failed: ") and "in version 3" in listed[0]["deploy_problem"]["summary"]
+    )
     versions = client.get("/system/functions/f/versions").get_json()
-    assert [(v["version"], v["live"], bool(v["problem"])) for v in versions] == [(1, False, False), (2, True, False), (3, False, True)]
+    assert [(v["version"], v["live"], bool(v["problem"])) for v in versions] == [
+        (1, False, False),
+        (2, True, False),
+        (3, False, True),
+    ]
     back = client.post("/system/functions/f/rollback", json={})
     assert back.status_code == 200
     assert (back.get_json()["version"], back.get_json()["previous_version"], back.get_json()["changed"]) == (1, 2, True)

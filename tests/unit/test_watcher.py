@@ -9,15 +9,16 @@ import os
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
-from faas.errors import GatewayUnavailable, ValidationError
 from faas.cli.source_watcher import Redeploy, SourceWatcher
 from faas.deploy.folder_events import Debouncer
 from faas.deploy.incoming import IncomingWatcher
+from faas.errors import GatewayUnavailable, ValidationError
 
 SETTLE = 0.4  # how long "nothing happens" is given to show itself
 
@@ -140,8 +141,9 @@ def test_a_save_uploads_the_new_code_once(watched: tuple[SourceWatcher, Recorder
     assert report.ok and report.changed and report.version == 2 and report.took_ms >= 0
 
 
-def test_a_touch_or_a_rewrite_of_the_same_bytes_uploads_nothing(watched: tuple[SourceWatcher, Recorder],
-                                                               function_folder: Path) -> None:
+def test_a_touch_or_a_rewrite_of_the_same_bytes_uploads_nothing(
+    watched: tuple[SourceWatcher, Recorder], function_folder: Path
+) -> None:
     _, rec = watched
     app = function_folder / "app.py"
     os.utime(app)
@@ -168,8 +170,9 @@ def test_a_new_file_in_a_new_subfolder_is_a_change(watched: tuple[SourceWatcher,
     assert wait_for(lambda: "lib/util.py" in rec.files_of_last_upload())
 
 
-def test_a_broken_function_yaml_is_still_sent_under_the_known_name(watched: tuple[SourceWatcher, Recorder],
-                                                                   function_folder: Path) -> None:
+def test_a_broken_function_yaml_is_still_sent_under_the_known_name(
+    watched: tuple[SourceWatcher, Recorder], function_folder: Path
+) -> None:
     """So the gateway refuses it where `faas ls` and `faas logs` can show it."""
     _, rec = watched
     rec.fail_with = ValidationError("function.yaml: not valid YAML at line 1, column 7")
@@ -182,13 +185,17 @@ def test_a_broken_function_yaml_is_still_sent_under_the_known_name(watched: tupl
 
 
 def test_an_init_failure_is_reported_with_its_logs_and_not_retried_until_the_next_change(
-        watched: tuple[SourceWatcher, Recorder], function_folder: Path) -> None:
+    watched: tuple[SourceWatcher, Recorder], function_folder: Path
+) -> None:
     from faas.cli.client import GatewayError
 
     _, rec = watched
-    rec.fail_with = GatewayError("version 3 of hello failed to initialise (Runtime.UserCodeSyntaxError: ...)",
-                                 status=400, error_type="InitializationFailedException",
-                                 body={"Version": 3, "Logs": "[ERROR] Runtime.UserCodeSyntaxError: bad\n"})
+    rec.fail_with = GatewayError(
+        "version 3 of hello failed to initialise (Runtime.UserCodeSyntaxError: ...)",
+        status=400,
+        error_type="InitializationFailedException",
+        body={"Version": 3, "Logs": "[ERROR] Runtime.UserCodeSyntaxError: bad\n"},
+    )
     app = function_folder / "app.py"
     app.write_text("def handler(e, c)\n")
     assert wait_for(lambda: len(rec.reports) == 1)
@@ -202,8 +209,9 @@ def test_an_init_failure_is_reported_with_its_logs_and_not_retried_until_the_nex
     assert wait_for(lambda: len(rec.reports) == 2 and rec.reports[-1].ok)
 
 
-def test_when_no_gateway_answers_the_same_content_is_tried_again(watched: tuple[SourceWatcher, Recorder],
-                                                                  function_folder: Path) -> None:
+def test_when_no_gateway_answers_the_same_content_is_tried_again(
+    watched: tuple[SourceWatcher, Recorder], function_folder: Path
+) -> None:
     _, rec = watched
     rec.fail_with = GatewayUnavailable("no faas gateway answers", url="http://127.0.0.1:9")
     app = function_folder / "app.py"
