@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: up test unit bench setup clean
+.PHONY: up test unit lint bench setup clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,15 @@ setup: $(STAMP)
 up: setup
 	$(BIN)/faas up functions
 
-## Every test: unit tests, then integration tests against a real Docker engine.
-test: setup
+## Lint (ruff, format and rules; mypy, strict on the invoke room), then every test: unit tests, then
+## integration tests against a real Docker engine.
+test: lint
 	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff format --check --quiet faas gateway tests bench
+	$(BIN)/ruff check --quiet faas gateway tests bench
+	$(BIN)/mypy
 
 unit: setup
 	$(BIN)/pytest tests/unit
