@@ -78,6 +78,23 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def read_until(proc: Any, mark: bytes, timeout: float) -> bytes:
+    """Reads proc's stdout, unbuffered (communicate() takes the rest), until mark shows or timeout."""
+    import os
+    import select
+
+    fd = proc.stdout.fileno()
+    got = b""
+    deadline = time.monotonic() + timeout
+    while mark not in got and time.monotonic() < deadline:
+        if select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -286,15 +303,21 @@ def test_up_prepares_runtimes_serves_and_deploys(
     port = free_port()
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/already-set.sock")
     served: list[Any] = []
+    summary_printed = threading.Event()
+    print_out = cli.out.print
+
+    def print_and_note(*objects: Any, **kwargs: Any) -> None:
+        print_out(*objects, **kwargs)
+        if objects and str(objects[0]).startswith("ready:"):
+            summary_printed.set()  # the deploy thread's last line: every deploy is done and printed
+
+    monkeypatch.setattr(cli.out, "print", print_and_note)
 
     def fake_serve(config: Any, *, overrides: dict[str, Any] | None = None) -> int:
         served.append(config)
         server, thread = start_server(fake, config.port)
         try:
-            deadline = time.monotonic() + 10
-            while len(fake.live) < 2 and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.2)  # let the deploy thread print its summary
+            summary_printed.wait(10)
         finally:
             server.shutdown()
             thread.join(5)
@@ -418,9 +441,10 @@ def test_up_for_real_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
         assert requests.get(f"{url}/system/functions/hello", timeout=5).json()["source_dir"] == str(
             (tmp_path / "fns" / "hello").resolve()
         )
-        time.sleep(0.2)
+        printed = read_until(proc, b"ready: ", timeout=10)  # the deploy thread's summary, after its lines
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=30)
+        out = printed + out
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -136,7 +136,9 @@ def test_concurrency_cap_throttles(platform: Platform) -> None:
     platform.deploy_zip(fn_zip("capped", code, concurrency=1))
     t = threading.Thread(target=platform.invoke, args=("capped", b'{"sleep": 1}'))
     t.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 10
+    while platform.limiter.in_flight("capped") == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the first call holds the only slot
     with pytest.raises(TooManyRequests):
         platform.invoke("capped", b"{}")
     t.join()

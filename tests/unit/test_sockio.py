@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 import struct
 import threading
@@ -92,7 +93,7 @@ def test_peek_does_not_consume_and_reads_at_most_once(pair) -> None:
     reader = SocketReader(a)
     assert reader.peek() == b"first"
     b.sendall(b"second")
-    time.sleep(0.02)
+    assert select.select([a], [], [], 5)[0] == [a]  # "second" is there to be read
     assert reader.peek() == b"first"  # something is buffered: no read
     assert reader.read(5) == b"first"
     assert reader.peek() == b"second"

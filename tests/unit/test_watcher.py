@@ -43,7 +43,7 @@ def test_a_burst_fires_once_and_separate_keys_fire_separately() -> None:
             d.push("a")
         d.push("b")
         assert wait_for(lambda: sorted(fired) == ["a", "b"])
-        time.sleep(SETTLE)
+        assert d.pending() == 0  # every push came before this: nothing is left that could fire again
         assert sorted(fired) == ["a", "b"]
     finally:
         d.close()
@@ -256,6 +256,21 @@ class Deploys:
             raise ValidationError("zip entry '../x' contains a '..' component")
 
 
+def caught_up(folder: Path, deploys: Deploys) -> None:
+    """Waits until the watcher has handled every event of folder so far, instead of sleeping before
+    asserting that they deployed nothing: a barrier zip goes in behind them, and the folder's events
+    reach the debouncer in order (one inotify stream, one observer thread), which fires them in
+    order, so anything they would deploy is deployed before the barrier is. The barrier's own call
+    is then taken out, so the assertions see only the test's."""
+    barrier = folder / "zz-barrier.zip"
+    barrier.with_name("zz-barrier.tmp").write_bytes(a_zip("zz-barrier"))
+    os.replace(barrier.with_name("zz-barrier.tmp"), barrier)
+    assert wait_for(lambda: not barrier.exists())  # deployed, then removed
+    with deploys.lock:
+        [call] = [c for c in deploys.calls if c[0] == "zz-barrier"]
+        deploys.calls.remove(call)
+
+
 @pytest.fixture
 def incoming(tmp_path: Path) -> Iterator[tuple[Path, Deploys]]:
     deploys = Deploys()
@@ -270,7 +285,7 @@ def test_a_zip_renamed_into_place_is_deployed_once_and_removed(incoming: tuple[P
     tmp = folder / "hello.zip.tmp"
     data = a_zip()
     tmp.write_bytes(data)
-    time.sleep(SETTLE)
+    caught_up(folder, deploys)
     assert deploys.calls == []  # not a *.zip name yet
     os.replace(tmp, folder / "hello.zip")
     assert wait_for(lambda: not (folder / "hello.zip").exists())
@@ -284,7 +299,7 @@ def test_a_refused_zip_is_set_aside(incoming: tuple[Path, Deploys]) -> None:
     (folder / "evil.zip").write_bytes(a_zip("evil"))
     assert wait_for(lambda: (folder / "evil.zip.rejected").exists())
     assert not (folder / "evil.zip").exists()
-    time.sleep(SETTLE)
+    caught_up(folder, deploys)
     assert [c[0] for c in deploys.calls] == ["evil"]  # the .rejected name is not taken again
 
 
@@ -309,7 +324,7 @@ def test_zips_dropped_while_no_gateway_ran_are_deployed_at_start(tmp_path: Path)
     watcher = IncomingWatcher(folder, deploys, debounce_s=0.05)
     try:
         assert wait_for(lambda: not (folder / "early.zip").exists())
-        time.sleep(SETTLE)
+        caught_up(folder, deploys)
         assert [c[0] for c in deploys.calls] == ["early"]
     finally:
         watcher.close()
