@@ -27,7 +27,7 @@ from faas.invoke.debug import SOCKET_NAME as DEBUG_SOCKET_NAME
 from faas.invoke.debug import DebugRelay, wait_suspending
 from faas.invoke.runtime_api import DirectConnection, NotDelivered, ProtocolError, RuntimeApiServer, settle
 from faas.logs.pump import LogPump, LogSink
-from faas.models import FunctionVersion, Invocation, OutcomeStatus
+from faas.models import FunctionVersion, Invocation, OutcomeStatus, StartType
 
 LOG = logging.getLogger(__name__)
 # Outcomes after which the environment cannot serve another call.
@@ -122,7 +122,7 @@ class Environment:
         self.init_logs = ""  # what the function printed while it initialised
         self.calls = 0
         self.runtime = ""  # the runtime image it runs, known from the start (pre-started ones too)
-        self.start_type = "cold"  # "cold" | "prestarted": how it came to serve its function
+        self.start_type = StartType.COLD  # or PRESTARTED: how it came to serve its function
         self.fresh = True  # not yet leased: its first call reports the init
         self.reserved_mb = 0  # memory held in the host budget; released once, when it dies
         self.connected = threading.Event()  # the bootstrap is up and asking for its function
@@ -334,17 +334,7 @@ class Environment:
         with self._lock:
             slot = self._slot
             if self.status is Status.STARTING and self._init_failure is None:
-                self._init_failure = Outcome(
-                    error_payload(
-                        "Runtime exited with error: exit status 1"
-                        if not self._oom
-                        else "Runtime exited with error: signal: killed",
-                        "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError",
-                    ),
-                    "Runtime.OutOfMemory" if self._oom else "Runtime.ExitError",
-                    OutcomeStatus.OOM if self._oom else OutcomeStatus.EXIT,
-                    "",
-                )
+                self._init_failure = _exit_outcome(None, oom=self._oom)
         if slot is not None and slot.outcome is None:
             slot.outcome = slot.lost(self._oom)
             slot.done.set()
@@ -431,15 +421,16 @@ class Environment:
         }
 
 
-def _exit_outcome(request_id: str, *, oom: bool) -> Outcome:
-    """A call whose runtime ended under it, in Lambda's words: the OOM killer's SIGKILL reads
-    "signal: killed" (Runtime.OutOfMemory); any other end reads as an exit status
-    (Runtime.ExitError). The engine's die event does not reach here with the real status,
-    so it is worded as the init phase's exit is (_died): exit status 1."""
+def _exit_outcome(request_id: str | None, *, oom: bool) -> Outcome:
+    """A runtime that ended under a call (request_id given) or during its init (None), in
+    Lambda's words: the OOM killer's SIGKILL reads "signal: killed" (Runtime.OutOfMemory); any
+    other end reads as an exit status (Runtime.ExitError). The engine's die event does not
+    reach here with the real status, so it reads exit status 1."""
+    prefix = f"RequestId: {request_id} Error: " if request_id is not None else ""
     if oom:
-        msg = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+        msg = f"{prefix}Runtime exited with error: signal: killed"
         return Outcome(error_payload(msg, "Runtime.OutOfMemory"), "Runtime.OutOfMemory", OutcomeStatus.OOM)
-    msg = f"RequestId: {request_id} Error: Runtime exited with error: exit status 1"
+    msg = f"{prefix}Runtime exited with error: exit status 1"
     return Outcome(error_payload(msg, "Runtime.ExitError"), "Runtime.ExitError", OutcomeStatus.EXIT)
 
 

@@ -316,7 +316,7 @@ class Pool:
     def _lease(self, env: Environment) -> Lease:
         if env.fresh:
             env.fresh = False
-            return Lease(env, StartType(env.start_type), env.init_duration_ms, env.init_logs)
+            return Lease(env, env.start_type, env.init_duration_ms, env.init_logs)
         return Lease(env, StartType.WARM, None, "")
 
     def _hand_out(self, key: str, st: _Version, env: Environment) -> None:

@@ -37,9 +37,6 @@ LOG = logging.getLogger(__name__)
 UNDELIVERED_ATTEMPTS = 3  # an environment found gone before the event reached it: try another
 # An environment's outcome as the call's status; exit and undelivered are the runtime failing.
 _STATUS = {OutcomeStatus.OK: Status.OK, OutcomeStatus.TIMEOUT: Status.TIMEOUT, OutcomeStatus.OOM: Status.OOM}
-# The pool's start type (a plain string or a StartType) as a StartType: a dict lookup costs a
-# twentieth of StartType(value), and this is on every warm call's path.
-_START = {s.value: s for s in StartType}
 
 
 class CallListener(Protocol):
@@ -158,7 +155,7 @@ class Scheduler:
                     OutcomeStatus.UNDELIVERED,
                 ):
                     peak = self.memory_peak_bytes(lease.env.container_id)
-                return _START[lease.start], lease.init_duration_ms, lease.init_logs, outcome, peak
+                return lease.start, lease.init_duration_ms, lease.init_logs, outcome, peak
         except InitFailed as failed:
             o = failed.outcome
             return StartType.COLD, failed.init_duration_ms, o.logs, Outcome(o.payload, o.error_type, o.status), 0

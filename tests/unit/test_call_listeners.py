@@ -44,7 +44,7 @@ class Env:
 
 
 class Pool:
-    def __init__(self, outcomes: list[Outcome], start: str = "warm", refuse: bool = False) -> None:
+    def __init__(self, outcomes: list[Outcome], start: StartType = StartType.WARM, refuse: bool = False) -> None:
         self.env = Env(outcomes)
         self.start = start
         self.refuse = refuse
@@ -53,7 +53,7 @@ class Pool:
     def acquire(self, fv: FunctionVersion) -> Iterator[Lease]:
         if self.refuse:  # as the memory budget refuses when no memory frees up in time
             raise TooManyRequests("Rate Exceeded.", "ConcurrentInvocationLimitExceeded")
-        yield Lease(self.env, self.start, None if self.start == "warm" else 120.0, "")  # type: ignore[arg-type]
+        yield Lease(self.env, self.start, None if self.start is StartType.WARM else 120.0, "")  # type: ignore[arg-type]
 
 
 class Registry:
@@ -83,7 +83,7 @@ def scheduler(pool: Pool, concurrency: int | None = None) -> tuple[Scheduler, Li
 
 
 def test_a_call_that_ran_is_recorded_with_typed_states() -> None:
-    s, listener, _ = scheduler(Pool([Outcome(b'"ok"', duration_ms=2.0)], start="prestarted"))
+    s, listener, _ = scheduler(Pool([Outcome(b'"ok"', duration_ms=2.0)], start=StartType.PRESTARTED))
     result = s.invoke("f", b"{}")
     assert listener.events == [("record", result)]
     assert result.status is Status.OK and result.start is StartType.PRESTARTED

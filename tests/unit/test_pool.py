@@ -12,7 +12,7 @@ import pytest
 from faas.errors import ShuttingDown, TooManyRequests
 from faas.invoke.limits import Limiter, MemoryBudget
 from faas.invoke.pool import Pool
-from faas.models import FunctionSpec, FunctionVersion
+from faas.models import FunctionSpec, FunctionVersion, StartType
 
 
 class FakeEnv:
@@ -27,7 +27,7 @@ class FakeEnv:
         self.last_used = clock.now
         self.init_duration_ms = 5.0
         self.init_logs = ""
-        self.start_type = "cold"
+        self.start_type = StartType.COLD
         self.fresh = True
         self.reserved_mb = 0
         self.on_dead = None
