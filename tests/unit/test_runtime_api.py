@@ -30,14 +30,6 @@ def response(rid: str = RID, body: bytes = b'{"ok": true}') -> bytes:
     return post(f"/2018-06-01/runtime/invocation/{rid}/response", body)
 
 
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
-
-
 def parse(pair, *pieces: bytes, close: bool = True) -> list[ra.Request | None]:
     """Every request the server side reads from pieces sent one after the other."""
     server, runtime = pair

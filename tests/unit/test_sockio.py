@@ -7,19 +7,10 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from faas.invoke.sockio import CHUNK, SocketReader, kernel_timeout
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
-    a, b = socket.socketpair()
-    yield a, b
-    a.close()
-    b.close()
 
 
 def _timeouts(sock: socket.socket) -> tuple[float, float]:
