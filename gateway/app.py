@@ -52,7 +52,7 @@ def create_app(platform: PlatformAPI | None = None, config: Config | None = None
 
     app.register_blueprint(management.bp)
     app.register_blueprint(http_trigger.bp)
-    app.register_blueprint(admin.create_blueprint(config))
+    app.register_blueprint(admin.create_blueprint())
     from gateway import metrics, ui
 
     app.register_blueprint(metrics.bp)

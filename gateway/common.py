@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, request
+
+from faas.errors import FaasError
 
 if TYPE_CHECKING:
     from faas.config import Config
@@ -41,6 +44,28 @@ def api_token() -> str | None:
     """The API token the gateway's config asks for; None without one (or without a config: tests)."""
     config: Config | None = current_app.extensions.get(CONFIG_KEY)
     return config.api_token if config is not None else None
+
+
+def bearer_matches(token: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <token>`, compared in constant time."""
+    given = request.headers.get("Authorization", "").encode()
+    return hmac.compare_digest(given, f"Bearer {token}".encode())
+
+
+def unauthorized(message: str) -> FaasError:
+    """The 401 every token-guarded route answers, in Lambda's error shape."""
+    err = FaasError(message)
+    err.status = 401
+    err.error_type = "UnrecognizedClientException"
+    err.kind = "User"
+    return err
+
+
+def require_token() -> None:
+    """Refuse the request (401) when the gateway has an API token and the request lacks it."""
+    token = api_token()
+    if token and not bearer_matches(token):
+        raise unauthorized("this gateway needs its API token: set FAAS_API_TOKEN")
 
 
 def read_body(limit: int) -> bytes:

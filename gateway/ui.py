@@ -7,7 +7,9 @@ line), so what the form shows is what boto3 would get.
 
 The JSON API reads what the platform's listeners already keep (faas.observe.activity) and the
 pool's snapshot; a poll costs the call path nothing but a short lock on the activity ring.
-Like the Invoke API it needs no API token: it reads and invokes, it never deploys.
+The page itself is open; its data (/ui/api/*: functions' environment variables, host paths,
+call logs) wants the API token where the gateway has one, as /system/* does. The page asks
+for the token once and keeps it for the browser tab.
 """
 
 from __future__ import annotations
@@ -21,13 +23,19 @@ from flask import Blueprint, Response, request, send_file
 
 from faas.errors import ValidationError
 from gateway.admin import describe, environment_counts
-from gateway.common import platform
+from gateway.common import platform, require_token
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_LIMIT = 500
 MAX_SERIES_S = 600
 
 bp = Blueprint("ui", __name__, static_folder=str(STATIC), static_url_path="/ui/static")
+
+
+@bp.before_request
+def _check_token() -> None:
+    if request.path.startswith("/ui/api/"):
+        require_token()
 
 
 def _json(value: Any) -> Response:

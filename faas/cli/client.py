@@ -75,6 +75,11 @@ class GatewayClient:
         token = token if token is not None else os.environ.get("FAAS_API_TOKEN")
         self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header of the API token, for callers that use the session directly."""
+        return dict(self._auth)
+
     def close(self) -> None:
         self.session.close()
 

@@ -463,8 +463,12 @@ def cmd_runtimes_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_WILDCARD_HOSTS = ("0.0.0.0", "", "::")
+
+
 def _public_url(config: Config) -> str:
-    host = config.host if config.host not in ("0.0.0.0", "", "::") else "127.0.0.1"
+    """The URL this machine's own clients use: loopback when the gateway listens on every address."""
+    host = config.host if config.host not in _WILDCARD_HOSTS else "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"http://{host}:{config.port}"
@@ -517,6 +521,16 @@ def _deploy_then_watch(base_url: str, folders: list[Path], stop: threading.Event
         devloop.watch_sources(base_url, folders, stop, out=out, err=err)
 
 
+def _listening_line(config: Config, base_url: str) -> str:
+    """The start-up line: where the gateway really listens, so `--host 0.0.0.0` never reads as loopback."""
+    where = base_url
+    if config.host in _WILDCARD_HOSTS:
+        bound = config.host or "0.0.0.0"
+        bound = f"[{bound}]" if ":" in bound else bound
+        where = f"http://{bound}:{config.port}, every address of this machine (here: {base_url})"
+    return f"faas gateway on {where} ({config.threads} threads, state in {config.state_dir})"
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     config = _load_config(args)
     from gateway.server import check_exposure
@@ -534,7 +548,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         os.environ["DOCKER_HOST"] = str(base)  # the worker's Platform finds the same engine
     from gateway import server
 
-    err.print(f"faas gateway on {base_url} ({config.threads} threads, state in {config.state_dir})", markup=False)
+    err.print(_listening_line(config, base_url), markup=False)
     stop = threading.Event()
     deployer = threading.Thread(
         target=_deploy_then_watch,

@@ -31,10 +31,15 @@ def fetch_overview(client: GatewayClient, window_s: int) -> dict[str, Any]:
     """One overview from the gateway; GatewayUnavailable when it does not answer."""
     try:
         response = client.session.get(
-            client.base_url + OVERVIEW_PATH, params={"window": window_s}, timeout=(CONNECT_TIMEOUT_S, 5.0)
+            client.base_url + OVERVIEW_PATH,
+            params={"window": window_s},
+            headers=client.auth_headers,
+            timeout=(CONNECT_TIMEOUT_S, 5.0),
         )
     except requests.RequestException as e:
         raise GatewayUnavailable(f"no faas gateway answers at {client.base_url} — start one with `faas up`") from e
+    if response.status_code == 401:
+        raise GatewayUnavailable(f"{client.base_url} wants its API token: set FAAS_API_TOKEN")
     if response.status_code != 200:
         raise GatewayUnavailable(
             f"{client.base_url}{OVERVIEW_PATH} answered HTTP {response.status_code}: is this a faas gateway of this version?"

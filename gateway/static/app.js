@@ -36,8 +36,25 @@ function el(tag, attrs, ...children) {
 const ms = (v) => (v === null || v === undefined ? "–" : v < 10 ? v.toFixed(2) + " ms" : v < 1000 ? v.toFixed(1) + " ms" : (v / 1000).toFixed(2) + " s");
 const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false }) + "." + String(Math.floor((t % 1) * 1000)).padStart(3, "0");
 
+// With FAAS_API_TOKEN set, /ui/api wants it: asked once, kept for this tab only.
+const TOKEN_KEY = "faas.apiToken";
+let tokenRefused = false;
+
+function authHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
 async function getJSON(path) {
-  const response = await fetch(path, { cache: "no-store" });
+  let response = await fetch(path, { cache: "no-store", headers: authHeaders() });
+  if (response.status === 401 && !tokenRefused) {
+    const token = window.prompt("This faas gateway has an API token (FAAS_API_TOKEN). Token:");
+    if (token) {
+      sessionStorage.setItem(TOKEN_KEY, token.trim());
+      response = await fetch(path, { cache: "no-store", headers: authHeaders() });
+    }
+    if (response.status === 401) tokenRefused = true; // no prompt loop: reload the page to try again
+  }
   if (!response.ok) throw new Error(`${path}: HTTP ${response.status}`);
   return response.json();
 }

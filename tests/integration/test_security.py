@@ -217,6 +217,40 @@ def test_with_a_token_every_admin_route_wants_it(exposed: tuple[Gateway, str], m
     assert out.returncode != 0 and "FAAS_API_TOKEN" in out.stdout + out.stderr
 
 
+def test_the_start_up_line_says_where_the_gateway_really_listens(exposed: tuple[Gateway, str]) -> None:
+    """Finding 17 of issue 17: with --host 0.0.0.0 the start-up line printed http://127.0.0.1:PORT only."""
+    gw, _ = exposed
+    port = gw.url.rsplit(":", 1)[1]
+    line = next(ln for ln in gw.logs().splitlines() if ln.startswith("faas gateway on "))
+    assert f"http://0.0.0.0:{port}, every address of this machine (here: {gw.url})" in line, line
+
+
+def test_with_a_token_the_dashboards_data_wants_it(exposed: tuple[Gateway, str], make_function) -> None:
+    """Finding 1 of issue 17: /ui/api gave every function's environment (secrets) and call logs without the token."""
+    gw, token = exposed
+    secret = uuid.uuid4().hex
+    name, folder = make_function(APP, environment={"DB_PASSWORD": secret})
+    gw.deploy(folder)
+    assert gw.invoke(name).json() == "ok"  # a call, so the call log has something to leak
+    paths = ["/ui/api/overview", f"/ui/api/invocations?since=0&function={name}", f"/ui/api/series?function={name}"]
+    for path in paths:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            r = requests.get(gw.url + path, headers=headers, timeout=10)
+            body = lambda_error(r, 401)
+            assert "FAAS_API_TOKEN" in body["Message"] and secret not in r.text
+    good = {"Authorization": f"Bearer {token}"}
+    overview = requests.get(gw.url + paths[0], headers=good, timeout=10)
+    assert overview.status_code == 200 and secret in overview.text  # the owner still sees it all
+    calls = requests.get(gw.url + paths[1], headers=good, timeout=10).json()["invocations"]
+    assert [c["function"] for c in calls] == [name]
+    assert requests.get(gw.url + "/ui", timeout=10).status_code == 200  # the page itself holds no data
+    top = subprocess.run([FAAS, "top", "--once"], env=gw.env, capture_output=True, text=True, timeout=30)
+    assert top.returncode == 0 and name in top.stdout, top.stdout + top.stderr
+    env = {k: v for k, v in gw.env.items() if k != "FAAS_API_TOKEN"}
+    top = subprocess.run([FAAS, "top", "--once"], env=env, capture_output=True, text=True, timeout=30)
+    assert top.returncode != 0 and "FAAS_API_TOKEN" in top.stdout + top.stderr
+
+
 def test_with_a_token_the_management_api_wants_it_as_the_access_key(exposed: tuple[Gateway, str]) -> None:
     gw, token = exposed
     name = f"m-{uuid.uuid4().hex[:6]}"
