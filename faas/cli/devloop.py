@@ -1,8 +1,9 @@
 """The developer's side of live redeploy: watch function folders, upload saves, say what happened.
 
-`faas up` watches the folders it was given and the source folder of every function
-deployed from a folder on this machine (the gateway records it as source_dir), picking up
-functions deployed later by listing the gateway every few seconds; `faas deploy DIR
+`faas up` watches the folders it was given and the source folder of every function this
+machine's user deployed with `faas deploy DIR` (the gateway records it as source_dir, and
+watch_claims confirms it, since a deploy header alone proves nothing), picking up functions
+deployed later by listing the gateway every few seconds; `faas deploy DIR
 --watch` watches DIR. Both print one line per save that went live, and the error with the
 new version's init output when it did not (the old version then keeps serving).
 """
@@ -19,6 +20,7 @@ from rich.console import Console
 
 from faas.cli.client import GatewayClient
 from faas.cli.source_watcher import Redeploy, SourceWatcher
+from faas.cli.watch_claims import claimed
 from faas.errors import FaasError
 
 LOG = logging.getLogger(__name__)
@@ -57,14 +59,23 @@ def redeploy_printer(out: Console, err: Console):  # type: ignore[no-untyped-def
     return report
 
 
-def _local_folder(raw: object) -> Path | None:
+def _local_folder(raw: object, name: str, state_dir: Path) -> Path | None:
+    """The function's source folder when `faas deploy` on this machine recorded the same one."""
     if not isinstance(raw, str) or not raw:
         return None
     path = Path(raw)
-    return path.resolve() if path.is_absolute() and path.is_dir() else None
+    if not path.is_absolute() or not path.is_dir():
+        return None
+    mine = claimed(state_dir, name)
+    if mine is None or mine.resolve() != path.resolve():
+        LOG.debug("watcher: not watching %s for %s: not deployed from there by `faas deploy` here", raw[:200], name)
+        return None
+    return path.resolve()
 
 
-def watch_sources(base_url: str, folders: Iterable[Path], stop: threading.Event, *, out: Console, err: Console) -> None:
+def watch_sources(
+    base_url: str, folders: Iterable[Path], stop: threading.Event, *, state_dir: Path, out: Console, err: Console
+) -> None:
     """For `faas up`: redeploy on save until stop is set."""
     pinned = {Path(f).resolve() for f in folders}
     with GatewayClient(base_url) as upload_client, GatewayClient(base_url) as list_client:
@@ -83,7 +94,7 @@ def watch_sources(base_url: str, folders: Iterable[Path], stop: threading.Event,
                 if functions is not None:
                     now: dict[Path, str] = {}
                     for f in functions:
-                        local = _local_folder(f.get("source_dir"))
+                        local = _local_folder(f.get("source_dir"), str(f.get("name")), state_dir)
                         if local is not None:
                             now[local] = str(f.get("name"))
                     for kept, name in now.items():

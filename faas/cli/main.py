@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from faas.cli.client import GatewayClient, gateway_url
+from faas.cli.watch_claims import claim
 from faas.config import DEFAULT_PORT, Config
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 
@@ -156,6 +157,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         return EXIT_ERROR if failed else EXIT_OK
     folders = find_function_folders([Path(args.dir)])
     failed = 0
+    state_dir = _local_state_dir(args)
     with GatewayClient(gateway_url(args.gateway)) as client:
         for folder in folders:
             try:
@@ -169,6 +171,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             out.print(_deploy_line(function), markup=False)
+            if state_dir is not None:
+                claim(state_dir, str(function.get("name")), folder)  # so `faas up` may watch it
     if getattr(args, "watch", False):
         from faas.cli import devloop
 
@@ -178,6 +182,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
             err.print("stopped watching", markup=False)
             return EXIT_OK
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _local_state_dir(args: argparse.Namespace) -> Path | None:
+    """The state dir a local `faas up` would use, for watch_claims; None when the config cannot load."""
+    try:
+        return _load_config(args).state_dir
+    except FaasError:
+        return None
 
 
 def _print_init_logs(error: FaasError) -> None:
@@ -511,14 +523,14 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
         )
 
 
-def _deploy_then_watch(base_url: str, folders: list[Path], stop: threading.Event, watch: bool) -> None:
+def _deploy_then_watch(base_url: str, folders: list[Path], stop: threading.Event, watch: bool, state_dir: Path) -> None:
     """Thread body for `faas up`: deploy the folders, then redeploy them (and every function
     deployed from a folder here) on save until the gateway stops."""
     _deploy_when_ready(base_url, folders, stop)
     if watch and not stop.is_set():
         from faas.cli import devloop
 
-        devloop.watch_sources(base_url, folders, stop, out=out, err=err)
+        devloop.watch_sources(base_url, folders, stop, state_dir=state_dir, out=out, err=err)
 
 
 def _listening_line(config: Config, base_url: str) -> str:
@@ -552,7 +564,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     deployer = threading.Thread(
         target=_deploy_then_watch,
-        args=(base_url, folders, stop, not getattr(args, "no_watch", False)),
+        args=(base_url, folders, stop, not getattr(args, "no_watch", False), config.state_dir),
         name="faas-up-deploy",
         daemon=True,
     )

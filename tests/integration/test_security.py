@@ -638,3 +638,45 @@ def test_deflate_stream_lies_are_corrupt_not_crashes(gateway: Gateway, unchanged
     data[start + 40 : start + 60] = b"\xff" * 20  # corrupt its deflate stream
     body = lambda_error(put_zip(gateway, "bad", bytes(data)), 400)
     assert "corrupt" in body["Message"] or "not a valid zip" in body["Message"]
+
+
+# ------------------------------------------------------------------------------ 5. what `faas up` watches
+
+
+def _version(gw: Gateway, name: str) -> int:
+    return int(requests.get(f"{gw.url}/system/functions/{name}", timeout=10).json()["version"])
+
+
+def test_a_deploy_header_cannot_make_faas_up_watch_a_folder(gateway: Gateway, make_function) -> None:
+    """Finding 8 of issue 17: X-Faas-Source-Dir on a deploy made `faas up` zip and watch any folder.
+
+    `faas up` watches a listed function's folder only when `faas deploy` on this machine recorded
+    it; a save in a folder named only by the header must not redeploy. The legitimate function
+    deployed after it is the barrier: once its saves are live, the watcher has listed both.
+    """
+    code = "def handler(event, context):\n    return {mark!r}\n"
+    planted, planted_dir = make_function(code.format(mark="planted"))
+    zipped = zip_bytes({"function.yaml": f"name: {planted}\n", "app.py": code.format(mark="planted")})
+    r = requests.put(
+        f"{gateway.url}/system/functions/{planted}", data=zipped, headers={"X-Faas-Source-Dir": str(planted_dir)}, timeout=60
+    )
+    assert r.status_code == 201, r.text
+    mine, mine_dir = make_function(code.format(mark=0))
+    gateway.deploy(mine_dir)  # the CLI records the folder it deployed from
+    # `faas up` lists the gateway every 2 s: save until a save of ours goes live, so it watches now
+    deadline, mark = time.monotonic() + 30, 0
+    while time.monotonic() < deadline:
+        mark += 1
+        (mine_dir / "app.py").write_text(code.format(mark=mark))
+        time.sleep(0.5)
+        if gateway.invoke(mine).json() == mark:
+            break
+    assert gateway.invoke(mine).json() == mark, "faas up did not redeploy the folder `faas deploy` gave it"
+    # now a save in the planted folder, then one in ours: once ours is live, the planted one was seen
+    (planted_dir / "app.py").write_text(code.format(mark="planted 2"))
+    (mine_dir / "app.py").write_text(code.format(mark="last"))
+    while gateway.invoke(mine).json() != "last" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert gateway.invoke(mine).json() == "last"
+    time.sleep(0.3)  # the planted folder's save, had it been watched, was in the same burst of events
+    assert _version(gateway, planted) == 1 and gateway.invoke(planted).json() == "planted"
