@@ -12,12 +12,13 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from faas.config import Config
 from faas.errors import FaasError, TooManyRequests
 from faas.ids import request_id
+from gateway.browser_guard import GUARD_KEY, BrowserGuard
 from gateway.common import CONFIG_KEY, PLATFORM_KEY
 
 if TYPE_CHECKING:
@@ -57,6 +58,13 @@ def create_app(platform: PlatformAPI | None = None, config: Config | None = None
 
     app.register_blueprint(metrics.bp)
     app.register_blueprint(ui.bp)
+    guard = BrowserGuard.for_gateway(config.host if config is not None else "127.0.0.1")
+    app.extensions[GUARD_KEY] = guard  # the worker's Invoke fast path asks it too
+
+    @app.before_request
+    def _refuse_web_pages() -> None:
+        guard.check(request.path, request.headers.get("Host"), request.headers.get("Origin"))
+
     app.register_error_handler(FaasError, faas_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
     app.register_error_handler(Exception, _unexpected_error_response)

@@ -42,6 +42,7 @@ from faas.invoke.http1 import BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import kernel_timeout
 from faas.models import SYNC_PAYLOAD_LIMIT
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
+from gateway.browser_guard import GUARD_KEY, BrowserGuard
 from gateway.common import BodyTooLarge, platform_of
 from gateway.contract import PlatformAPI
 from gateway.lambda_api import Answer, invoke_answer
@@ -93,6 +94,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
     def load_wsgi(self) -> None:
         super().load_wsgi()
         self.platform = platform_of(self.wsgi)
+        self._guard: BrowserGuard = self.wsgi.extensions[GUARD_KEY]
         # What exists now (modules, Flask, the platform) lives as long as the worker: moved out
         # of the collector's sight, a full collection no longer walks it in the middle of a call.
         gc.collect()
@@ -231,6 +233,8 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         headers = head.headers
         if "transfer-encoding" in headers or "expect" in headers or length > SYNC_PAYLOAD_LIMIT:
             return None
+        if "origin" in headers or not self._guard.host_allowed(headers.get("host", "")):
+            return None  # a web page may be behind it: the app's BrowserGuard decides
         start = end + 4
         body = buf[start : start + length]
         rest = buf[start + length :]

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import io
@@ -680,3 +681,41 @@ def test_a_deploy_header_cannot_make_faas_up_watch_a_folder(gateway: Gateway, ma
     assert gateway.invoke(mine).json() == "last"
     time.sleep(0.3)  # the planted folder's save, had it been watched, was in the same burst of events
     assert _version(gateway, planted) == 1 and gateway.invoke(planted).json() == "planted"
+
+
+# ------------------------------------------------------------------------------ 6. a browser on this machine
+
+
+def test_a_web_page_in_a_browser_here_cannot_drive_the_gateway(gateway: Gateway, make_function) -> None:
+    """A cross-site form POST needs no CORS preflight, and a page that re-points its own name at
+    127.0.0.1 (DNS rebinding) can read what it fetches: both are refused, changing nothing;
+    the dashboard's own same-origin calls and function URLs still work."""
+    name, folder = make_function(APP)
+    gateway.deploy(folder)
+    page = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    create = json.dumps(
+        {
+            "FunctionName": "planted",
+            "Runtime": "python3.11",
+            "Handler": "app.handler",
+            "Role": "arn:aws:iam::123456789012:role/r",
+            "Code": {"ZipFile": base64.b64encode(zip_code(APP)).decode()},
+        }
+    )
+    answers = [
+        requests.post(f"{gateway.url}/2015-03-31/functions", data=create, headers=page, timeout=10),
+        requests.post(f"{gateway.url}/2015-03-31/functions/{name}/invocations", data="{}", headers=page, timeout=10),
+        requests.get(f"{gateway.url}/ui/api/overview", headers={"Host": "evil.example:8080"}, timeout=10),
+        requests.post(
+            f"{gateway.url}/2015-03-31/functions/{name}/invocations", data="{}", headers={"Host": "evil.example:8080"}, timeout=10
+        ),
+    ]
+    for r in answers:
+        body = lambda_error(r, 403)
+        assert r.headers["x-amzn-ErrorType"] == "AccessDeniedException", body
+        assert "FAAS_ALLOWED_HOSTS" in body["Message"] or "web page" in body["Message"], body
+    names = [f["name"] for f in requests.get(f"{gateway.url}/system/functions", timeout=10).json()]
+    assert "planted" not in names and name in names
+    own = gateway.url
+    r = requests.post(f"{own}/2015-03-31/functions/{name}/invocations", data="{}", headers={"Origin": own}, timeout=10)
+    assert r.status_code == 200 and r.json() == "ok"  # the dashboard's own call
