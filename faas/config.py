@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from faas.deploy.yaml_input import load_settings
 from faas.errors import ValidationError
 
 DEFAULT_PORT = 8080
@@ -86,7 +87,7 @@ class Config:
         config_file = state_dir / "faas.yaml"
         if config_file.is_file():
             try:
-                loaded = yaml.safe_load(config_file.read_text()) or {}
+                loaded = load_settings(config_file.read_text()) or {}
             except yaml.YAMLError as e:
                 raise ValidationError(f"{config_file}: not valid YAML: {e}") from e
             if not isinstance(loaded, dict):

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from faas.deploy import yaml_input
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 from faas.models import ACCOUNT_ID, FunctionSpec
@@ -78,7 +79,7 @@ class Template:
 # ------------------------------------------------------------------------------ loading
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml_input.SafeLoader):
     """YAML with CloudFormation's short forms (!Ref, !Sub, !GetAtt ...) read as the long forms."""
 
 
@@ -114,7 +115,7 @@ def load(path: Path) -> Template:
     """Read a template: every function's spec and code location, and the warnings."""
     path = Path(path).resolve()
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml_input.load_document(path.read_text(), _Loader)  # aliases allowed, within a bound
     except OSError as e:
         raise ValidationError(f"{path}: cannot be read: {e.strerror}") from e
     except yaml.YAMLError as e:

@@ -1,0 +1,72 @@
+"""Abuse of what the gateway stores: hostile function.yaml and zips, a flood of Event calls,
+other local users, and a full disk. Each is refused (or survived) with a clear answer, and
+the state stays usable.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import requests
+
+from tests.faults.support import PROBE_CODE, rss_mb, worker_pid
+from tests.integration.conftest import Gateway
+
+
+def _zip(files: dict[str, str | bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _put(gw: Gateway, name: str, data: bytes) -> requests.Response:
+    return requests.put(f"{gw.url}/system/functions/{name}", data=data, timeout=60)
+
+
+def alias_bomb(name: str, levels: int = 9) -> str:
+    """Nine lines of nested aliases under a known key: 9**levels values once written out."""
+    lines = [f"name: {name}", "handler:", " - &a0 [lol,lol,lol,lol,lol,lol,lol,lol,lol]"]
+    lines += [f" - &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def _assert_refused(r: requests.Response, gw: Gateway, *needles: str) -> str:
+    assert r.status_code == 400, (r.status_code, r.text[:500])
+    assert r.headers["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    message = r.json()["Message"]
+    assert len(message) < 2500, len(message)
+    assert str(gw.state_dir) not in message and "Traceback" not in message
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def test_a_yaml_alias_bomb_is_refused_and_the_worker_stays_small(fault_gateway: Gateway) -> None:
+    gw = fault_gateway
+    bomb = alias_bomb("bomb")
+    assert len(bomb) < 600
+    pid = worker_pid(gw)
+    before = rss_mb(pid)
+    r = _put(gw, "bomb", _zip({"function.yaml": bomb, "app.py": PROBE_CODE}))
+    _assert_refused(r, gw, "alias")
+    assert rss_mb(pid) - before < 50, (before, rss_mb(pid))
+    assert requests.get(f"{gw.url}/system/functions/bomb", timeout=10).status_code == 404
+
+
+def test_a_5000_digit_integer_in_function_yaml_is_a_400(fault_gateway: Gateway) -> None:
+    gw = fault_gateway
+    spec = "name: digits\ntimeout: " + "9" * 5000 + "\n"
+    r = _put(gw, "digits", _zip({"function.yaml": spec, "app.py": PROBE_CODE}))
+    _assert_refused(r, gw, "line 2", "digit")
+
+
+def test_a_zip_entry_path_longer_than_path_max_is_a_400_without_host_paths(fault_gateway: Gateway) -> None:
+    gw = fault_gateway
+    deep = "/".join(["d" * 200] * 25) + "/app.py"  # 5 KB: every component legal, the whole too long
+    spec = "name: deep\n"
+    r = _put(gw, "deep", _zip({"function.yaml": spec, "app.py": PROBE_CODE, deep: "x = 1\n"}))
+    _assert_refused(r, gw, "path")
+    assert not [p for p in (gw.state_dir / "packages").iterdir() if p.name.startswith(".tmp-")]
