@@ -21,7 +21,7 @@ from faas.deploy.packages import unpack
 from faas.deploy.registry import Registry
 from faas.deploy.store import Store
 from faas.errors import ShuttingDown, ValidationError
-from faas.invoke.async_invoke import AsyncInvoker, Policy
+from faas.invoke.async_invoke import MB, AsyncInvoker, Policy, QueueBounds
 from faas.invoke.launcher import PRESTARTED_MEMORY_MB, Launcher
 from faas.invoke.limits import Limiter, MemoryBudget
 from faas.invoke.pool import Pool
@@ -120,6 +120,12 @@ class Platform:
             policy=self._async_policy,
             workers=config.async_workers,
             retry_delays_s=config.async_retry_delays_s,
+            bounds=QueueBounds(
+                config.async_max_events_per_function,
+                config.async_max_mb_per_function * MB,
+                config.async_max_events,
+                config.async_max_mb * MB,
+            ),
         )
         self.registry.subscribe(self._version_changed)
         executor.subscribe(self.launcher.route_event)

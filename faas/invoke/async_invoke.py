@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from faas.errors import FaasError, FunctionNotFound, ShuttingDown
+from faas.errors import FaasError, FunctionNotFound, ShuttingDown, TooManyRequests
 from faas.models import Result, function_arn
 
 LOG = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ THROTTLE_BACKOFF_MAX_S = 300.0  # Lambda: from 1 s up to 5 minutes
 IDLE_WAIT_S = 1.0  # longest a worker sleeps before looking at the queue again
 FAILURES_KEPT = 1000  # failure records per function; the oldest go first
 MAX_RETRIES = 2
+
+MB = 1024 * 1024
 
 InvokeFn = Callable[[str, bytes, "str | None", str], Result]
 
@@ -45,6 +47,25 @@ class Policy:
 
     max_retries: int = MAX_RETRIES
     max_age_s: float = 21600.0
+
+
+@dataclass(frozen=True)
+class QueueBounds:
+    """How much the queue may hold before an Event call is answered 429.
+
+    Lambda's own queue is large and on someone else's disk; this one is in faas.db, next to
+    the state every deploy writes, so a caller must not be able to fill it. Per function so
+    that one flooded function leaves room for the others, and in all so that many functions
+    together cannot fill the disk either. Payload bytes are counted (an event is at most 1 MB).
+    """
+
+    events_per_function: int = 1000
+    bytes_per_function: int = 64 * MB
+    events: int = 10_000
+    bytes: int = 256 * MB
+
+
+DEFAULT_BOUNDS = QueueBounds()
 
 
 @dataclass(frozen=True)
@@ -69,9 +90,11 @@ class AsyncInvoker:
         policy: Callable[[str], Policy] = lambda _name: Policy(),
         workers: int = 4,
         retry_delays_s: tuple[float, ...] = (60.0, 120.0),
+        bounds: QueueBounds = DEFAULT_BOUNDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.failures_root = failures_root
+        self.bounds = bounds
         self._invoke = invoke
         self._policy = policy
         self._delays = retry_delays_s
@@ -104,6 +127,7 @@ class AsyncInvoker:
         now = self._clock()
         with self._lock:
             try:
+                self._check_room(name, len(payload))
                 self._db.execute(
                     "INSERT INTO async_events (request_id, name, qualifier, payload, received, attempts, next_attempt)"
                     " VALUES (?, ?, ?, ?, ?, 0, ?)",
@@ -115,6 +139,24 @@ class AsyncInvoker:
         with self._wake:
             self._wake.notify()
         return request_id
+
+    def _check_room(self, name: str, size: int) -> None:
+        """Refuse (429, nothing written) an event that would take the queue past its bounds.
+        Called under self._lock, which every insert holds, so two callers cannot both fit."""
+        b = self.bounds
+        mine, mine_bytes = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM async_events WHERE name = ?", (name,)
+        ).fetchone()
+        if mine + 1 > b.events_per_function or mine_bytes + size > b.bytes_per_function:
+            raise _queue_full(
+                f"{name} has {mine} events ({mine_bytes} bytes) queued, at its bound of "
+                f"{b.events_per_function} events or {b.bytes_per_function} bytes"
+            )
+        count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM async_events").fetchone()
+        if count + 1 > b.events or total + size > b.bytes:
+            raise _queue_full(
+                f"{count} events ({total} bytes) are queued in all, at the bound of {b.events} events or {b.bytes} bytes"
+            )
 
     def pending(self, name: str | None = None) -> int:
         """Events queued or running (for one function, or all)."""
@@ -303,6 +345,11 @@ class AsyncInvoker:
         old = sorted(p for p in folder.iterdir() if p.suffix == ".json")
         for stale in old[:-FAILURES_KEPT]:
             stale.unlink(missing_ok=True)
+
+
+def _queue_full(why: str) -> TooManyRequests:
+    LOG.warning("async queue full, Event call refused: %s", why)
+    return TooManyRequests(f"Rate Exceeded. The Event queue is full: {why}; try again later.", "CallerRateLimitExceeded", 5)
 
 
 def _json_or_text(data: bytes) -> Any:

@@ -70,3 +70,46 @@ def test_a_zip_entry_path_longer_than_path_max_is_a_400_without_host_paths(fault
     r = _put(gw, "deep", _zip({"function.yaml": spec, "app.py": PROBE_CODE, deep: "x = 1\n"}))
     _assert_refused(r, gw, "path")
     assert not [p for p in (gw.state_dir / "packages").iterdir() if p.name.startswith(".tmp-")]
+
+
+SLEEPER = """
+import time
+def handler(event, context):
+    time.sleep(2)
+    return "slept"
+"""
+
+
+def _db_bytes(gw: Gateway) -> int:
+    return sum(p.stat().st_size for p in gw.state_dir.glob("faas.db*"))
+
+
+def test_a_flood_of_event_calls_is_bounded_with_429s_and_deploys_still_work(fault_gateway: Gateway, make_function) -> None:
+    gw = fault_gateway
+    name, folder = make_function(SLEEPER, timeout=3, concurrency=1)
+    gw.deploy(folder)
+    payload = b'"' + b"x" * 1_000_000 + b'"'  # just under Lambda's 1 MB Event limit
+    before = _db_bytes(gw)
+    statuses: list[int] = []
+    with requests.Session() as s:
+        for _ in range(90):  # 90 MB offered, the function's bound is 64 MB
+            r = s.post(
+                f"{gw.url}/2015-03-31/functions/{name}/invocations",
+                data=payload,
+                headers={"X-Amz-Invocation-Type": "Event"},
+                timeout=60,
+            )
+            statuses.append(r.status_code)
+            if r.status_code == 429:
+                assert r.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
+                assert r.json()["Reason"] == "CallerRateLimitExceeded"
+    accepted = statuses.count(202)
+    assert set(statuses) == {202, 429}, statuses
+    assert accepted == 64 * 1024 * 1024 // len(payload), accepted  # the default bound: 64 MiB of payload
+    grown_mb = (_db_bytes(gw) - before) / 1e6
+    assert grown_mb < 80, grown_mb
+    # Another function's events and a deploy still go through.
+    other, other_folder = make_function(PROBE_CODE)
+    gw.deploy(other_folder)
+    r = gw.invoke(other, b"{}", headers={"X-Amz-Invocation-Type": "Event"})
+    assert r.status_code == 202, r.text
