@@ -33,7 +33,7 @@ from faas.logs.store import LogStore
 from faas.models import FunctionSpec, FunctionVersion, Result, check_payload
 from faas.observe.activity import Activity
 from faas.observe.metrics import Metrics
-from faas.observe.records import RecordStore
+from faas.observe.records import DroppedRecords, RecordStore
 
 LOG = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class Platform:
         )
         # Invocation records (`faas calls`) and the durable async queue (Event calls).
         self.records = RecordStore(self.store.path, keep_per_function=config.records_per_function)
+        self.metrics.registry.register(DroppedRecords(self.records))
         # Each is told of every call that ran and every call throttled (scheduler.CallListener).
         self.scheduler.listeners.extend((self.metrics, self.activity, self.records))
         self.async_invoker = AsyncInvoker(

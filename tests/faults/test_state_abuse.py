@@ -6,12 +6,18 @@ the state stays usable.
 from __future__ import annotations
 
 import io
+import os
+import re
+import subprocess
 import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 import requests
 
-from tests.faults.support import PROBE_CODE, rss_mb, worker_pid
-from tests.integration.conftest import Gateway
+from tests.faults.support import PROBE_CODE, rss_mb, wait_for, worker_pid
+from tests.integration.conftest import Gateway, gateway_session
 
 
 def _zip(files: dict[str, str | bytes]) -> bytes:
@@ -113,3 +119,66 @@ def test_a_flood_of_event_calls_is_bounded_with_429s_and_deploys_still_work(faul
     gw.deploy(other_folder)
     r = gw.invoke(other, b"{}", headers={"X-Amz-Invocation-Type": "Event"})
     assert r.status_code == 202, r.text
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MB tmpfs: a disk that can really fill up."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(path: Path) -> None:
+    """Write until the disk refuses even one more byte (unbuffered, so nothing waits in a buffer)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for size in (1024 * 1024, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def _dropped(gw: Gateway) -> float:
+    text = requests.get(f"{gw.url}/metrics", timeout=10).text
+    found = re.search(r"^faas_records_dropped_total (\S+)$", text, re.M)
+    assert found, text[-2000:]
+    return float(found.group(1))
+
+
+def test_a_full_disk_is_named_its_lost_records_counted_and_recording_resumes(
+    small_disk: Path, docker_client, make_function
+) -> None:
+    with gateway_session(small_disk / "state", docker_client, no_tracebacks=True) as gw:
+        name, folder = make_function(PROBE_CODE)
+        gw.deploy(folder)
+        assert gw.invoke(name).status_code == 200
+        filler = small_disk / "filler"
+        _fill(filler)
+        try:
+            with requests.Session() as s:
+                for _ in range(50):  # calls still answer while their records cannot be written
+                    r = s.post(f"{gw.url}/2015-03-31/functions/{name}/invocations", data=b"{}", timeout=30)
+                    assert r.status_code == 200, r.text
+            assert wait_for(lambda: _dropped(gw) > 0, 10), gw.logs()[-3000:]
+            logs = gw.logs()
+            assert "invocation records: the disk is full" in logs and "record(s) dropped" in logs
+            assert "cannot rollback" not in logs
+        finally:
+            filler.unlink()
+        dropped = _dropped(gw)
+        assert gw.invoke(name, b'{"after": 1}').status_code == 200
+        calls = requests.get(f"{gw.url}/system/functions/{name}/calls", timeout=10).json()
+        calls = calls.get("calls", calls) if isinstance(calls, dict) else calls
+        assert len(calls) >= 2  # the call before the disk filled, and the one after
+        assert _dropped(gw) == dropped
+        assert "invocation records are written again" in gw.logs()
