@@ -34,6 +34,7 @@ from faas.models import FunctionSpec, FunctionVersion, Result, check_payload
 from faas.observe.activity import Activity
 from faas.observe.metrics import Metrics
 from faas.observe.records import DroppedRecords, RecordStore
+from faas.private import private_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Platform:
         `faas ps` and the memory gauge; None where the executor cannot tell (then 0 / no gauge)."""
         self.config = config
         root = config.state_dir
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # 0700: other local users reach nothing below (faas/private.py)
         self.packages_root = root / "packages"
         self.packages_root.mkdir(exist_ok=True)
         self.executor = executor

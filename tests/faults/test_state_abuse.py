@@ -8,7 +8,10 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
+import stat
 import subprocess
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,3 +185,83 @@ def test_a_full_disk_is_named_its_lost_records_counted_and_recording_resumes(
         assert len(calls) >= 2  # the call before the disk filled, and the one after
         assert _dropped(gw) == dropped
         assert "invocation records are written again" in gw.logs()
+
+
+SECRET_CODE = """
+import os
+def handler(event, context):
+    return os.environ["SECRET"][:3]
+"""
+
+_AS_NOBODY = """
+import os, socket, sys
+found = []
+for path in sys.argv[1:]:
+    try:
+        if path.endswith(".sock"):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.connect(path)
+        elif os.path.isdir(path):
+            os.listdir(path)
+        else:
+            with open(path, "rb" if not path.endswith("/out") else "wb"):
+                pass
+        found.append(path)
+    except OSError:
+        pass
+print("\\n".join(found))
+"""
+
+
+def _as_nobody(paths: list[Path]) -> list[str]:
+    """What uid 65534 (another local user) can open of these paths."""
+    out = subprocess.run(
+        ["/usr/bin/python3", "-c", _AS_NOBODY, *map(str, paths)],  # the venv may be out of its reach
+        capture_output=True,
+        text=True,
+        timeout=30,
+        preexec_fn=lambda: (os.setgid(65534), os.setuid(65534)),  # noqa: PLW1509 - a one-off child
+    )
+    assert out.returncode == 0, out.stderr
+    return [line for line in out.stdout.splitlines() if line]
+
+
+@pytest.fixture
+def open_parent() -> Iterator[Path]:
+    """A folder every local user may traverse (pytest's own tmp folders are 0700, which would
+    hide the state dir's own modes from the other user)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to act as another user")
+    folder = Path(tempfile.mkdtemp(prefix="faas-perms-"))
+    folder.chmod(0o755)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_another_local_user_reaches_no_state_no_logs_and_no_runtime_socket(
+    open_parent: Path, docker_client, make_function
+) -> None:
+    with gateway_session(open_parent / "state", docker_client, no_tracebacks=True) as gw:
+        _check_private(gw, make_function)
+
+
+def _check_private(gw: Gateway, make_function) -> None:
+    name, folder = make_function(SECRET_CODE, environment={"SECRET": "s3cr3t-value"})
+    gw.deploy(folder)
+    r = gw.invoke(name)
+    assert r.status_code == 200 and r.json() == "s3c", r.text  # the function still reads its code and runs
+    requests.get(f"{gw.url}/system/functions/{name}/logs", timeout=10)  # flushes its log to disk
+    state = gw.state_dir
+    sockets = sorted(state.glob("envs/*/rt/runtime.sock"))
+    fifos = sorted(state.glob("envs/*/rt/out"))
+    assert sockets and fifos, sorted(p.relative_to(state) for p in state.rglob("*"))[:50]
+    targets = [state, state / "faas.db", state / "logs", state / "logs" / f"{name}.log", *sockets, *fifos]
+    assert _as_nobody(targets) == []
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    for path in (state / "faas.db", state / "logs" / f"{name}.log"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for path in (*sockets, *fifos):  # the sandbox user's own, no one else's
+        st = path.stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (993, 0o600), path
