@@ -95,6 +95,8 @@ class Config:
                 loaded = load_settings(config_file.read_text()) or {}
             except yaml.YAMLError as e:
                 raise ValidationError(f"{config_file}: not valid YAML: {e}") from e
+            except RecursionError:
+                raise ValidationError(f"{config_file}: nested too deeply") from None
             if not isinstance(loaded, dict):
                 raise ValidationError(f"{config_file}: expected a mapping")
             values.update(loaded)
