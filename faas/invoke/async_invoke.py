@@ -109,6 +109,15 @@ class AsyncInvoker:
             # Calls that were running when the gateway died run again (not counted as attempts).
             resumed = self._db.execute("UPDATE async_events SET running = 0 WHERE running = 1").rowcount
             waiting = self._db.execute("SELECT COUNT(*) FROM async_events").fetchone()[0]
+            # What is queued, per function: kept up to date by every insert and delete (all
+            # under self._lock), so the bounds cost no query per call.
+            self._queued: dict[str, list[int]] = {
+                name: [int(count), int(size)]
+                for name, count, size in self._db.execute(
+                    "SELECT name, COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM async_events GROUP BY name"
+                )
+            }
+            self._total = [sum(t[0] for t in self._queued.values()), sum(t[1] for t in self._queued.values())]
         except sqlite3.Error as e:
             raise FaasError(f"cannot open the async event queue in {db_path}: {e}") from e
         if waiting:
@@ -135,6 +144,11 @@ class AsyncInvoker:
                 )
             except sqlite3.Error as e:
                 raise FaasError(f"could not queue the event for {name}: {e}") from e
+            tally = self._queued.setdefault(name, [0, 0])
+            tally[0] += 1
+            tally[1] += len(payload)
+            self._total[0] += 1
+            self._total[1] += len(payload)
         LOG.debug("function %s: event %s queued (%d bytes)", name, request_id, len(payload))
         with self._wake:
             self._wake.notify()
@@ -144,15 +158,13 @@ class AsyncInvoker:
         """Refuse (429, nothing written) an event that would take the queue past its bounds.
         Called under self._lock, which every insert holds, so two callers cannot both fit."""
         b = self.bounds
-        mine, mine_bytes = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM async_events WHERE name = ?", (name,)
-        ).fetchone()
+        mine, mine_bytes = self._queued.get(name, (0, 0))
         if mine + 1 > b.events_per_function or mine_bytes + size > b.bytes_per_function:
             raise _queue_full(
                 f"{name} has {mine} events ({mine_bytes} bytes) queued, at its bound of "
                 f"{b.events_per_function} events or {b.bytes_per_function} bytes"
             )
-        count, total = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM async_events").fetchone()
+        count, total = self._total
         if count + 1 > b.events or total + size > b.bytes:
             raise _queue_full(
                 f"{count} events ({total} bytes) are queued in all, at the bound of {b.events} events or {b.bytes} bytes"
@@ -183,7 +195,12 @@ class AsyncInvoker:
     def drop(self, name: str) -> int:
         """Forget a deleted function's queued events (Lambda discards them with the function)."""
         with self._lock:
-            return self._db.execute("DELETE FROM async_events WHERE name = ?", (name,)).rowcount
+            dropped = self._db.execute("DELETE FROM async_events WHERE name = ?", (name,)).rowcount
+            tally = self._queued.pop(name, None)
+            if tally is not None:
+                self._total[0] -= tally[0]
+                self._total[1] -= tally[1]
+            return int(dropped)
 
     def stop(self) -> None:
         """Claim nothing more; a call in flight finishes (or is run again after a restart)."""
@@ -313,7 +330,15 @@ class AsyncInvoker:
     def _delete(self, event: Event) -> None:
         with self._lock:
             try:
-                self._db.execute("DELETE FROM async_events WHERE request_id = ?", (event.request_id,))
+                deleted = self._db.execute("DELETE FROM async_events WHERE request_id = ?", (event.request_id,)).rowcount
+                tally = self._queued.get(event.name)
+                if deleted and tally is not None:
+                    tally[0] -= 1
+                    tally[1] -= len(event.payload)
+                    self._total[0] -= 1
+                    self._total[1] -= len(event.payload)
+                    if tally[0] <= 0:
+                        del self._queued[event.name]
             except sqlite3.Error as e:
                 LOG.warning("function %s: event %s done but not removed (it may run again): %s", event.name, event.request_id, e)
 

@@ -246,3 +246,22 @@ def test_the_total_bound_holds_across_functions_and_frees_up_as_events_run(db: P
     finally:
         script.release.set()
         q.close()
+
+
+def test_the_bound_counts_events_left_by_an_earlier_run_and_a_dropped_function_frees_its_room(db: Path, tmp_path: Path) -> None:
+    script = Blocked()
+    bounds = QueueBounds(events_per_function=2)
+    q = make(db, tmp_path, script, bounds=bounds, workers=1)
+    q.submit("f", None, b"{}")
+    q.submit("f", None, b"{}")
+    q.stop()  # nothing more is claimed; the two stay queued
+    q.close(wait_s=0.1)
+    again = make(db, tmp_path, script, bounds=bounds, workers=1)
+    try:
+        with pytest.raises(TooManyRequests):
+            again.submit("f", None, b"{}")
+        assert again.drop("f") >= 1
+        again.submit("f", None, b"{}")
+    finally:
+        script.release.set()
+        again.close()
