@@ -30,7 +30,7 @@ def private_dir(path: Path) -> Path:
 
 def private_file(path: Path) -> Path:
     """Create (or tighten) a file only this uid may read, before anything is written to it."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE))
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
     os.chmod(path, FILE_MODE)
     return path
 
