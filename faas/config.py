@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from faas.deploy.yaml_input import load_settings
 from faas.errors import ValidationError
 
 DEFAULT_PORT = 8080
@@ -71,6 +72,11 @@ class Config:
     async_workers: int = 4
     async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)
     async_max_event_age_s: float = 21600.0
+    # The Event queue's bounds (async_invoke.QueueBounds): past them an Event call gets 429.
+    async_max_events_per_function: int = 1000
+    async_max_mb_per_function: int = 64
+    async_max_events: int = 10_000
+    async_max_mb: int = 256
     records_per_function: int = 1000  # invocation records kept per function (`faas calls`)
 
     @property
@@ -86,9 +92,11 @@ class Config:
         config_file = state_dir / "faas.yaml"
         if config_file.is_file():
             try:
-                loaded = yaml.safe_load(config_file.read_text()) or {}
+                loaded = load_settings(config_file.read_text()) or {}
             except yaml.YAMLError as e:
                 raise ValidationError(f"{config_file}: not valid YAML: {e}") from e
+            except RecursionError:
+                raise ValidationError(f"{config_file}: nested too deeply") from None
             if not isinstance(loaded, dict):
                 raise ValidationError(f"{config_file}: expected a mapping")
             values.update(loaded)
@@ -107,6 +115,10 @@ class Config:
             "FAAS_ASYNC_WORKERS": "async_workers",
             "FAAS_ASYNC_RETRY_DELAYS": "async_retry_delays_s",
             "FAAS_ASYNC_MAX_EVENT_AGE": "async_max_event_age_s",
+            "FAAS_ASYNC_MAX_EVENTS_PER_FUNCTION": "async_max_events_per_function",
+            "FAAS_ASYNC_MAX_MB_PER_FUNCTION": "async_max_mb_per_function",
+            "FAAS_ASYNC_MAX_EVENTS": "async_max_events",
+            "FAAS_ASYNC_MAX_MB": "async_max_mb",
             "FAAS_RECORDS_PER_FUNCTION": "records_per_function",
         }
         for var, key in names.items():
@@ -137,6 +149,10 @@ class Config:
                 async_workers=int(values.pop("async_workers", 4)),
                 async_retry_delays_s=_delays(values.pop("async_retry_delays_s", (60.0, 120.0))),
                 async_max_event_age_s=float(values.pop("async_max_event_age_s", 21600.0)),
+                async_max_events_per_function=int(values.pop("async_max_events_per_function", 1000)),
+                async_max_mb_per_function=int(values.pop("async_max_mb_per_function", 64)),
+                async_max_events=int(values.pop("async_max_events", 10_000)),
+                async_max_mb=int(values.pop("async_max_mb", 256)),
                 records_per_function=int(values.pop("records_per_function", 1000)),
             )
         except (TypeError, ValueError) as e:
@@ -155,6 +171,11 @@ class Config:
             raise ValidationError("async_retry_delays_s must be two delays in seconds, e.g. 60,120")
         if cfg.async_max_event_age_s <= 0 or cfg.records_per_function < 1:
             raise ValidationError("async_max_event_age_s and records_per_function must be positive")
+        queue = (cfg.async_max_events_per_function, cfg.async_max_mb_per_function, cfg.async_max_events, cfg.async_max_mb)
+        if min(queue) < 1:
+            raise ValidationError(
+                "async_max_events_per_function, async_max_mb_per_function, async_max_events and async_max_mb must be positive"
+            )
         return cfg
 
     def with_(self, **changes: Any) -> Config:

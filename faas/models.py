@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -84,6 +85,27 @@ ENVIRONMENT_LIMIT = 4096
 ACCOUNT_ID = "123456789012"
 
 
+# Values quoted in messages and log lines come from callers: each is shortened, so a huge or
+# deeply nested value (a YAML alias bomb stands for hundreds of millions) costs a few hundred
+# bytes to show, never its full repr.
+QUOTE_LIMIT = 120
+MESSAGE_LIMIT = 2000
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = QUOTE_LIMIT, QUOTE_LIMIT, 40
+
+
+def short_repr(value: object) -> str:
+    """repr() of a caller's value, at most about QUOTE_LIMIT characters whatever its size."""
+    text = _REPR.repr(value)
+    return text if len(text) <= QUOTE_LIMIT + 10 else text[:QUOTE_LIMIT] + "..."
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A message cut to limit characters, saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 def payload_limit(invocation_type: str) -> int:
     """The payload limit of an invocation type: 1 MB for Event, 6 MB for RequestResponse and DryRun."""
     return ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
@@ -134,7 +156,7 @@ class FunctionSpec:
         if not isinstance(raw, Mapping):
             raise ValidationError(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
         known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(str(k) for k in raw if k not in known)
+        unknown = sorted(short_repr(k) if not isinstance(k, str) else short_repr(k)[1:-1] for k in raw if k not in known)
         if unknown:
             raise ValidationError(f"{source}: unknown key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         problems: list[str] = []
@@ -144,23 +166,25 @@ class FunctionSpec:
             if value is None:
                 return None
             if isinstance(value, bool) or not isinstance(value, int):
-                problems.append(f"{key} must be an integer, got {value!r}")
+                problems.append(f"{key} must be an integer, got {short_repr(value)}")
                 return default
             if not lo <= value <= hi:
-                problems.append(f"{key} must be between {lo} and {hi}, got {value}")
+                problems.append(f"{key} must be between {lo} and {hi}, got {short_repr(value)}")
             return int(value)  # an int, checked above (raw is untyped JSON/YAML)
 
         name = raw.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
-            problems.append(f"name must match {NAME_RE.pattern} (letters, digits, '-' and '_', at most 64), got {name!r}")
+            problems.append(
+                f"name must match {NAME_RE.pattern} (letters, digits, '-' and '_', at most 64), got {short_repr(name)}"
+            )
         runtime = raw.get("runtime", "python3.11")
         if runtime not in RUNTIMES:
-            problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+            problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {short_repr(runtime)}")
         handler = raw.get("handler", "app.handler")
         if not isinstance(handler, str) or not handler or len(handler) > 128:
-            problems.append(f"handler must be a non-empty string like 'app.handler', got {handler!r}")
+            problems.append(f"handler must be a non-empty string like 'app.handler', got {short_repr(handler)}")
         elif runtime != "provided" and not re.match(r"^[^\s]+\.[^\s.]+$", handler):
-            problems.append(f"handler must be 'module.function' (e.g. app.handler), got {handler!r}")
+            problems.append(f"handler must be 'module.function' (e.g. app.handler), got {short_repr(handler)}")
         memory = integer("memory", 128, 10240, 128)
         timeout = integer("timeout", 1, 900, 3)
         concurrency = integer("concurrency", 1, 1000, None)
@@ -168,10 +192,10 @@ class FunctionSpec:
         min_warm = integer("min_warm", 0, 100, 0)
         network = raw.get("network", "bridge")
         if network not in NETWORKS:
-            problems.append(f"network must be one of {', '.join(NETWORKS)}, got {network!r}")
+            problems.append(f"network must be one of {', '.join(NETWORKS)}, got {short_repr(network)}")
         cpu = raw.get("cpu", "shares")
         if cpu not in CPU_MODES:
-            problems.append(f"cpu must be one of {', '.join(CPU_MODES)}, got {cpu!r}")
+            problems.append(f"cpu must be one of {', '.join(CPU_MODES)}, got {short_repr(cpu)}")
         description = raw.get("description", "")
         if not isinstance(description, str) or len(description) > 256:
             problems.append("description must be a string of at most 256 characters")
@@ -182,7 +206,7 @@ class FunctionSpec:
         else:
             for key, value in env.items():
                 if not isinstance(key, str) or not ENV_KEY_RE.match(key):
-                    problems.append(f"environment variable name {key!r} is not valid (letters, digits, '_')")
+                    problems.append(f"environment variable name {short_repr(key)} is not valid (letters, digits, '_')")
                 elif key in RESERVED_ENV:
                     problems.append(f"environment variable {key} is reserved by the runtime")
                 elif isinstance(value, (dict, list)) or value is None:
@@ -193,7 +217,7 @@ class FunctionSpec:
             if size > ENVIRONMENT_LIMIT:
                 problems.append(f"environment variables take {size} bytes, over the 4 KB limit ({ENVIRONMENT_LIMIT} bytes)")
         if problems:
-            raise ValidationError(f"{source}: " + "; ".join(problems))
+            raise ValidationError(clip(f"{source}: " + "; ".join(problems)))
         # What the checks above proved, said to the type checker.
         assert isinstance(name, str) and isinstance(description, str)
         assert memory is not None and timeout is not None and storage is not None and min_warm is not None

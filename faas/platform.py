@@ -21,7 +21,7 @@ from faas.deploy.packages import unpack
 from faas.deploy.registry import Registry
 from faas.deploy.store import Store
 from faas.errors import ShuttingDown, ValidationError
-from faas.invoke.async_invoke import AsyncInvoker, Policy
+from faas.invoke.async_invoke import MB, AsyncInvoker, Policy, QueueBounds
 from faas.invoke.launcher import PRESTARTED_MEMORY_MB, Launcher
 from faas.invoke.limits import Limiter, MemoryBudget
 from faas.invoke.pool import Pool
@@ -33,7 +33,8 @@ from faas.logs.store import LogStore
 from faas.models import FunctionSpec, FunctionVersion, Result, check_payload
 from faas.observe.activity import Activity
 from faas.observe.metrics import Metrics
-from faas.observe.records import RecordStore
+from faas.observe.records import DroppedRecords, RecordStore
+from faas.private import private_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class Platform:
         `faas ps` and the memory gauge; None where the executor cannot tell (then 0 / no gauge)."""
         self.config = config
         root = config.state_dir
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)  # 0700: other local users reach nothing below (faas/private.py)
         self.packages_root = root / "packages"
         self.packages_root.mkdir(exist_ok=True)
         self.executor = executor
@@ -109,6 +110,7 @@ class Platform:
         )
         # Invocation records (`faas calls`) and the durable async queue (Event calls).
         self.records = RecordStore(self.store.path, keep_per_function=config.records_per_function)
+        self.metrics.registry.register(DroppedRecords(self.records))
         # Each is told of every call that ran and every call throttled (scheduler.CallListener).
         self.scheduler.listeners.extend((self.metrics, self.activity, self.records))
         self.async_invoker = AsyncInvoker(
@@ -120,6 +122,12 @@ class Platform:
             policy=self._async_policy,
             workers=config.async_workers,
             retry_delays_s=config.async_retry_delays_s,
+            bounds=QueueBounds(
+                config.async_max_events_per_function,
+                config.async_max_mb_per_function * MB,
+                config.async_max_events,
+                config.async_max_mb * MB,
+            ),
         )
         self.registry.subscribe(self._version_changed)
         executor.subscribe(self.launcher.route_event)

@@ -30,7 +30,7 @@ from faas.errors import FaasError, FunctionNotFound, ValidationError, VersionIni
 from faas.invoke.environment import Environment
 from faas.invoke.pool import InitFailed
 from faas.logs.store import LogStore
-from faas.models import FunctionVersion
+from faas.models import FunctionVersion, clip
 
 LOG = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class Deployer:
     def refused(self, name: str, message: str) -> None:
         """A package for this function was not accepted; shown by `faas ls` and `faas logs`
         when the function exists (else only the gateway log has it)."""
+        message = clip(message)  # quoted in the log, `faas ls` and `faas logs`: bounded whatever the caller sent
         LOG.warning("function %s: deploy refused: %s", name, message)
         if self._live_or_none(name) is None:
             return

@@ -18,7 +18,7 @@ from watchdog.observers import Observer
 
 from faas.deploy.folder_events import DEBOUNCE_S, Debouncer, Enqueue
 from faas.errors import FaasError
-from faas.models import ZIPPED_LIMIT
+from faas.models import ZIPPED_LIMIT, clip
 
 LOG = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class IncomingWatcher:
         try:
             self._deploy(data, name)
         except FaasError as e:
-            LOG.warning("incoming %s refused: %s", path.name, e.message)
+            LOG.warning("incoming %s refused: %s", path.name, clip(e.message))
             self._settle(path, st, path.with_name(path.name + REJECTED_SUFFIX))
             return
         LOG.info("incoming %s: deployed", path.name)

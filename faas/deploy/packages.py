@@ -30,8 +30,9 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from faas.deploy.yaml_input import load_settings
 from faas.errors import FaasError, PackageTooLarge, ValidationError
-from faas.models import UNZIPPED_LIMIT, ZIPPED_LIMIT, FunctionSpec
+from faas.models import UNZIPPED_LIMIT, ZIPPED_LIMIT, FunctionSpec, short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ IGNORED = (
 # A zip's entries are fixed at 1980-01-01 so that the same files always zip to the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 MAX_COMPONENT = 255  # bytes per path component, the usual filesystem limit
+# Bytes in an entry's whole path: Linux's PATH_MAX (4096) counts the store's own folder too,
+# so half of it is left for that; no real package comes near.
+MAX_PATH = 2048
 MAX_SPEC_BYTES = 1024 * 1024  # function.yaml is a few hundred bytes; anything this big is not one
 # Zip bombs: an entry may unpack to RATIO_GRACE bytes whatever its ratio (tiny files compress
 # well), beyond that to at most MAX_RATIO times its compressed size (deflate's own ceiling is
@@ -110,7 +114,7 @@ def parse_spec(text: bytes | str, source: str) -> FunctionSpec:
         except UnicodeDecodeError as e:
             raise ValidationError(f"{source}: not UTF-8 text (byte {e.start})") from e
     try:
-        raw: Any = yaml.safe_load(text)
+        raw: Any = load_settings(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -118,6 +122,8 @@ def parse_spec(text: bytes | str, source: str) -> FunctionSpec:
         raise ValidationError(f"{source}: not valid YAML{where}: {problem}") from e
     except yaml.YAMLError as e:
         raise ValidationError(f"{source}: not valid YAML: {e}") from e
+    except RecursionError:
+        raise ValidationError(f"{source}: nested too deeply to be a function.yaml") from None
     if raw is None:
         raise ValidationError(f"{source}: is empty; it needs at least 'name: <function name>'")
     return FunctionSpec.from_mapping(raw, source=source)
@@ -270,7 +276,7 @@ def _check_entry(info: zipfile.ZipInfo) -> _Entry | None:
     than a plain file or folder; None for entries that name the root itself ('./')."""
     raw = info.filename
     name = raw.replace("\\", "/")  # zips made on Windows may use backslashes
-    shown = repr(raw)
+    shown = short_repr(raw)
     if name.startswith("/"):
         raise ValidationError(f"zip entry {shown} has an absolute path; entries must be relative to the package root")
     if _DRIVE_RE.match(name):
@@ -281,6 +287,8 @@ def _check_entry(info: zipfile.ZipInfo) -> _Entry | None:
     for part in parts:
         if len(part.encode("utf-8", "surrogateescape")) > MAX_COMPONENT:
             raise ValidationError(f"zip entry {shown} has a path component over {MAX_COMPONENT} bytes")
+    if len("/".join(parts).encode("utf-8", "surrogateescape")) > MAX_PATH:
+        raise ValidationError(f"zip entry {shown} has a path over {MAX_PATH} bytes")
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     if kind in _TYPE_NAMES:
@@ -298,9 +306,9 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> byte
         with zf.open(info) as f:
             data = f.read(limit + 1)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
-        raise ValidationError(f"zip entry {info.filename!r} is corrupt or unsupported: {e}") from e
+        raise ValidationError(f"zip entry {short_repr(info.filename)} is corrupt or unsupported: {e}") from e
     if len(data) > limit:
-        raise ValidationError(f"{info.filename} is over {limit} bytes; that is not a function.yaml")
+        raise ValidationError(f"{short_repr(info.filename)} is over {limit} bytes; that is not a function.yaml")
     return data
 
 
@@ -326,14 +334,14 @@ def _check_layout(entries: list[_Entry]) -> None:
         if e.is_dir:
             dirs.add(e.path)
         elif e.path in files:
-            raise ValidationError(f"zip has two entries for {e.path!r}")
+            raise ValidationError(f"zip has two entries for {short_repr(e.path)}")
         else:
             files.add(e.path)
         parts = e.path.split("/")
         dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
     clash = sorted(files & dirs)
     if clash:
-        raise ValidationError(f"zip entry {clash[0]!r} is both a file and a folder")
+        raise ValidationError(f"zip entry {short_repr(clash[0])} is both a file and a folder")
 
 
 def _open_new(path: Path, mode: int) -> BinaryIO:
@@ -365,13 +373,13 @@ def _extract(zf: zipfile.ZipFile, entries: list[_Entry], dest: Path) -> tuple[in
                         raise _unzipped_too_large(total, at_least=True)
                     if written > most:
                         raise ValidationError(
-                            f"zip entry {entry.info.filename!r} unpacks to more than {MAX_RATIO} times its compressed "
+                            f"zip entry {short_repr(entry.info.filename)} unpacks to more than {MAX_RATIO} times its compressed "
                             f"size ({entry.info.compress_size} bytes): refused as a zip bomb"
                         )
                     digest.update(chunk)
                     dst.write(chunk)
         except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as e:
-            raise ValidationError(f"zip entry {entry.info.filename!r} is corrupt or unsupported: {e}") from e
+            raise ValidationError(f"zip entry {short_repr(entry.info.filename)} is corrupt or unsupported: {e}") from e
         os.chmod(target, mode)  # the umask must not take away the sandbox user's read access
         digests.append((entry.path, entry.executable, digest.hexdigest()))
     # mkdir(mode=...) is subject to the umask too.
@@ -443,6 +451,8 @@ def unpack(
                 LOG.info("function %s: package %s already present, reusing it", spec.name, sha[:12])
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno == errno.ENAMETOOLONG:  # a user's error; the message must not show the store's path
+                raise ValidationError("package has a file path too long to be written; shorten its folders' names") from None
             raise FaasError(f"could not write package for {spec.name} under {packages_root}: {e}") from e
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

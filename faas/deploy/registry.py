@@ -16,7 +16,7 @@ from pathlib import Path
 
 from faas.deploy.store import Store
 from faas.errors import FunctionNotFound, ValidationError
-from faas.models import FunctionSpec, FunctionVersion, function_arn
+from faas.models import FunctionSpec, FunctionVersion, function_arn, short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ class Registry:
         if qualifier is None or qualifier in ("", LATEST):
             return self.live(name)
         if not _QUALIFIER_RE.match(qualifier):
-            raise ValidationError(f"qualifier {qualifier!r} is not valid: use $LATEST, a version number, or an alias name")
+            raise ValidationError(
+                f"qualifier {short_repr(qualifier)} is not valid: use $LATEST, a version number, or an alias name"
+            )
         if not qualifier.isdigit():
             target = self._aliases.get(name, {}).get(qualifier)
             if target is None:

@@ -27,9 +27,10 @@ from typing import Any
 
 import yaml
 
+from faas.deploy import yaml_input
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
-from faas.models import ACCOUNT_ID, FunctionSpec
+from faas.models import ACCOUNT_ID, FunctionSpec, short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Template:
 # ------------------------------------------------------------------------------ loading
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml_input.SafeLoader):
     """YAML with CloudFormation's short forms (!Ref, !Sub, !GetAtt ...) read as the long forms."""
 
 
@@ -114,11 +115,13 @@ def load(path: Path) -> Template:
     """Read a template: every function's spec and code location, and the warnings."""
     path = Path(path).resolve()
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        raw = yaml_input.load_document(path.read_text(), _Loader)  # aliases allowed, within a bound
     except OSError as e:
         raise ValidationError(f"{path}: cannot be read: {e.strerror}") from e
     except yaml.YAMLError as e:
         raise ValidationError(f"{path}: not valid YAML: {e}") from e
+    except RecursionError:
+        raise ValidationError(f"{path}: nested too deeply to be a template") from None
     if not isinstance(raw, Mapping) or not isinstance(raw.get("Resources"), Mapping):
         raise ValidationError(f"{path}: not a SAM template (no Resources section)")
     template = Template(path)
@@ -175,7 +178,7 @@ def resolve(value: Any, params: Mapping[str, Any], resources: set[str], where: s
             if arg in params:
                 return params[arg]
             if arg in resources:
-                warnings.append(f"{where}: !Ref {arg} (a resource faas does not create) is its logical id, {arg!r}")
+                warnings.append(f"{where}: !Ref {arg} (a resource faas does not create) is its logical id, {short_repr(arg)}")
                 return arg
             raise Unresolved(f"!Ref {arg}")
         if key == "Fn::Sub":
@@ -247,10 +250,12 @@ def _function(
     if "InlineCode" in props:
         raise ValidationError(f"{logical_id}: InlineCode is not supported; put the code in a folder and set CodeUri")
     if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
-        raise ValidationError(f"{logical_id}: CodeUri must be a local folder or .zip relative to the template, got {code_uri!r}")
+        raise ValidationError(
+            f"{logical_id}: CodeUri must be a local folder or .zip relative to the template, got {short_repr(code_uri)}"
+        )
     code = (template.path.parent / code_uri).resolve()
     if not code.exists():
-        raise ValidationError(f"{logical_id}: CodeUri {code_uri!r} does not exist ({code})")
+        raise ValidationError(f"{logical_id}: CodeUri {short_repr(code_uri)} does not exist ({code})")
     spec = FunctionSpec.from_mapping(raw, source=f"{template.path.name} {logical_id}")
     return SamFunction(logical_id, spec, code)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from faas.errors import FaasError, FunctionNotFound
 from faas.models import FunctionSpec, FunctionVersion, function_arn
+from faas.private import private_file
 
 LOG = logging.getLogger(__name__)
 
@@ -119,6 +120,10 @@ class Store:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it: its -wal and -shm files take the database's mode.
+            for p in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                if p is self.path or p.exists():
+                    private_file(p)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _write),
             # so each write method is exactly one transaction.
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from faas.errors import FaasError, FunctionNotFound, ShuttingDown
+from faas.errors import FaasError, FunctionNotFound, ShuttingDown, TooManyRequests
 from faas.models import Result, function_arn
 
 LOG = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ THROTTLE_BACKOFF_MAX_S = 300.0  # Lambda: from 1 s up to 5 minutes
 IDLE_WAIT_S = 1.0  # longest a worker sleeps before looking at the queue again
 FAILURES_KEPT = 1000  # failure records per function; the oldest go first
 MAX_RETRIES = 2
+
+MB = 1024 * 1024
 
 InvokeFn = Callable[[str, bytes, "str | None", str], Result]
 
@@ -45,6 +47,25 @@ class Policy:
 
     max_retries: int = MAX_RETRIES
     max_age_s: float = 21600.0
+
+
+@dataclass(frozen=True)
+class QueueBounds:
+    """How much the queue may hold before an Event call is answered 429.
+
+    Lambda's own queue is large and on someone else's disk; this one is in faas.db, next to
+    the state every deploy writes, so a caller must not be able to fill it. Per function so
+    that one flooded function leaves room for the others, and in all so that many functions
+    together cannot fill the disk either. Payload bytes are counted (an event is at most 1 MB).
+    """
+
+    events_per_function: int = 1000
+    bytes_per_function: int = 64 * MB
+    events: int = 10_000
+    bytes: int = 256 * MB
+
+
+DEFAULT_BOUNDS = QueueBounds()
 
 
 @dataclass(frozen=True)
@@ -69,9 +90,11 @@ class AsyncInvoker:
         policy: Callable[[str], Policy] = lambda _name: Policy(),
         workers: int = 4,
         retry_delays_s: tuple[float, ...] = (60.0, 120.0),
+        bounds: QueueBounds = DEFAULT_BOUNDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.failures_root = failures_root
+        self.bounds = bounds
         self._invoke = invoke
         self._policy = policy
         self._delays = retry_delays_s
@@ -86,6 +109,15 @@ class AsyncInvoker:
             # Calls that were running when the gateway died run again (not counted as attempts).
             resumed = self._db.execute("UPDATE async_events SET running = 0 WHERE running = 1").rowcount
             waiting = self._db.execute("SELECT COUNT(*) FROM async_events").fetchone()[0]
+            # What is queued, per function: kept up to date by every insert and delete (all
+            # under self._lock), so the bounds cost no query per call.
+            self._queued: dict[str, list[int]] = {
+                name: [int(count), int(size)]
+                for name, count, size in self._db.execute(
+                    "SELECT name, COUNT(*), COALESCE(SUM(LENGTH(payload)), 0) FROM async_events GROUP BY name"
+                )
+            }
+            self._total = [sum(t[0] for t in self._queued.values()), sum(t[1] for t in self._queued.values())]
         except sqlite3.Error as e:
             raise FaasError(f"cannot open the async event queue in {db_path}: {e}") from e
         if waiting:
@@ -104,6 +136,7 @@ class AsyncInvoker:
         now = self._clock()
         with self._lock:
             try:
+                self._check_room(name, len(payload))
                 self._db.execute(
                     "INSERT INTO async_events (request_id, name, qualifier, payload, received, attempts, next_attempt)"
                     " VALUES (?, ?, ?, ?, ?, 0, ?)",
@@ -111,10 +144,31 @@ class AsyncInvoker:
                 )
             except sqlite3.Error as e:
                 raise FaasError(f"could not queue the event for {name}: {e}") from e
+            tally = self._queued.setdefault(name, [0, 0])
+            tally[0] += 1
+            tally[1] += len(payload)
+            self._total[0] += 1
+            self._total[1] += len(payload)
         LOG.debug("function %s: event %s queued (%d bytes)", name, request_id, len(payload))
         with self._wake:
             self._wake.notify()
         return request_id
+
+    def _check_room(self, name: str, size: int) -> None:
+        """Refuse (429, nothing written) an event that would take the queue past its bounds.
+        Called under self._lock, which every insert holds, so two callers cannot both fit."""
+        b = self.bounds
+        mine, mine_bytes = self._queued.get(name, (0, 0))
+        if mine + 1 > b.events_per_function or mine_bytes + size > b.bytes_per_function:
+            raise _queue_full(
+                f"{name} has {mine} events ({mine_bytes} bytes) queued, at its bound of "
+                f"{b.events_per_function} events or {b.bytes_per_function} bytes"
+            )
+        count, total = self._total
+        if count + 1 > b.events or total + size > b.bytes:
+            raise _queue_full(
+                f"{count} events ({total} bytes) are queued in all, at the bound of {b.events} events or {b.bytes} bytes"
+            )
 
     def pending(self, name: str | None = None) -> int:
         """Events queued or running (for one function, or all)."""
@@ -141,7 +195,12 @@ class AsyncInvoker:
     def drop(self, name: str) -> int:
         """Forget a deleted function's queued events (Lambda discards them with the function)."""
         with self._lock:
-            return self._db.execute("DELETE FROM async_events WHERE name = ?", (name,)).rowcount
+            dropped = self._db.execute("DELETE FROM async_events WHERE name = ?", (name,)).rowcount
+            tally = self._queued.pop(name, None)
+            if tally is not None:
+                self._total[0] -= tally[0]
+                self._total[1] -= tally[1]
+            return int(dropped)
 
     def stop(self) -> None:
         """Claim nothing more; a call in flight finishes (or is run again after a restart)."""
@@ -271,7 +330,15 @@ class AsyncInvoker:
     def _delete(self, event: Event) -> None:
         with self._lock:
             try:
-                self._db.execute("DELETE FROM async_events WHERE request_id = ?", (event.request_id,))
+                deleted = self._db.execute("DELETE FROM async_events WHERE request_id = ?", (event.request_id,)).rowcount
+                tally = self._queued.get(event.name)
+                if deleted and tally is not None:
+                    tally[0] -= 1
+                    tally[1] -= len(event.payload)
+                    self._total[0] -= 1
+                    self._total[1] -= len(event.payload)
+                    if tally[0] <= 0:
+                        del self._queued[event.name]
             except sqlite3.Error as e:
                 LOG.warning("function %s: event %s done but not removed (it may run again): %s", event.name, event.request_id, e)
 
@@ -303,6 +370,11 @@ class AsyncInvoker:
         old = sorted(p for p in folder.iterdir() if p.suffix == ".json")
         for stale in old[:-FAILURES_KEPT]:
             stale.unlink(missing_ok=True)
+
+
+def _queue_full(why: str) -> TooManyRequests:
+    LOG.warning("async queue full, Event call refused: %s", why)
+    return TooManyRequests(f"Rate Exceeded. The Event queue is full: {why}; try again later.", "CallerRateLimitExceeded", 5)
 
 
 def _json_or_text(data: bytes) -> Any:

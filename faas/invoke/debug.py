@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import os
 import queue
 import socket
 import threading
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from faas.errors import FaasError
+from faas.private import for_sandbox
 
 LOG = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class DebugRelay:
             socket_path.unlink(missing_ok=True)
             self._unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._unix.bind(str(socket_path))
-            os.chmod(socket_path, 0o666)  # the function runs as uid 993 inside
+            for_sandbox(socket_path)  # the function runs as uid 993 inside
             self._unix.listen(4)
         except OSError as e:
             self._tcp.close()

@@ -26,6 +26,7 @@ from typing import NamedTuple, Protocol
 from faas.invoke.http1 import REASONS, BadHead, content_length, parse_head, render_head
 from faas.invoke.sockio import SocketReader, kernel_timeout
 from faas.models import SYNC_PAYLOAD_LIMIT, Invocation
+from faas.private import for_sandbox
 
 LOG = logging.getLogger(__name__)
 
@@ -405,7 +406,7 @@ class RuntimeApiServer:
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.bind(str(socket_path))
         # The sandbox user (uid 993) must be able to connect; the folder is this environment's alone.
-        os.chmod(socket_path, 0o666)
+        for_sandbox(socket_path)
         self._sock.listen(16)
         self._thread = threading.Thread(target=self._accept_loop, name=f"rtapi-{name}", daemon=True)
         self._thread.start()

@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from faas.private import for_sandbox
+
 LOG = logging.getLogger(__name__)
 
 CALL_LOG_CAP = 256 * 1024  # bytes of one call's output kept; the rest is counted and dropped
@@ -30,8 +32,8 @@ class LogSink:
 
     def __init__(self, fifo: Path) -> None:
         if not fifo.exists():
-            os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o666)  # the sandbox user writes it
+            os.mkfifo(fifo, 0o600)
+        for_sandbox(fifo)  # the sandbox user writes it
         # O_RDWR: the FIFO never reports end-of-file while no container holds it open.
         self.fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
         self._lock = threading.Lock()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from faas.logs.batches import Batches
+from faas.private import open_private, private_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class LogStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        private_dir(root)
         self._texts: Batches[tuple[str, str]] = Batches(LINGER_S)
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
@@ -99,13 +100,13 @@ class LogStore:
             if f is None or f.closed or not path.exists():  # removed or rotated by someone else
                 if f is not None:
                     f.close()
-                f = files[name] = open(path, "a", encoding="utf-8")
+                f = files[name] = open(path, "a", encoding="utf-8", opener=open_private)
                 sizes[name] = f.tell()
             for text in parts:
                 if sizes[name] and sizes[name] + len(text) > FILE_ROTATE_BYTES:
                     f.close()
                     os.replace(path, path.with_suffix(".log.1"))
-                    f = files[name] = open(path, "a", encoding="utf-8")
+                    f = files[name] = open(path, "a", encoding="utf-8", opener=open_private)
                     sizes[name] = 0
                 f.write(text)
                 sizes[name] += len(text)

@@ -12,13 +12,17 @@ rather than slowing calls down, and a crash loses at most the last batch.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from faas.errors import FaasError
 from faas.logs.batches import Batches
@@ -30,6 +34,7 @@ BATCH = 4096  # most rows per transaction
 LINGER_S = 0.05  # how long the writer collects rows before a commit
 QUEUE_LIMIT = 100_000  # rows waiting for the writer; past this, records are dropped
 PRUNE_EVERY = 64  # inserts of one function between two prunes of its old rows
+REPEAT_WARNING_S = 60.0  # while writes keep failing, the warning is repeated this often
 COLUMNS = (
     "name",
     "version",
@@ -51,7 +56,10 @@ class RecordStore:
 
     def __init__(self, db_path: Path, *, keep_per_function: int = 1000) -> None:
         self.keep = keep_per_function
-        self.dropped = 0
+        self.dropped = 0  # records never written: the writer was behind, or the write failed
+        self._failing_since: float | None = None  # writes have failed since then (the disk is full...)
+        self._dropped_then = 0  # self.dropped when the failure began
+        self._warned = 0.0
         self._rows: Batches[_Row] = Batches(LINGER_S)
         self._lock = threading.Lock()  # the connection is shared by the writer and readers
         try:
@@ -146,10 +154,41 @@ class RecordStore:
                         self._since_prune[name] = count
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    # SQLite rolls back by itself on some errors (SQLITE_FULL among them): a second
+                    # ROLLBACK would fail and its error would hide the real one.
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
         except sqlite3.Error as e:  # records are diagnostics: a full disk must not stop calls
-            LOG.warning("could not write %d invocation record(s): %s", len(rows), e)
+            self._failed(len(rows), e)
+            return
+        if self._failing_since is not None:
+            LOG.warning(
+                "invocation records are written again, after %d record(s) were dropped in %.0f s",
+                self.dropped - self._dropped_then,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
+
+    def _failed(self, count: int, e: sqlite3.Error) -> None:
+        """Count the lost records and say why, once when it starts and then once a minute."""
+        self.dropped += count
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since, self._dropped_then, self._warned = now, self.dropped - count, 0.0
+        if now - self._warned < REPEAT_WARNING_S:
+            return
+        self._warned = now
+        why = "the disk is full" if _disk_full(e) else "the write failed"
+        LOG.warning(
+            "invocation records: %s (%s): %d record(s) dropped (%d since the first failure, %d in all); "
+            "calls are not affected and records are written again once it is fixed",
+            why,
+            e,
+            count,
+            self.dropped - self._dropped_then,
+            self.dropped,
+        )
 
     def _prune(self, name: str) -> None:
         """Keep the newest `keep` rows of one function."""
@@ -158,6 +197,26 @@ class RecordStore:
         ).fetchone()
         if row is not None:
             self._db.execute("DELETE FROM invocations WHERE name = ? AND id <= ?", (name, row[0]))
+
+
+def _disk_full(e: sqlite3.Error) -> bool:
+    code = getattr(e, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_FULL or getattr(e, "errno", None) == errno.ENOSPC or "disk is full" in str(e)
+
+
+class DroppedRecords(Collector):
+    """faas_records_dropped_total: invocation records never written, read at scrape time."""
+
+    def __init__(self, records: RecordStore) -> None:
+        self._records = records
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily("faas_records_dropped", "Invocation records dropped (writer behind, or the disk full).")
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("faas_records_dropped", "Invocation records dropped (writer behind, or the disk full).")
+        family.add_metric([], self._records.dropped)
+        yield family
 
 
 def print_calls(console: Any, calls: list[dict[str, Any]]) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from faas.deploy.store import Store
 from faas.errors import FunctionNotFound, TooManyRequests
-from faas.invoke.async_invoke import AsyncInvoker, Policy
+from faas.invoke.async_invoke import AsyncInvoker, Policy, QueueBounds
 from faas.models import Result
 
 
@@ -187,3 +187,81 @@ def test_submit_after_stop_is_refused(db: Path, tmp_path: Path) -> None:
 
     with pytest.raises(ShuttingDown):
         inv.submit("f", None, b"{}")
+
+
+# ------------------------------------------------------------------ the queue's bounds
+
+
+class Blocked(Script):
+    """invoke() that never finishes an event before `release` is set (they stay queued)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def __call__(self, name: str, payload: bytes, qualifier: str | None, request_id: str) -> Result:
+        self.release.wait(10)
+        return super().__call__(name, payload, qualifier, request_id)
+
+
+@pytest.mark.parametrize(
+    "bounds, sizes, refused_at",
+    [
+        (QueueBounds(events_per_function=3), [10] * 4, 3),
+        (QueueBounds(bytes_per_function=100), [40, 40, 40], 2),
+    ],
+)
+def test_a_function_past_its_queue_bound_gets_429_and_nothing_is_written(
+    db: Path, tmp_path: Path, bounds: QueueBounds, sizes: list[int], refused_at: int
+) -> None:
+    script = Blocked()
+    q = make(db, tmp_path, script, bounds=bounds, workers=1)
+    try:
+        for i, size in enumerate(sizes):
+            if i < refused_at:
+                q.submit("f", None, b"x" * size)
+                continue
+            with pytest.raises(TooManyRequests) as e:
+                q.submit("f", None, b"x" * size)
+            assert e.value.status == 429 and e.value.reason == "CallerRateLimitExceeded"
+            assert "queue is full" in e.value.message
+        assert q.pending("f") == refused_at
+        q.submit("g", None, b"{}")  # another function still has room
+    finally:
+        script.release.set()
+        q.close()
+
+
+def test_the_total_bound_holds_across_functions_and_frees_up_as_events_run(db: Path, tmp_path: Path) -> None:
+    script = Blocked()
+    q = make(db, tmp_path, script, bounds=QueueBounds(events=4, bytes=1000), workers=1)
+    try:
+        for name in "abcd":
+            q.submit(name, None, b"{}")
+        with pytest.raises(TooManyRequests, match="in all"):
+            q.submit("e", None, b"{}")
+        script.release.set()
+        wait_for(lambda: q.pending() == 0)
+        q.submit("e", None, b"{}")
+    finally:
+        script.release.set()
+        q.close()
+
+
+def test_the_bound_counts_events_left_by_an_earlier_run_and_a_dropped_function_frees_its_room(db: Path, tmp_path: Path) -> None:
+    script = Blocked()
+    bounds = QueueBounds(events_per_function=2)
+    q = make(db, tmp_path, script, bounds=bounds, workers=1)
+    q.submit("f", None, b"{}")
+    q.submit("f", None, b"{}")
+    q.stop()  # nothing more is claimed; the two stay queued
+    q.close(wait_s=0.1)
+    again = make(db, tmp_path, script, bounds=bounds, workers=1)
+    try:
+        with pytest.raises(TooManyRequests):
+            again.submit("f", None, b"{}")
+        assert again.drop("f") >= 1
+        again.submit("f", None, b"{}")
+    finally:
+        script.release.set()
+        again.close()

@@ -90,3 +90,32 @@ def test_typed_states_are_stored_as_their_plain_strings(tmp_path: Path) -> None:
     assert type(row["start"]) is str and type(row["status"]) is str
     assert (row["start"], row["status"]) == ("prestarted", "oom")
     assert row["start"] == StartType.PRESTARTED and row["status"] == Status.OOM
+
+
+def test_a_full_disk_is_named_its_lost_records_counted_and_writing_resumes(tmp_path: Path, caplog) -> None:
+    """SQLITE_FULL from real SQLite: the records connection may not grow the file (max_page_count)."""
+    Store(tmp_path / "faas.db").close()
+    records = RecordStore(tmp_path / "faas.db")
+    fv = version()
+    try:
+        records.record(fv, Result("before", b"", 4))
+        records.flush()
+        (pages,) = records._db.execute("PRAGMA page_count").fetchone()
+        records._db.execute(f"PRAGMA max_page_count = {pages}")
+        with caplog.at_level("WARNING", logger="faas.observe.records"):
+            for i in range(3):  # each flushed alone: three failed writes, one warning
+                for j in range(200):
+                    records.record(fv, Result(f"lost-{i}-{j}-" + "x" * 200, b"", 4))
+                records.flush()
+            assert records.dropped == 600
+            warnings = [r.getMessage() for r in caplog.records]
+            assert len(warnings) == 1, warnings
+            assert "the disk is full" in warnings[0] and "600" not in warnings[0] and "200 record(s) dropped" in warnings[0]
+            assert "cannot rollback" not in caplog.text
+            records._db.execute("PRAGMA max_page_count = 1000000")
+            records.record(fv, Result("after", b"", 4))
+            records.flush()
+            assert "written again, after 600 record(s) were dropped" in caplog.text
+        assert [c["request_id"] for c in records.list("f")] == ["after", "before"]
+    finally:
+        records.close()
