@@ -250,7 +250,7 @@ def send_reply(
     set to the time left), else TimeoutError."""
     data = before + encode_head(reply, close)
     if len(reply.body) < 65536:
-        parts = (data + reply.body,)
+        parts: tuple[bytes, ...] = (data + reply.body,)
     else:
         parts = (data, reply.body)  # no copy of a large body
     for part in parts:
