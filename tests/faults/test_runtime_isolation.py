@@ -13,6 +13,7 @@ Each test plays an attacker against a real gateway and real containers (issue 17
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import textwrap
 import threading
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from faas.deploy.packages import zip_folder
+from tests.integration.test_awslambdaric import platform, ric_packages  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -144,6 +148,28 @@ def test_host_network_runtime_api_serves_only_the_functions_own_processes(fault_
             r = gw.invoke(name, json.dumps({"i": i}).encode())
             assert r.status_code == 200 and r.json() == {"i": i}, r.text
     assert "refused a Runtime API connection" in gw.cli("logs", names[0]).stdout
+
+
+def test_host_network_runtime_api_with_awss_own_runtime_client(platform, ric_packages, tmp_path) -> None:  # noqa: F811
+    """AWS's runtime interface client (one kept-alive connection, its own HTTP code) through
+    the same check: its calls work with network `host`, another process's probes do not."""
+    folder = tmp_path / "ric-host"
+    shutil.copytree(ric_packages, folder, ignore=shutil.ignore_patterns(".complete", "bin"))
+    (folder / "bootstrap").write_text('#!/bin/sh\nexec python3 -m awslambdaric "$_HANDLER"\n')
+    (folder / "bootstrap").chmod(0o755)
+    (folder / "app.py").write_text(
+        "import os\ndef handler(event, context):\n    return [event, os.environ['AWS_LAMBDA_RUNTIME_API']]\n"
+    )
+    (folder / "function.yaml").write_text("name: ric-host\nruntime: provided\nhandler: app.handler\ntimeout: 10\nnetwork: host\n")
+    platform.deploy_zip(zip_folder(folder))
+    first = platform.invoke("ric-host", b'{"n": 1}')
+    assert first.function_error is None, first.payload
+    event, api = json.loads(first.payload)
+    assert event == {"n": 1}
+    port = int(api.partition(":")[2])
+    assert probe(port, b"GET /faas/v1/environment HTTP/1.1\r\nHost: x\r\n\r\n") == b""
+    for n in range(2, 5):
+        assert json.loads(platform.invoke("ric-host", json.dumps({"n": n}).encode()).payload)[0] == {"n": n}
 
 
 # ---- finding 3: a deadline across every read of the call ------------------------------------
