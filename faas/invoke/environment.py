@@ -240,7 +240,7 @@ class Environment:
         """The warm path: this thread hands the event over and reads the result itself."""
         inv = slot.inv
         try:
-            ended = direct.exchange(inv, inv.deadline - time.monotonic())  # this call's result or error
+            ended = direct.exchange(inv, inv.deadline)  # this call's result or error
             direct.reply(settle(ended, self))
         except TimeoutError:
             return  # the deadline passed: the caller's wait ends at once and reports the timeout
@@ -278,10 +278,20 @@ class Environment:
         """Under a debugger the timeout is suspended, which the direct path's socket deadline cannot do."""
         return self.debug is None
 
-    def park(self, direct: DirectConnection) -> None:
-        """The runtime's first GET next, on a connection it lets us drive: it is initialised."""
-        self._direct = direct
+    def park(self, direct: DirectConnection) -> bool:
+        """The runtime's first GET next, on a connection it lets us drive: it is initialised.
+        Only the first such connection is taken: a later one is a process the function left
+        behind, trying to take the next caller's event (False: refused)."""
+        with self._lock:
+            if self._direct is not None:
+                return False
+            self._direct = direct
         self._mark_ready()
+        return True
+
+    @property
+    def has_direct(self) -> bool:
+        return self._direct is not None
 
     @property
     def healthy(self) -> bool:

@@ -84,6 +84,12 @@ class Launcher:
 
     def container_spec(self, env: Environment, fv: FunctionVersion) -> ContainerSpec:
         spec = fv.spec
+        network = self.network_for(fv)
+        environment = {"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"}
+        if network == "host":
+            # A TCP Runtime API (runtimes/provided/launch) is then on the host's loopback: it
+            # must relay only the container's own processes (runtimes/provided/peer-relay).
+            environment["FAAS_RUNTIME_PEERS"] = "container"
         return ContainerSpec(
             env_id=env.id,
             image=self.image_for(spec.runtime),
@@ -93,7 +99,7 @@ class Launcher:
             cpu_shares=cpu_shares(spec.memory),
             cpu_quota_us=cpu_quota_us(spec.memory) if spec.cpu == "lambda" else None,
             tmp_mb=spec.ephemeral_storage,
-            network=self.network_for(fv),
+            network=network,
             labels={
                 "faas.managed": "1",
                 "faas.state": self.label,
@@ -101,7 +107,7 @@ class Launcher:
                 "faas.function": spec.name,
                 "faas.version": str(fv.version),
             },
-            environment={"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"},
+            environment=environment,
         )
 
     @property

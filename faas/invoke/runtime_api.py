@@ -19,12 +19,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from faas.invoke.http1 import REASONS, BadHead, content_length, parse_head, render_head
-from faas.invoke.sockio import SocketReader, kernel_timeout
+from faas.invoke.sockio import SocketReader, kernel_timeout, sendall_by
 from faas.models import SYNC_PAYLOAD_LIMIT, Invocation
 from faas.private import for_sandbox
 
@@ -164,6 +165,7 @@ class Unknown(NamedTuple):
 Message = NextEvent | EnvironmentQuery | Result | FunctionError | Oversized | InitError | Unknown
 CallEnd = Result | FunctionError | Oversized  # what a runtime sends to end the call in flight
 _CALL_ENDS = (Result, FunctionError, Oversized)
+_TAKEOVER = (NextEvent, Result, FunctionError, Oversized)  # what only the runtime's own connection may send
 _NEXT_PATH = PREFIX + "/invocation/next"
 _INVOCATION = PREFIX + "/invocation/"
 _ERROR_TYPE = "lambda-runtime-function-error-type"
@@ -241,14 +243,22 @@ def encode_head(reply: Reply, close: bool = False) -> bytes:
     return render_head(reply.status, reply.headers, len(reply.body), connection="close" if close else None)
 
 
-def send_reply(conn: socket.socket, reply: Reply, close: bool = False, *, before: bytes = b"") -> None:
-    """Write a reply; `before`: bytes to go out ahead of it in the same write."""
+def send_reply(
+    conn: socket.socket, reply: Reply, close: bool = False, *, before: bytes = b"", deadline: float | None = None
+) -> None:
+    """Write a reply; `before`: bytes to go out ahead of it in the same write; `deadline`
+    (time.monotonic()): the whole write ends by then (the socket's kernel timeout was just
+    set to the time left), else TimeoutError."""
     data = before + encode_head(reply, close)
     if len(reply.body) < 65536:
-        conn.sendall(data + reply.body)
+        parts: tuple[bytes, ...] = (data + reply.body,)
     else:
-        conn.sendall(data)
-        conn.sendall(reply.body)
+        parts = (data, reply.body)  # no copy of a large body
+    for part in parts:
+        if deadline is None:
+            conn.sendall(part)
+        else:
+            sendall_by(conn, part, deadline)
 
 
 ACCEPTED = b'{"status":"OK"}'
@@ -275,21 +285,24 @@ class DirectConnection:
         self.ahead = ahead
         self.held: bytes | None = None
 
-    def exchange(self, inv: Invocation, timeout_s: float) -> CallEnd:
+    def exchange(self, inv: Invocation, deadline: float) -> CallEnd:
         """Hand over the event, return how the runtime ended the call (its result, its error,
-        or a result too large). Raises TimeoutError at the deadline, ConnectionError /
-        ProtocolError when the runtime is gone or sends anything else, NotDelivered when it
-        was gone before it could have read the event."""
+        or a result too large). Raises TimeoutError at the deadline (time.monotonic()), which
+        bounds the whole exchange, every write and read of it, not each one: a runtime that
+        trickles its answer a byte at a time is still cut off at the deadline.
+        ConnectionError / ProtocolError when the runtime is gone or sends anything else,
+        NotDelivered when it was gone before it could have read the event."""
         try:
-            kernel_timeout(self.conn, timeout_s)
+            kernel_timeout(self.conn, deadline - time.monotonic())
+            self.reader.until(deadline)
             if self.held is not None:
                 held, self.held = self.held, None
-                send_reply(self.conn, next_reply(inv), before=held)
+                send_reply(self.conn, next_reply(inv), before=held, deadline=deadline)
                 self._read_next()  # it reads the event only after asking: EOF here is undelivered
             else:
                 if self.pending_next:
                     self._read_next()
-                send_reply(self.conn, next_reply(inv))
+                send_reply(self.conn, next_reply(inv), deadline=deadline)
         except TimeoutError:
             raise
         except BlockingIOError as e:  # the send outlasted the deadline (SO_SNDTIMEO)
@@ -353,8 +366,13 @@ class RuntimeHandler(Protocol):
     def on_next(self) -> Invocation | None:
         """The next event, blocking until there is one; None closes the connection."""
 
-    def park(self, direct: DirectConnection) -> None:
-        """Take over a connection whose runtime asked for direct mode (at its first GET next)."""
+    def park(self, direct: DirectConnection) -> bool:
+        """Take over a connection whose runtime asked for direct mode (at its first GET next);
+        False refuses it (the environment already drives one)."""
+
+    @property
+    def has_direct(self) -> bool:
+        """A connection was taken over: the runtime's calls run on it, and on no other."""
 
     def on_undelivered(self, request_id: str) -> None:
         """The event of this call could not be sent: the runtime is gone."""
@@ -452,11 +470,15 @@ class RuntimeApiServer:
                 if req is None:
                     return
                 msg = message_of(req)
+                if isinstance(msg, _TAKEOVER) and getattr(self.handler, "has_direct", False):
+                    self._refuse_takeover(conn, msg)
+                    return
                 if type(msg) is NextEvent:
                     direct = msg.direct
                     if direct in ("1", "2") and getattr(self.handler, "direct_ok", True):
-                        handed_over = True
-                        self.handler.park(DirectConnection(conn, reader, ahead=direct == "2"))
+                        handed_over = self.handler.park(DirectConnection(conn, reader, ahead=direct == "2")) is not False
+                        if not handed_over:
+                            self._refuse_takeover(conn, msg)
                         return
                     inv = self.handler.on_next()
                     if inv is None:
@@ -488,6 +510,19 @@ class RuntimeApiServer:
                         conn.close()
                     except OSError:
                         pass
+
+    def _refuse_takeover(self, conn: socket.socket, msg: Message) -> None:
+        """Another connection asks for events or ends a call while the runtime's own
+        connection is driven directly: a process the function left running, trying to take
+        the next caller's event or answer in the runtime's place. Lambda freezes such a
+        process; here it is refused (403) and cut off, and the runtime's calls go on."""
+        LOG.warning(
+            "runtime api %s: refused %s from a second connection: the runtime's own one is in use", self.name, describe(msg)
+        )
+        try:
+            send_reply(conn, Reply(403, _status_body(403)), close=True)
+        except OSError:
+            pass
 
     def _route(self, msg: Message) -> Reply | None:
         if isinstance(msg, Unknown):

@@ -70,6 +70,9 @@ class RecordStore:
         except sqlite3.Error as e:
             raise FaasError(f"cannot open the invocation records in {db_path}: {e}") from e
         self._since_prune: dict[str, int] = {}
+        # name -> when it was deleted: a call still running then ran on a function that is gone
+        # (and may be created again, from version 1): it must not be recorded under the new one.
+        self._removed: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="records-writer", daemon=True)
         self._thread.start()
 
@@ -78,7 +81,10 @@ class RecordStore:
     def record(self, fv: FunctionVersion, result: Result) -> None:
         """Scheduler listener: queue the call's record; never blocks, never raises.
 
-        The start type and status are StrEnums, which sqlite3 stores as their plain text."""
+        The start type and status are StrEnums, which sqlite3 stores as their plain text. A
+        call of a function deleted while it ran is not recorded: its records went with it."""
+        if self._removed and fv.created <= self._removed.get(fv.name, 0.0):
+            return
         row = (
             fv.name,
             fv.version,
@@ -118,6 +124,7 @@ class RecordStore:
         self._rows.flush(timeout)
 
     def remove(self, name: str) -> None:
+        self._removed[name] = time.time()
         self.flush()
         with self._lock:
             self._db.execute("DELETE FROM invocations WHERE name = ?", (name,))

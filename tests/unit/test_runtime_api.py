@@ -280,8 +280,15 @@ class Handler:
     def on_next(self) -> Invocation | None:
         return self.inbox.pop(0) if self.inbox else None
 
-    def park(self, direct: ra.DirectConnection) -> None:
+    def park(self, direct: ra.DirectConnection) -> bool:
+        if self.parked:  # as an Environment: the first direct connection is the runtime's own
+            return False
         self.parked.append(direct)
+        return True
+
+    @property
+    def has_direct(self) -> bool:
+        return bool(self.parked)
 
     def on_undelivered(self, request_id: str) -> None:
         self.calls.append(("undelivered", request_id))
@@ -488,6 +495,30 @@ def test_server_hands_a_direct_runtime_its_connection(server) -> None:
     assert h.parked and not h.parked[0].ahead
 
 
+@pytest.mark.parametrize(
+    "second",
+    [
+        NEXT.replace(b"Host: x\r\n", b"Host: x\r\nFaas-Direct: 1\r\n"),  # take the connection over
+        NEXT,  # or just ask for the next event
+        response(),  # or answer in the runtime's place
+    ],
+)
+def test_server_refuses_a_second_connection_while_the_runtime_is_driven_directly(server, second) -> None:
+    s, h = server
+    own = Client(s.socket_path)
+    own.sock.sendall(NEXT.replace(b"Host: x\r\n", b"Host: x\r\nFaas-Direct: 1\r\n"))
+    deadline = time.monotonic() + 5
+    while not h.parked and time.monotonic() < deadline:
+        time.sleep(0.01)
+    h.inbox.append(invocation())  # an event waiting: the intruder must not get it
+    intruder = Client(s.socket_path)
+    intruder.sock.sendall(second)
+    status, headers, body = intruder.reply()  # type: ignore[misc]
+    assert status == 403 and json.loads(body)["errorType"] == "InvalidStateTransition"
+    assert headers["connection"] == "close" and intruder.closed()
+    assert len(h.parked) == 1 and h.parked[0].conn is not None and h.inbox and h.calls == []
+
+
 # ---- the direct path ----------------------------------------------------------------------------
 
 
@@ -517,7 +548,7 @@ def recv_reply(sock: socket.socket) -> tuple[int, bytes]:
 def test_direct_exchange_returns_the_end_of_the_call(pair, sent, message) -> None:
     d, runtime = direct(pair)
     runtime.sendall(sent)  # sent ahead: the exchange writes the event, then reads this
-    assert d.exchange(invocation(), 5) == message
+    assert d.exchange(invocation(), time.monotonic() + 5) == message
     assert recv_reply(runtime)[1] == b'{"a": 1}'
     d.reply(ra.settle(message, Handler()))
     assert recv_reply(runtime) == (202, ra.ACCEPTED)
@@ -529,7 +560,7 @@ def test_direct_exchange_refuses_anything_but_this_calls_end(pair, sent) -> None
     d, runtime = direct(pair)
     runtime.sendall(sent)
     with pytest.raises(ra.ProtocolError, match="during a call"):
-        d.exchange(invocation(), 5)
+        d.exchange(invocation(), time.monotonic() + 5)
 
 
 @pytest.mark.parametrize("bad", [b"-3", b"abc", b"12\r\nContent-Length: 12"])
@@ -537,7 +568,7 @@ def test_direct_path_refuses_a_bad_content_length_and_closes(pair, bad) -> None:
     d, runtime = direct(pair)
     runtime.sendall(response().replace(b"Content-Length: 12", b"Content-Length: " + bad))
     with pytest.raises(ra.ProtocolError):
-        d.exchange(invocation(), 5)
+        d.exchange(invocation(), time.monotonic() + 5)
     data = b""
     while chunk := runtime.recv(65536):
         data += chunk
@@ -549,11 +580,11 @@ def test_direct_path_refuses_a_bad_content_length_and_closes(pair, bad) -> None:
 def test_direct_ahead_sends_the_answer_with_the_next_event(pair) -> None:
     d, runtime = direct(pair, ahead=True)
     runtime.sendall(response())
-    msg = d.exchange(invocation(), 5)
+    msg = d.exchange(invocation(), time.monotonic() + 5)
     recv_reply(runtime)
     d.reply(ra.settle(msg, Handler()))
     runtime.sendall(NEXT + response("second"))
-    assert d.exchange(invocation("second"), 5) == ra.Result("second", b'{"ok": true}')
+    assert d.exchange(invocation("second"), time.monotonic() + 5) == ra.Result("second", b'{"ok": true}')
     c = Client.__new__(Client)
     c.sock, c.buf = runtime, b""
     assert c.reply()[0] == 202 and c.reply()[0] == 200  # type: ignore[index]
@@ -562,7 +593,56 @@ def test_direct_ahead_sends_the_answer_with_the_next_event(pair) -> None:
 def test_direct_timeout(pair) -> None:
     d, _ = direct(pair)
     with pytest.raises(TimeoutError):
-        d.exchange(invocation(), 0.05)
+        d.exchange(invocation(), time.monotonic() + 0.05)
+
+
+def test_direct_deadline_is_absolute_across_a_trickled_answer(pair) -> None:
+    # The response's head at once, then its body a byte at a time, each byte well within the
+    # time a single read may take: only a deadline across all the reads ends the call.
+    d, runtime = direct(pair)
+    head, _, body = response(body=b"x" * 100).partition(b"\r\n\r\n")
+    stop = threading.Event()
+
+    def trickle() -> None:
+        runtime.sendall(head + b"\r\n\r\n")
+        for byte in body:
+            if stop.wait(0.1):
+                return
+            runtime.sendall(bytes([byte]))
+
+    t = threading.Thread(target=trickle, daemon=True)
+    t.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            d.exchange(invocation(), started + 0.5)
+        assert time.monotonic() - started < 1.0  # not the 10 s the whole body takes
+    finally:
+        stop.set()
+        t.join(5)
+
+
+def test_direct_deadline_bounds_the_write_to_a_runtime_that_reads_slowly(pair) -> None:
+    d, runtime = direct(pair)
+    stop = threading.Event()
+
+    def sip() -> None:  # reads a little, every now and then: each send makes some progress
+        while not stop.wait(0.05):
+            try:
+                runtime.recv(4096)
+            except OSError:
+                return
+
+    t = threading.Thread(target=sip, daemon=True)
+    t.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            d.exchange(invocation(payload=b"x" * 6_000_000), started + 0.5)
+        assert time.monotonic() - started < 1.0
+    finally:
+        stop.set()
+        t.join(5)
 
 
 def test_direct_runtime_gone_before_the_event_is_not_delivered(pair) -> None:
@@ -570,7 +650,7 @@ def test_direct_runtime_gone_before_the_event_is_not_delivered(pair) -> None:
     d.pending_next = True
     runtime.close()
     with pytest.raises(ra.NotDelivered):
-        d.exchange(invocation(), 5)
+        d.exchange(invocation(), time.monotonic() + 5)
 
 
 # ---- how an environment words a runtime that ended under a call ---------------------------------
