@@ -62,3 +62,48 @@ def test_gunicorn_refuses_them_too(head: bytes) -> None:
 
     with pytest.raises(ParseException):
         Request(Config(), IterUnreader(iter([head + b"\r\n\r\n{}"])), ("127.0.0.1", 1))
+
+
+def test_a_body_deadline_is_total_not_per_read() -> None:
+    """Issue 17, finding 4: a client trickling its body a byte at a time, each byte well
+    within any per-read timeout, is still cut off once the body's deadline has passed."""
+    import socket
+    import threading
+    import time
+
+    from gateway.worker import read_body
+
+    ours, theirs = socket.socketpair()
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(0.05):
+            try:
+                theirs.send(b"x")
+            except OSError:
+                return
+
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            read_body(ours, b"{", 1000, time.monotonic() + 0.5)
+        assert time.monotonic() - started < 5  # cut off, not read to its end (50 s at this pace)
+    finally:
+        stop.set()
+        sender.join(5)
+        ours.close()
+        theirs.close()
+
+
+def test_a_body_read_in_time_is_whole() -> None:
+    import socket
+    import time
+
+    from gateway.worker import read_body
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(b"bcdef")
+        assert read_body(ours, b"a", 6, time.monotonic() + 5) == b"abcdef"
