@@ -51,10 +51,12 @@ HEAD_TIMEOUT_S = 10.0  # from a head's first byte to its end (a slow client hold
 BODY_TIMEOUT_S = 60.0  # the fast path: from a head's end to its body's end, read before taking a slot
 IO_TIMEOUT_S = 60.0  # any one read or write (the WSGI path's, a response's)
 # Under pressure (connections at PRESSURE of the cap), a connection that waits for its next
-# request longer than IDLE_GRACE_S is closed, rather than after the keep-alive's 75 s.
+# request longer than IDLE_GRACE_S (for its first one: FIRST_REQUEST_GRACE_S) is closed,
+# rather than after the keep-alive's 75 s: the cap is then room for callers, not for sockets.
 PRESSURE = 0.9
 IDLE_GRACE_S = 1.0
-_SHED_EVERY_S = 0.25
+FIRST_REQUEST_GRACE_S = 0.5
+_SHED_EVERY_S = 0.05
 INVOKE_PREFIX = b"POST /2015-03-31/functions/"
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 _DRAIN_MARGIN_S = 5
@@ -105,7 +107,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         self._count_lock = threading.Lock()
         self._connections = 0
         self._in_flight = 0
-        self._idle: dict[socket.socket, float] = {}  # connections waiting for a request: since when
+        self._idle: dict[socket.socket, float] = {}  # connections waiting for a request: until when, under pressure
         self._shed_at = 0.0
         self._draining = False
         self._date = (0, "")
@@ -166,7 +168,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             time.sleep(0.05)
 
     def _shed_idle(self) -> None:
-        """Close the connections idle for IDLE_GRACE_S: at the cap, 1,000 connections that send
+        """Close the connections idle past their grace: at the cap, 1,000 connections that send
         nothing would otherwise keep every new caller in the listen backlog for 75 s. A
         shutdown wakes the connection's thread, whose read then ends as at a client's close."""
         now = time.monotonic()
@@ -174,7 +176,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             return
         self._shed_at = now
         with self._count_lock:
-            stale = [c for c, since in self._idle.items() if now - since >= IDLE_GRACE_S]
+            stale = [c for c, until in self._idle.items() if until <= now]
             for conn in stale:
                 del self._idle[conn]
                 try:
@@ -206,9 +208,11 @@ class GatewayWorker(Worker):  # type: ignore[misc]
 
     def _serve(self, conn: socket.socket, addr: Any, server: Any) -> None:
         buf = b""
+        first = True
         try:
             while True:
-                buf, end = self._read_head(conn, buf)
+                buf, end = self._read_head(conn, buf, first)
+                first = False
                 # The fast path's body is read here, before a slot is taken: a caller that sends
                 # it slowly holds its own thread, not one of the slots every caller needs.
                 request = self._fast_request(conn, buf, end) if self.platform is not None else None
@@ -234,7 +238,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 self._connections -= 1
             util.close(conn)
 
-    def _read_head(self, conn: socket.socket, buf: bytes) -> tuple[bytes, int]:
+    def _read_head(self, conn: socket.socket, buf: bytes, first: bool = False) -> tuple[bytes, int]:
         """Bytes up to at least the end of the next request's head, and where that end is
         (-1 when the head is over HEAD_LIMIT: gunicorn's parser then answers it)."""
         end = buf.find(b"\r\n\r\n")
@@ -243,7 +247,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         deadline = time.monotonic() + HEAD_TIMEOUT_S if buf else None
         if deadline is None:
             with self._count_lock:
-                self._idle[conn] = time.monotonic()
+                self._idle[conn] = time.monotonic() + (FIRST_REQUEST_GRACE_S if first else IDLE_GRACE_S)
         while end < 0:
             if len(buf) > HEAD_LIMIT:
                 return buf, -1
