@@ -16,7 +16,9 @@ served). Phases:
               closes them)
   idle_refilled  the same, but every one the gateway closes is reopened at once, so the
               connections stay at the gateway's cap for the whole phase
+  idle_refilled_keep_alive_probe  the same load, the probe's calls all on one connection
   both        slow_body and idle together (--idle minus --slow idle connections)
+  quiet_after nothing else again: how much the quiet figures move on their own
 """
 
 from __future__ import annotations
@@ -42,26 +44,34 @@ from common import JSON_HEADERS, ROOT, emit, running_gateway, summary  # noqa: E
 PATH = "/2015-03-31/functions/hello/invocations"
 
 
-def probe(port: int, calls: int) -> dict[str, Any]:
-    """`calls` Invokes, each on a new connection; the latency of each that answered 200."""
+def probe(port: int, calls: int, *, keep_alive: bool = False) -> dict[str, Any]:
+    """`calls` Invokes, each on a new connection (keep_alive: all on one, as an SDK makes
+    them, opened before the first timed call); the latency of each that answered 200."""
     latencies: list[float] = []
     failures = 0
+    kept = http.client.HTTPConnection("127.0.0.1", port, timeout=30) if keep_alive else None
+    if kept is not None:
+        kept.connect()
     for _ in range(calls):
         started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn = kept or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         try:
             conn.request("POST", PATH, body=b"{}", headers=JSON_HEADERS)
             response = conn.getresponse()
             response.read()
             ok = response.status == 200
-        except OSError:
+        except (OSError, http.client.HTTPException):
             ok = False
-        finally:
             conn.close()
+        finally:
+            if kept is None:
+                conn.close()
         if ok:
             latencies.append((time.perf_counter() - started) * 1000)
         else:
             failures += 1
+    if kept is not None:
+        kept.close()
     out: dict[str, Any] = summary(latencies) if latencies else {"n": 0}
     out["failed"] = failures
     return out
@@ -173,19 +183,27 @@ def main() -> int:
         with idle_connections(gw.port, args.idle, refill=True) as stats:
             phases["idle_refilled"] = probe(gw.port, args.calls)
             phases["idle_refilled"]["reopened_by_the_attacker"] = stats["reopened"]
+            phases["idle_refilled_keep_alive_probe"] = probe(gw.port, args.calls, keep_alive=True)
         with slow_bodies(gw.port, args.slow), idle_connections(gw.port, args.idle - args.slow, refill=False):
             phases["both"] = probe(gw.port, args.calls)
+        phases["quiet_after"] = probe(gw.port, args.calls)  # the machine's own noise, for comparison
+        phases["quiet_keep_alive_probe"] = probe(gw.port, args.calls, keep_alive=True)
 
-        quiet_p99 = phases["quiet"].get("p99_ms") or 0.0
+        def ratio(name: str) -> float | None:
+            """A loaded phase's p99 over the quiet one's with the same kind of probe."""
+            quiet = phases["quiet_keep_alive_probe" if "keep_alive" in name else "quiet"].get("p99_ms")
+            loaded = phases[name].get("p99_ms")
+            return round(loaded / quiet, 2) if quiet and loaded else None
+
         result = {
             "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
             "probe": f"{args.calls} calls per phase, each on a new connection",
             "load": {"slow_body_connections": args.slow, "idle_connections": args.idle},
             **phases,
             "ratios": {
-                f"{name}_p99_over_quiet_p99": round(phase["p99_ms"] / quiet_p99, 2) if quiet_p99 and phase.get("p99_ms") else None
-                for name, phase in phases.items()
-                if name != "quiet"
+                f"{name}_p99_over_quiet_p99": ratio(name)
+                for name in phases
+                if name not in ("quiet", "quiet_after", "quiet_keep_alive_probe")
             },
         }
         emit(result, args.out)

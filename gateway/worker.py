@@ -55,7 +55,7 @@ IO_TIMEOUT_S = 60.0  # any one read or write (the WSGI path's, a response's)
 # rather than after the keep-alive's 75 s: the cap is then room for callers, not for sockets.
 PRESSURE = 0.9
 IDLE_GRACE_S = 1.0
-FIRST_REQUEST_GRACE_S = 0.5
+FIRST_REQUEST_GRACE_S = 0.2
 _SHED_EVERY_S = 0.05
 INVOKE_PREFIX = b"POST /2015-03-31/functions/"
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
