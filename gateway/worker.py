@@ -57,6 +57,11 @@ PRESSURE = 0.9
 IDLE_GRACE_S = 1.0
 FIRST_REQUEST_GRACE_S = 0.2
 _SHED_EVERY_S = 0.05
+# Bodies read before a slot is taken: any up to PREREAD_SMALL bytes; bigger ones (up to
+# Invoke's 6 MB) while the bytes so reserved stay under PREREAD_BUDGET, else in the slot as
+# before. Memory stays bounded however many connections declare big bodies.
+PREREAD_SMALL = 64 * 1024
+PREREAD_BUDGET = 256 * 1024 * 1024
 INVOKE_PREFIX = b"POST /2015-03-31/functions/"
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 _DRAIN_MARGIN_S = 5
@@ -109,6 +114,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         self._in_flight = 0
         self._idle: dict[socket.socket, float] = {}  # connections waiting for a request: until when, under pressure
         self._shed_at = 0.0
+        self._reserved = 0  # bytes of big bodies being read before a slot (PREREAD_BUDGET)
         self._draining = False
         self._date = (0, "")
 
@@ -216,6 +222,8 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 # The fast path's body is read here, before a slot is taken: a caller that sends
                 # it slowly holds its own thread, not one of the slots every caller needs.
                 request = self._fast_request(conn, buf, end) if self.platform is not None else None
+                if request is None:
+                    buf = self._preread(conn, buf, end)
                 with self._count_lock:
                     self._in_flight += 1
                 try:
@@ -308,15 +316,58 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         body = buf[start : start + length]
         rest = buf[start + length :]
         if len(body) < length:
-            try:
-                body = read_body(conn, body, length, time.monotonic() + BODY_TIMEOUT_S)
-            except TimeoutError:
-                raise _Closed() from None
+            body = self._read_body(conn, body, length)
         qualifier = None
         if query:
             values = parse_qs(query, keep_blank_values=True).get("Qualifier")
             qualifier = values[0] if values else None
         return _FastRequest(match.group(1), qualifier, headers, body, rest)
+
+    def _read_body(self, conn: socket.socket, have: bytes, length: int) -> bytes:
+        """The body, read within BODY_TIMEOUT_S in all; a big one outside the slots only while
+        PREREAD_BUDGET allows (else in a slot, as every body was before)."""
+        reserve = length if length > PREREAD_SMALL else 0
+        if reserve:
+            with self._count_lock:
+                if self._reserved + reserve > PREREAD_BUDGET:
+                    reserve = 0
+                else:
+                    self._reserved += reserve
+            if not reserve:
+                with self._slots:
+                    return self._read_body_by_deadline(conn, have, length)
+        try:
+            return self._read_body_by_deadline(conn, have, length)
+        finally:
+            if reserve:
+                with self._count_lock:
+                    self._reserved -= reserve
+
+    @staticmethod
+    def _read_body_by_deadline(conn: socket.socket, have: bytes, length: int) -> bytes:
+        try:
+            return read_body(conn, have, length, time.monotonic() + BODY_TIMEOUT_S)
+        except TimeoutError:
+            raise _Closed() from None
+
+    def _preread(self, conn: socket.socket, buf: bytes, end: int) -> bytes:
+        """For the WSGI path: buf with the request's whole Content-Length body in it (up to
+        Invoke's 6 MB), read before a slot is taken, so that gunicorn's parser then reads it
+        from memory. Left as it is: a chunked body, Expect: 100-continue, a bigger body, or a
+        head the fast parser refuses (gunicorn reads those in the slot, as before)."""
+        if end < 0:
+            return buf
+        try:
+            head = parse_head(buf[:end])
+            length = content_length(head)
+        except BadHead:
+            return buf
+        start = end + 4
+        if length <= len(buf) - start or length > SYNC_PAYLOAD_LIMIT:
+            return buf
+        if "transfer-encoding" in head.headers or "expect" in head.headers:
+            return buf
+        return buf[:start] + self._read_body(conn, buf[start:], length)
 
     def _fast_invoke(self, conn: socket.socket, request: _FastRequest) -> tuple[bool, bytes]:
         """Answer a read request: a slot only while the platform serves it, then the answer."""

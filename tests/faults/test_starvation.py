@@ -76,10 +76,14 @@ def _invoke_promptly(gw: Gateway, name: str) -> requests.Response:
     )
 
 
+INVOKE = "/2015-03-31/functions/{name}/invocations"
+FUNCTION_URL = "/function/{name}/"  # served by the Flask app, not the fast path
+
+
 @contextmanager
-def _slow_bodies(gw: Gateway, name: str, n: int = SLOTS) -> Iterator[list[socket.socket]]:
-    """n connections, each declaring a 1,000-byte Invoke body and sending a byte every 2 s."""
-    head = f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode()
+def _slow_bodies(gw: Gateway, name: str, n: int = SLOTS, path: str = INVOKE) -> Iterator[list[socket.socket]]:
+    """n connections, each declaring a 1,000-byte body and sending a byte every 2 s."""
+    head = f"POST {path.format(name=name)} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode()
     socks = []
     stop = threading.Event()
     try:
@@ -123,8 +127,9 @@ def _idle_connections(gw: Gateway, n: int = IDLE) -> Iterator[list[socket.socket
             s.close()
 
 
-def test_slow_bodies_leave_other_callers_served(fault_gateway: Gateway, probe: str) -> None:
-    with _slow_bodies(fault_gateway, probe):
+@pytest.mark.parametrize("path", [INVOKE, FUNCTION_URL])
+def test_slow_bodies_leave_other_callers_served(fault_gateway: Gateway, probe: str, path: str) -> None:
+    with _slow_bodies(fault_gateway, probe, path=path):
         for _ in range(3):
             r = _invoke_promptly(fault_gateway, probe)
             assert r.status_code == 200 and r.json() == "pong", r.text
