@@ -14,6 +14,12 @@ or Expect: 100-continue bodies, HTTP/1.0, oversized heads or bodies, odd headers
 by gunicorn's own parser and served by the Flask app through gunicorn's WSGI code, so its
 limits and error answers stay gunicorn's.
 
+Starvation: a slot (Config.threads of them) is held only while a request is served. A head
+is read within HEAD_TIMEOUT_S and a Content-Length body within BODY_TIMEOUT_S in all, both
+before a slot is taken, so slow senders hold their own threads, not the slots. Near the
+connection cap, connections waiting for a request are closed after a short grace instead
+of the 75 s keep-alive, so idle sockets cannot keep new callers in the listen backlog.
+
 Stopping: SIGTERM drains (calls in flight finish up to their timeout, new calls get 503
 ServiceException from the platform), then the worker stops; SIGINT/SIGQUIT stop at once.
 """
@@ -370,7 +376,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         return buf[:start] + self._read_body(conn, buf[start:], length)
 
     def _fast_invoke(self, conn: socket.socket, request: _FastRequest) -> tuple[bool, bytes]:
-        """Answer a read request: a slot only while the platform serves it, then the answer."""
+        """Answer a request whose body is read: a slot only while the platform serves it."""
         headers = request.headers
         with self._slots:
             answer = self._answer(request.function, request.qualifier, headers.get, request.body)
