@@ -16,7 +16,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from faas.config import Config
-from faas.errors import FaasError, TooManyRequests
+from faas.errors import FaasError, InvalidRequestContent, TooManyRequests
 from faas.ids import request_id
 from gateway.browser_guard import GUARD_KEY, BrowserGuard
 from gateway.common import CONFIG_KEY, PLATFORM_KEY
@@ -67,6 +67,8 @@ def create_app(platform: PlatformAPI | None = None, config: Config | None = None
 
     app.register_error_handler(FaasError, faas_error_response)
     app.register_error_handler(HTTPException, _http_error_response)
+    for parse_error in _body_parse_errors():
+        app.register_error_handler(parse_error, _body_parse_error_response)
     app.register_error_handler(Exception, _unexpected_error_response)
     app.after_request(_add_request_id)
     return app
@@ -107,6 +109,23 @@ def _http_error_response(err: HTTPException) -> Response:
     if valid_methods:
         response.headers["Allow"] = ", ".join(valid_methods)
     return response
+
+
+def _body_parse_errors() -> tuple[type[Exception], ...]:
+    """gunicorn's errors for a body it could not read (a bad chunk size, extension or
+    terminator): raised inside a route when it reads the body, they are the client's
+    fault, not a bug. Empty where gunicorn is not the server (the unit tests' client)."""
+    try:
+        from gunicorn.http.errors import ParseException  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - gunicorn is a dependency of the gateway
+        return ()
+    return (ParseException,)
+
+
+def _body_parse_error_response(err: Exception) -> Response:
+    """400 InvalidRequestContentException; the worker closes the connection after it, as the
+    body's end, and so the next request's start, is unknown."""
+    return faas_error_response(InvalidRequestContent(f"could not read the request body: {str(err)[:200]}"))
 
 
 def _unexpected_error_response(err: Exception) -> Response:

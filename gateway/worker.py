@@ -14,6 +14,12 @@ or Expect: 100-continue bodies, HTTP/1.0, oversized heads or bodies, odd headers
 by gunicorn's own parser and served by the Flask app through gunicorn's WSGI code, so its
 limits and error answers stay gunicorn's.
 
+Starvation: a slot (Config.threads of them) is held only while a request is served. A head
+is read within HEAD_TIMEOUT_S and a Content-Length body within BODY_TIMEOUT_S in all, both
+before a slot is taken, so slow senders hold their own threads, not the slots. Near the
+connection cap, connections waiting for a request are closed after a short grace instead
+of the 75 s keep-alive, so idle sockets cannot keep new callers in the listen backlog.
+
 Stopping: SIGTERM drains (calls in flight finish up to their timeout, new calls get 503
 ServiceException from the platform), then the worker stops; SIGINT/SIGQUIT stop at once.
 """
@@ -29,7 +35,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote
 
 from gunicorn import http, util  # type: ignore[import-untyped]
@@ -49,7 +55,20 @@ from gateway.lambda_api import Answer, invoke_answer
 
 HEAD_LIMIT = 16384  # a longer head goes to gunicorn's parser, whose limits (limit_request_*) decide
 HEAD_TIMEOUT_S = 10.0  # from a head's first byte to its end (a slow client holds one thread only)
-BODY_TIMEOUT_S = 60.0  # between two reads of a body, and for the WSGI path's reads and writes
+BODY_TIMEOUT_S = 60.0  # the fast path: from a head's end to its body's end, read before taking a slot
+IO_TIMEOUT_S = 60.0  # any one read or write (the WSGI path's, a response's)
+# Under pressure (connections at PRESSURE of the cap), a connection that waits for its next
+# request longer than IDLE_GRACE_S (for its first one: FIRST_REQUEST_GRACE_S) is closed,
+# rather than after the keep-alive's 75 s: the cap is then room for callers, not for sockets.
+PRESSURE = 0.9
+IDLE_GRACE_S = 1.0
+FIRST_REQUEST_GRACE_S = 0.2
+_SHED_EVERY_S = 0.05
+# Bodies read before a slot is taken: any up to PREREAD_SMALL bytes; bigger ones (up to
+# Invoke's 6 MB) while the bytes so reserved stay under PREREAD_BUDGET, else in the slot as
+# before. Memory stays bounded however many connections declare big bodies.
+PREREAD_SMALL = 64 * 1024
+PREREAD_BUDGET = 256 * 1024 * 1024
 INVOKE_PREFIX = b"POST /2015-03-31/functions/"
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 _DRAIN_MARGIN_S = 5
@@ -62,6 +81,36 @@ class _Closed(Exception):
     """The client closed the connection, or let it idle past the keep-alive timeout."""
 
 
+class _FastRequest(NamedTuple):
+    function: str
+    qualifier: str | None
+    headers: dict[str, str]
+    body: bytes
+    rest: bytes  # bytes already read of the next request
+
+
+def read_body(conn: socket.socket, have: bytes, length: int, deadline: float) -> bytes:
+    """`length` bytes, `have` first, read by `deadline` (time.monotonic()) in all: a deadline
+    per read would restart at every byte a slow client sends. Raises TimeoutError past the
+    deadline, _Closed at the end of the stream."""
+    parts = [have]
+    got = len(have)
+    while got < length:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("body deadline")
+        kernel_timeout(conn, left, send=False)
+        try:
+            data = conn.recv(min(length - got, 1 << 20))
+        except BlockingIOError:  # SO_RCVTIMEO ran out
+            raise TimeoutError("body deadline") from None
+        if not data:
+            raise _Closed()
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
+
+
 class GatewayWorker(Worker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -70,6 +119,9 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         self._count_lock = threading.Lock()
         self._connections = 0
         self._in_flight = 0
+        self._idle: dict[socket.socket, float] = {}  # connections waiting for a request: until when, under pressure
+        self._shed_at = 0.0
+        self._reserved = 0  # bytes of big bodies being read before a slot (PREREAD_BUDGET)
         self._draining = False
         self._date = (0, "")
 
@@ -106,8 +158,11 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             listener.setblocking(False)
             selector.register(listener, selectors.EVENT_READ)
         try:
+            high_water = max(1, int(self.cfg.worker_connections * PRESSURE))
             while self.alive:
                 self.notify()
+                if self._connections >= high_water:
+                    self._shed_idle()
                 if self._connections >= self.cfg.worker_connections:
                     time.sleep(0.01)  # at the cap: new connections wait in the listen backlog
                     continue
@@ -126,6 +181,25 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             self.notify()
             time.sleep(0.05)
 
+    def _shed_idle(self) -> None:
+        """Close the connections idle past their grace: at the cap, 1,000 connections that send
+        nothing would otherwise keep every new caller in the listen backlog for 75 s. A
+        shutdown wakes the connection's thread, whose read then ends as at a client's close."""
+        now = time.monotonic()
+        if now - self._shed_at < _SHED_EVERY_S:
+            return
+        self._shed_at = now
+        with self._count_lock:
+            stale = [c for c, until in self._idle.items() if until <= now]
+            for conn in stale:
+                del self._idle[conn]
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        if stale:
+            self.log.debug("closed %d idle connections under pressure", len(stale))
+
     def _accept(self, listener: Any) -> None:
         try:
             conn, addr = listener.accept()
@@ -138,7 +212,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 return
             raise
         util.close_on_exec(conn)
-        kernel_timeout(conn, BODY_TIMEOUT_S)  # blocking, one system call per read and write
+        kernel_timeout(conn, IO_TIMEOUT_S)  # blocking, one system call per read and write
         with self._count_lock:
             self._connections += 1
         server = listener.getsockname()
@@ -148,21 +222,27 @@ class GatewayWorker(Worker):  # type: ignore[misc]
 
     def _serve(self, conn: socket.socket, addr: Any, server: Any) -> None:
         buf = b""
+        first = True
         try:
             while True:
-                buf, end = self._read_head(conn, buf)
-                with self._slots:
-                    with self._count_lock:
-                        self._in_flight += 1
-                    try:
-                        taken = self._fast_invoke(conn, buf, end) if self.platform is not None else None
-                        if taken is None:
+                buf, end = self._read_head(conn, buf, first)
+                first = False
+                # The fast path's body is read here, before a slot is taken: a caller that sends
+                # it slowly holds its own thread, not one of the slots every caller needs.
+                request = self._fast_request(conn, buf, end) if self.platform is not None else None
+                if request is None:
+                    buf = self._preread(conn, buf, end)
+                with self._count_lock:
+                    self._in_flight += 1
+                try:
+                    if request is None:
+                        with self._slots:
                             keep, buf = self._via_wsgi(conn, addr, server, buf)
-                        else:
-                            keep, buf = taken
-                    finally:
-                        with self._count_lock:
-                            self._in_flight -= 1
+                    else:
+                        keep, buf = self._fast_invoke(conn, request)
+                finally:
+                    with self._count_lock:
+                        self._in_flight -= 1
                 if not keep:
                     break
         except (_Closed, OSError):
@@ -174,13 +254,16 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 self._connections -= 1
             util.close(conn)
 
-    def _read_head(self, conn: socket.socket, buf: bytes) -> tuple[bytes, int]:
+    def _read_head(self, conn: socket.socket, buf: bytes, first: bool = False) -> tuple[bytes, int]:
         """Bytes up to at least the end of the next request's head, and where that end is
         (-1 when the head is over HEAD_LIMIT: gunicorn's parser then answers it)."""
         end = buf.find(b"\r\n\r\n")
         if end >= 0:
             return buf, end
         deadline = time.monotonic() + HEAD_TIMEOUT_S if buf else None
+        if deadline is None:
+            with self._count_lock:
+                self._idle[conn] = time.monotonic() + (FIRST_REQUEST_GRACE_S if first else IDLE_GRACE_S)
         while end < 0:
             if len(buf) > HEAD_LIMIT:
                 return buf, -1
@@ -195,6 +278,10 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 data = conn.recv(65536)
             except (BlockingIOError, TimeoutError):  # the kernel's deadline (SO_RCVTIMEO) ran out
                 raise _Closed() from None
+            finally:
+                if deadline is None:
+                    with self._count_lock:
+                        self._idle.pop(conn, None)
             if not data:
                 raise _Closed()
             if deadline is None:
@@ -203,9 +290,9 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             end = buf.find(b"\r\n\r\n", max(0, len(buf) - len(data) - 3))
         return buf, end
 
-    def _fast_invoke(self, conn: socket.socket, buf: bytes, end: int) -> tuple[bool, bytes] | None:
-        """Serve an Invoke request that needs nothing of HTTP beyond a Content-Length body;
-        None leaves the request (untouched) to the WSGI path."""
+    def _fast_request(self, conn: socket.socket, buf: bytes, end: int) -> _FastRequest | None:
+        """An Invoke request that needs nothing of HTTP beyond a Content-Length body, its body
+        read (within BODY_TIMEOUT_S in all); None leaves the request (untouched) to the WSGI path."""
         cfg = self.cfg
         if end < 0 or end > HEAD_LIMIT or not buf.startswith(INVOKE_PREFIX):
             return None
@@ -244,25 +331,62 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         if query:
             values = parse_qs(query, keep_blank_values=True).get("Qualifier")
             qualifier = values[0] if values else None
-        answer = self._answer(match.group(1), qualifier, headers.get, body)
-        close = not self.alive or "close" in headers.get("connection", "").lower()
-        conn.sendall(self._render(answer, close))
-        return not close, rest
+        return _FastRequest(match.group(1), qualifier, headers, body, rest)
 
     def _read_body(self, conn: socket.socket, have: bytes, length: int) -> bytes:
-        parts = [have]
-        got = len(have)
-        kernel_timeout(conn, BODY_TIMEOUT_S, send=False)
-        while got < length:
-            try:
-                data = conn.recv(min(length - got, 1 << 20))
-            except (BlockingIOError, TimeoutError):
-                raise _Closed() from None
-            if not data:
-                raise _Closed()
-            parts.append(data)
-            got += len(data)
-        return b"".join(parts)
+        """The body, read within BODY_TIMEOUT_S in all; a big one outside the slots only while
+        PREREAD_BUDGET allows (else in a slot, as every body was before)."""
+        reserve = length if length > PREREAD_SMALL else 0
+        if reserve:
+            with self._count_lock:
+                if self._reserved + reserve > PREREAD_BUDGET:
+                    reserve = 0
+                else:
+                    self._reserved += reserve
+            if not reserve:
+                with self._slots:
+                    return self._read_body_by_deadline(conn, have, length)
+        try:
+            return self._read_body_by_deadline(conn, have, length)
+        finally:
+            if reserve:
+                with self._count_lock:
+                    self._reserved -= reserve
+
+    @staticmethod
+    def _read_body_by_deadline(conn: socket.socket, have: bytes, length: int) -> bytes:
+        try:
+            return read_body(conn, have, length, time.monotonic() + BODY_TIMEOUT_S)
+        except TimeoutError:
+            raise _Closed() from None
+
+    def _preread(self, conn: socket.socket, buf: bytes, end: int) -> bytes:
+        """For the WSGI path: buf with the request's whole Content-Length body in it (up to
+        Invoke's 6 MB), read before a slot is taken, so that gunicorn's parser then reads it
+        from memory. Left as it is: a chunked body, Expect: 100-continue, a bigger body, or a
+        head the fast parser refuses (gunicorn reads those in the slot, as before)."""
+        if end < 0:
+            return buf
+        try:
+            head = parse_head(buf[:end])
+            length = content_length(head)
+        except BadHead:
+            return buf
+        start = end + 4
+        if length <= len(buf) - start or length > SYNC_PAYLOAD_LIMIT:
+            return buf
+        if "transfer-encoding" in head.headers or "expect" in head.headers:
+            return buf
+        return buf[:start] + self._read_body(conn, buf[start:], length)
+
+    def _fast_invoke(self, conn: socket.socket, request: _FastRequest) -> tuple[bool, bytes]:
+        """Answer a request whose body is read: a slot only while the platform serves it."""
+        headers = request.headers
+        with self._slots:
+            answer = self._answer(request.function, request.qualifier, headers.get, request.body)
+        close = not self.alive or "close" in headers.get("connection", "").lower()
+        conn.sendall(self._render(answer, close))
+        return not close, request.rest
 
     def _answer(self, function: str, qualifier: str | None, header: Callable[[str], str | None], body: bytes) -> Answer:
         def read(limit: int) -> bytes:
@@ -293,7 +417,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
     def _via_wsgi(self, conn: socket.socket, addr: Any, server: Any, buf: bytes) -> tuple[bool, bytes]:
         """One request through gunicorn's parser and the Flask app; returns (keep the
         connection, bytes already read of the next request)."""
-        kernel_timeout(conn, BODY_TIMEOUT_S, send=False)
+        kernel_timeout(conn, IO_TIMEOUT_S, send=False)
         parser = http.get_parser(self.cfg, conn, addr)
         parser.unreader.unread(buf)
         req = None
@@ -341,6 +465,8 @@ class GatewayWorker(Worker):  # type: ignore[misc]
             if not self.alive or not self.cfg.keepalive:
                 resp.force_close()
             respiter = self.wsgi(environ, resp.start_response)
+            if getattr(req.body, "failed", False):  # a malformed body: where the next request starts is unknown
+                resp.force_close()
             try:
                 if isinstance(respiter, environ["wsgi.file_wrapper"]):
                     resp.write_file(respiter)

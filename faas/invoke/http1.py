@@ -10,13 +10,20 @@ the gateway hands it to gunicorn's parser, the Runtime API answers 400.
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 
 __all__ = ["BadHead", "Head", "content_length", "parse_head", "render_head", "REASONS"]
 
 REASONS: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
-# bytes.strip()'s whitespace: a header name with any of it around it is refused (RFC 9112 5.1).
-_NAME_SPACE = " \t\r\n\x0b\x0c"
+# gunicorn's rules (gunicorn/http/message.py), so that the fast path and gunicorn agree on where
+# every request ends: a token for a method or a header name (RFC 9110 5.6.2), printable ASCII for
+# the target (RFC 9112 3.2), and no control byte but HTAB anywhere, lines ending in CRLF only.
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_NAME = re.compile(_TOKEN)
+_REQUEST_LINE = re.compile(rf"{_TOKEN} [\x21-\x7e]+ HTTP/\d\.\d")
+# Every byte but the controls (HTAB aside); CR and LF are then counted against the CRLFs.
+_NOT_CONTROL = bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t\r\n"
 # More digits than any body this code accepts: a longer Content-Length is "too large", not parsed.
 _MAX_LENGTH_DIGITS = 18
 _NOT_REPEATED: frozenset[str] = frozenset()
@@ -52,18 +59,22 @@ def parse_head(
 ) -> Head:
     """Parse a request head: the bytes before its blank line, lines ending in CRLF.
 
-    Raises BadHead for a request line that is not three parts separated by single spaces,
-    a header line without a colon or with whitespace in or around its name, and (when the
-    max_* limits are given) a request line, header count or header line over them. One decode and one split: this runs twice per warm call.
+    Raises BadHead for what gunicorn's parser refuses: a request line other than
+    "TOKEN TARGET HTTP/d.d" with single spaces, a header name that is not a token (whitespace
+    around it, an obsolete line folding), a bare CR or LF or any control byte but HTAB, and
+    (when the max_* limits are given) a request line, header count or header line over them.
+    One decode, one scan and one split: this runs twice per warm call.
     """
     text = head.decode("latin-1")
     lines = text.split("\r\n")
+    if head.translate(None, _NOT_CONTROL) or not text.count("\r") == text.count("\n") == len(lines) - 1:
+        raise BadHead("bare CR or LF, or a control byte")
     request_line = lines[0]
     if max_line is not None and len(request_line) > max_line:
         raise BadHead("request line too long")
-    parts = request_line.split(" ")
-    if len(parts) != 3:
+    if not _REQUEST_LINE.fullmatch(request_line):
         raise BadHead("bad request line")
+    parts = request_line.split(" ")
     method, target, version = parts
     if max_fields is not None and len(lines) - 1 > max_fields:
         raise BadHead("too many header fields")
@@ -73,7 +84,7 @@ def parse_head(
         if max_field_size is not None and len(line) > max_field_size:
             raise BadHead("header field too long")
         name, sep, value = line.partition(":")
-        if not sep or not name or " " in name or "\t" in name or name != name.strip(_NAME_SPACE):
+        if not sep or not name:
             raise BadHead("bad header line")
         key = name.lower()
         value = value.strip(" \t")
@@ -83,6 +94,9 @@ def parse_head(
             headers[key] = f"{headers[key]}, {value}"
         else:
             headers[key] = value
+    # Every name a token: one match over all of them (lower-casing keeps a token a token).
+    if headers and not _NAME.fullmatch("".join(headers)):
+        raise BadHead("bad header name")
     return Head(method, target, version, headers, frozenset(repeated) if repeated else _NOT_REPEATED)
 
 
