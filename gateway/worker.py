@@ -229,7 +229,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         if match is None:
             return None
         headers = head.headers
-        if "transfer-encoding" in headers or "expect" in headers or length > SYNC_PAYLOAD_LIMIT:
+        if "transfer-encoding" in headers or "expect" in headers or "x-faas-debug-port" in headers or length > SYNC_PAYLOAD_LIMIT:
             return None
         start = end + 4
         body = buf[start : start + length]
