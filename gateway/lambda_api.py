@@ -153,13 +153,17 @@ def _client_gone(client: socket.socket) -> bool:
         return True
 
 
-def _watch_client(client: socket.socket, done: threading.Event, on_gone: Callable[[], None]) -> None:
-    """Until `done`, look every _CLIENT_POLL_S whether the client left; if it did, on_gone()."""
+def _watch_client(client: socket.socket, done: threading.Event, end: Callable[[], int]) -> None:
+    """Until `done`, look every _CLIENT_POLL_S whether the client left; once it has, end() the
+    session, and again at each look until the call returns: a session whose container was
+    still starting when the client left is not yet there to be ended."""
+    gone = False
     while not done.wait(_CLIENT_POLL_S):
-        if _client_gone(client):
+        if not gone and _client_gone(client):
             LOG.info("debug call: the client closed its connection, ending the session")
-            on_gone()
-            return
+            gone = True
+        if gone:
+            end()
 
 
 Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
