@@ -22,6 +22,7 @@ from faas.deploy.registry import Registry
 from faas.deploy.store import Store
 from faas.errors import ShuttingDown, ValidationError
 from faas.invoke.async_invoke import MB, AsyncInvoker, Policy, QueueBounds
+from faas.invoke.environment import Environment
 from faas.invoke.launcher import PRESTARTED_MEMORY_MB, Launcher
 from faas.invoke.limits import Limiter, MemoryBudget
 from faas.invoke.pool import Pool
@@ -268,6 +269,19 @@ class Platform:
             debug_port = self.config.debug[1]
         return self.scheduler.invoke(name, payload, qualifier=qualifier, client_context=client_context, debug_port=debug_port)
 
+    def end_debug(self, port: int | None = None) -> int:
+        """End debug sessions (the one on 127.0.0.1:port, or all): the call ends, its container
+        goes. Its client left, or SIGTERM's drain must not wait for an IDE that may never come."""
+        ended = [env for env in self._debug_environments() if port is None or (env.debug is not None and env.debug.port == port)]
+        for env in ended:
+            LOG.info("environment %s: ending its debug session", env.id)
+            env.destroy()
+        return len(ended)
+
+    def _debug_environments(self) -> list[Environment]:
+        """The environments of debug calls: each a one-off, outside the pool's lists."""
+        return [env for env in self.launcher.live_environments() if env.debug is not None]
+
     def invoke_async(self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None) -> str:
         """Queue an Event call durably and return its request id. The function must exist now
         (as on Lambda, where Invoke checks it before answering 202); the client context is
@@ -311,7 +325,19 @@ class Platform:
         return self.log_store.tail(name, tail)
 
     def environments(self) -> list[dict[str, object]]:
-        return [env.snapshot() for env in self.pool.environments()]
+        return [self._snapshot(env) for env in self._listed_environments()]
+
+    def _listed_environments(self) -> list[Environment]:
+        """The pool's environments and the debug calls' one-offs (`faas ps` shows both)."""
+        listed = self.pool.environments()
+        return listed + [env for env in self._debug_environments() if env not in listed]
+
+    @staticmethod
+    def _snapshot(env: Environment) -> dict[str, object]:
+        snap = env.snapshot()
+        if env.debug is not None and snap["state"] != "dead":
+            snap.update(state="debugging", debug_port=env.debug.port)
+        return snap
 
     def pool_state(self) -> dict[str, object]:
         """`faas ps` and GET /system/pool: every environment with its function, version, state
@@ -320,8 +346,8 @@ class Platform:
         now = time.monotonic()
         usage = self._memory_usage_bytes
         rows: list[dict[str, object]] = []
-        for env in self.pool.environments():
-            snap = env.snapshot()
+        for env in self._listed_environments():
+            snap = self._snapshot(env)
             name = snap["function"]
             state = {"ready": "idle", "prestarted": "pre-started"}.get(str(snap["state"]), str(snap["state"]))
             limit = env.reserved_mb or (env.version.spec.memory if env.version else PRESTARTED_MEMORY_MB)
@@ -382,6 +408,7 @@ class Platform:
     def begin_drain(self) -> None:
         """SIGTERM: from now on new calls get 503 ShuttingDown; calls in flight go on."""
         self._draining.set()
+        self.end_debug()  # a session may wait an hour for its IDE: the drain does not
         # Queued events stay queued for the next start: were they still taken now, the calls in
         # flight would never drop to none and the drain would last until the queue is empty.
         self.async_invoker.stop()
@@ -390,6 +417,8 @@ class Platform:
         """Wait (bounded) until no call is in flight; True if none is."""
         deadline = time.monotonic() + timeout_s
         while self.limiter.in_flight() and time.monotonic() < deadline:
+            if self._draining.is_set():
+                self.end_debug()  # also those whose container was still starting when the drain began
             time.sleep(0.05)
         return not self.limiter.in_flight()
 

@@ -75,6 +75,10 @@ class PlatformAPI(Protocol):
         debug_port: int | None = None,
     ) -> Result: ...
 
+    def end_debug(self, port: int | None = None) -> int:
+        """End the debug session on 127.0.0.1:port (every one: None); how many ended."""
+        ...
+
     def invoke_async(
         self, name: str, payload: bytes, *, qualifier: str | None = None, client_context: str | None = None
     ) -> str: ...

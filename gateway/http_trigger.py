@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -36,6 +37,14 @@ TEXT_TYPES = frozenset({"application/json", "application/xml", "application/java
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # The server sets these itself; passing a function's own values on would corrupt framing.
 _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+# What a function may answer with. A header gunicorn would refuse to write (it answers its own
+# HTML 500 instead) must be refused here, as the 502 the route gives for every bad answer.
+# The bounds follow API Gateway's 10 KB for a request's headers; a function URL documents none
+# for responses, so these are faas's own: one call may not flood the client or the worker.
+RESPONSE_HEADER_BYTES = 10240  # names, values and cookies together
+RESPONSE_HEADER_COUNT = 100  # headers and cookies together
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field-name
+_FIELD_VALUE = re.compile(r"[ \t\x21-\x7e\x80-\xff]*")  # RFC 9110 field-value, as latin-1 text (PEP 3333)
 
 
 class InvalidFunctionResponse(Exception):
@@ -186,19 +195,27 @@ def build_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes, l
     status = value.get("statusCode")
     if isinstance(status, str) and status.isdigit():
         status = int(status)
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise InvalidFunctionResponse(f"statusCode must be an HTTP status, got {status!r}")
-    headers: list[tuple[str, str]] = []
+    # 1xx are not answers (101 would switch protocols under the client); Lambda answers 502.
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise InvalidFunctionResponse(f"statusCode must be an HTTP status from 200 to 599, got {_clip(status)}")
     raw_headers = value.get("headers") or {}
     if not isinstance(raw_headers, dict):
         raise InvalidFunctionResponse("headers must be an object")
+    raw_cookies = value.get("cookies") or []
+    if not isinstance(raw_cookies, list):
+        raise InvalidFunctionResponse("cookies must be a list of strings")
+    if len(raw_headers) + len(raw_cookies) > RESPONSE_HEADER_COUNT:
+        raise InvalidFunctionResponse(f"more than {RESPONSE_HEADER_COUNT} headers and cookies")
+    headers: list[tuple[str, str]] = []
+    size = 0
     for name, raw in raw_headers.items():
         if raw is None or str(name).lower() in _HOP_HEADERS:
             continue
         text = _header_value(raw)
-        if "\n" in text or "\r" in text or "\n" in str(name):
-            raise InvalidFunctionResponse(f"header {name!r} contains a line break")
-        headers.append((str(name), text))
+        size += len(str(name)) + len(text) + 4  # checked before the value is: it may be megabytes
+        if size > RESPONSE_HEADER_BYTES:
+            raise InvalidFunctionResponse(f"headers over {RESPONSE_HEADER_BYTES} bytes")
+        headers.append(_field(str(name), text))
     if not any(name.lower() == "content-type" for name, _ in headers):
         headers.append(("content-type", "application/json"))
     body = value.get("body")
@@ -214,13 +231,32 @@ def build_response(payload: bytes) -> tuple[int, list[tuple[str, str]], bytes, l
             data = body.encode("utf-8")
     else:
         data = json.dumps(body, separators=(",", ":")).encode("utf-8")
-    raw_cookies = value.get("cookies") or []
-    if not isinstance(raw_cookies, list):
-        raise InvalidFunctionResponse("cookies must be a list of strings")
-    cookies = [str(c) for c in raw_cookies if c is not None]
-    if any("\n" in c or "\r" in c for c in cookies):
-        raise InvalidFunctionResponse("a cookie contains a line break")
+    cookies: list[str] = []
+    for c in raw_cookies:
+        if c is None:
+            continue
+        size += len(str(c)) + 14
+        if size > RESPONSE_HEADER_BYTES:
+            raise InvalidFunctionResponse(f"headers over {RESPONSE_HEADER_BYTES} bytes")
+        cookies.append(_field("Set-Cookie", str(c))[1])
     return status, headers, data, cookies
+
+
+def _field(name: str, value: str) -> tuple[str, str]:
+    """(name, value) as the WSGI server must get them: a valid name, and the value's UTF-8
+    bytes as latin-1 text (PEP 3333), so that it goes out as the function wrote it."""
+    if not _TOKEN.fullmatch(name):
+        raise InvalidFunctionResponse(f"header name {_clip(name)} is not a valid HTTP field name")
+    text = value.encode("utf-8", "surrogatepass").decode("latin-1")
+    if not _FIELD_VALUE.fullmatch(text):
+        raise InvalidFunctionResponse(f"header {_clip(name)} has a control character (CR, LF, NUL...) in its value")
+    return name, text
+
+
+def _clip(value: object, limit: int = 80) -> str:
+    """A value quoted in a log line, cut short: a function's answer may be megabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _message(status: int, message: str, request_id: str, extra: dict[str, str] | None = None) -> Response:

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import logging
 import re
+import select
+import socket
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Blueprint, Response, request
 
-from faas.errors import InvalidRequestContent, ValidationError
+from faas.errors import FaasError, InvalidRequestContent, ValidationError
 from faas.models import payload_limit, payload_too_large
-from gateway.common import BodyTooLarge, platform, read_body
+from gateway.common import BodyTooLarge, api_token, platform, read_body
 from gateway.contract import PlatformAPI
 
 LOG = logging.getLogger(__name__)
@@ -78,7 +83,10 @@ def check_json(payload: bytes) -> bytes:
 
 
 def decode_client_context(header: str | None) -> str | None:
-    """X-Amz-Client-Context is base64 of a JSON object; the function gets the JSON text."""
+    """X-Amz-Client-Context is base64 of a JSON object; the function gets that object as
+    compact ASCII JSON, re-serialised rather than passed on: the runtime reads it from a
+    header (Lambda-Runtime-Client-Context), where a CR LF of the client's JSON whitespace
+    would end the header and desynchronise the runtime's connection."""
     if not header:
         return None
     if len(header) > CLIENT_CONTEXT_LIMIT:
@@ -93,10 +101,69 @@ def decode_client_context(header: str | None) -> str | None:
         parsed = None
     if not isinstance(parsed, dict):
         raise InvalidRequestContent("Client context must be a valid Base64-encoded JSON object.")
-    return text
+    return json.dumps(parsed, separators=(",", ":"))
 
 
 DEBUG_PORT_HEADER = "X-Faas-Debug-Port"
+_CLIENT_POLL_S = 0.5  # how often a debug call looks whether its client is still there
+
+
+@dataclass(frozen=True)
+class DebugGate:
+    """What a debug call needs from the HTTP side: the gateway's API token (None: none is
+    set) and the client's socket, watched so that a session whose caller left is ended."""
+
+    token: str | None
+    client: socket.socket | None
+
+
+def _debug_allowed(gate: DebugGate, header: Callable[[str], str | None]) -> bool:
+    """With an API token set, a debug call must carry it: as `Authorization: Bearer TOKEN`
+    (what faas's CLI sends) or as the access key id of a SigV4 signature (what the
+    management API takes). Both compared in constant time."""
+    if not gate.token:
+        return True
+    given = header("Authorization") or ""
+    expected = gate.token.encode()
+    bearer = given[7:] if given.startswith("Bearer ") else ""
+    match = re.search(r"Credential=([^/,\s]+)/", given)
+    key = match.group(1) if match else ""
+    ok_bearer = hmac.compare_digest(bearer.encode(), expected)
+    ok_key = hmac.compare_digest(key.encode(), expected)
+    return ok_bearer or ok_key
+
+
+def _unrecognized(message: str) -> FaasError:
+    err = FaasError(message)
+    err.status, err.error_type, err.kind = 403, "UnrecognizedClientException", "User"
+    return err
+
+
+def _client_gone(client: socket.socket) -> bool:
+    """True once the client has closed its side (or reset it): a read would return nothing."""
+    poller = select.poll()
+    poller.register(client, select.POLLIN | select.POLLRDHUP)
+    if not poller.poll(0):
+        return False
+    try:
+        return client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _watch_client(client: socket.socket, done: threading.Event, end: Callable[[], int]) -> None:
+    """Until `done`, look every _CLIENT_POLL_S whether the client left; once it has, end() the
+    session, and again at each look until the call returns: a session whose container was
+    still starting when the client left is not yet there to be ended."""
+    gone = False
+    while not done.wait(_CLIENT_POLL_S):
+        if not gone and _client_gone(client):
+            LOG.info("debug call: the client closed its connection, ending the session")
+            gone = True
+        if gone:
+            end()
 
 
 Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
@@ -104,8 +171,12 @@ Answer = tuple[int, list[tuple[str, str]], bytes]  # status, headers, body
 
 @bp.post("/2015-03-31/functions/<function>/invocations")
 def invoke(function: str) -> Response:
-    """The route for requests the gateway worker's fast path passes over (see invoke_answer)."""
-    status, headers, body = invoke_answer(platform(), function, request.args.get("Qualifier"), request.headers.get, read_body)
+    """The route for requests the gateway worker's fast path passes over (see invoke_answer),
+    debug calls among them: only here is the client's socket known."""
+    gate = DebugGate(api_token(), request.environ.get("gunicorn.socket"))
+    status, headers, body = invoke_answer(
+        platform(), function, request.args.get("Qualifier"), request.headers.get, read_body, debug_gate=gate
+    )
     response = Response(body, status=status, headers=headers)
     if not any(k == "Content-Type" for k, _ in headers):
         del response.headers["Content-Type"]  # none on 202 and 204, as from the fast path
@@ -113,14 +184,21 @@ def invoke(function: str) -> Response:
 
 
 def invoke_answer(
-    plat: PlatformAPI, function: str, qualifier: str | None, header: Callable[[str], str | None], read: Callable[[int], bytes]
+    plat: PlatformAPI,
+    function: str,
+    qualifier: str | None,
+    header: Callable[[str], str | None],
+    read: Callable[[int], bytes],
+    *,
+    debug_gate: DebugGate | None = None,
 ) -> Answer:
     """One Invoke call: validate as Lambda does, run it, answer with Lambda's headers.
 
     Free of Flask so that the gateway worker (gateway/worker.py) can serve the hottest route
     without a WSGI round trip, and the Flask route above gives the same answer for the rest.
     header(name) reads a request header; read(limit) the body (raising BodyTooLarge).
-    Raises FaasError for every refusal.
+    debug_gate: given by the Flask route only; without it a debug call is refused (the
+    fast path leaves them to the route). Raises FaasError for every refusal.
     """
     invocation_type = header("X-Amz-Invocation-Type") or "RequestResponse"
     if invocation_type not in INVOCATION_TYPES:
@@ -156,9 +234,24 @@ def invoke_answer(
     debug = header(DEBUG_PORT_HEADER)
     if debug is not None:
         # faas's own extension (`faas invoke --debug`): run under a debugger on 127.0.0.1:PORT.
+        if debug_gate is None or not _debug_allowed(debug_gate, header):
+            raise _unrecognized(f"{DEBUG_PORT_HEADER} needs this gateway's API token (FAAS_API_TOKEN)")
         if not debug.isdigit() or not 1024 <= int(debug) <= 65535:
-            raise ValidationError(f"{DEBUG_PORT_HEADER} must be a port number from 1024 to 65535, got {debug!r}")
-        result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context, debug_port=int(debug))
+            raise ValidationError(f"{DEBUG_PORT_HEADER} must be a port number from 1024 to 65535, got {debug[:20]!r}")
+        port = int(debug)
+        done = threading.Event()
+        if debug_gate.client is not None:
+            watch = threading.Thread(
+                target=_watch_client,
+                args=(debug_gate.client, done, lambda: plat.end_debug(port)),
+                name="debug-client",
+                daemon=True,
+            )
+            watch.start()
+        try:
+            result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context, debug_port=port)
+        finally:
+            done.set()
     else:
         result = plat.invoke(name, payload, qualifier=qualifier, client_context=client_context)
     # X-Amz-Executed-Version: the number of the version that ran, also for an unqualified call:

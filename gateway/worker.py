@@ -318,7 +318,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         if match is None:
             return None
         headers = head.headers
-        if "transfer-encoding" in headers or "expect" in headers or length > SYNC_PAYLOAD_LIMIT:
+        if "transfer-encoding" in headers or "expect" in headers or "x-faas-debug-port" in headers or length > SYNC_PAYLOAD_LIMIT:
             return None
         if "origin" in headers or not self._guard.host_allowed(headers.get("host", "")):
             return None  # a web page may be behind it: the app's BrowserGuard decides

@@ -393,14 +393,15 @@ def print_pool(console: Console, state: dict[str, Any]) -> None:
         ("keep", "right"),
     ):
         table.add_column(column, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    styles = {"busy": "yellow", "starting": "cyan", "pre-started": "dim"}
+    styles = {"busy": "yellow", "starting": "cyan", "pre-started": "dim", "debugging": "magenta"}
     for env in state.get("environments", []):
         st = str(env.get("state"))
+        shown = f"{st} :{env['debug_port']}" if env.get("debug_port") else st  # a debug call, and its IDE's port
         table.add_row(
             str(env.get("id")),
             str(env.get("function") or f"({env.get('runtime')})"),
             str(env.get("version") or "-"),
-            Text(st, style=styles.get(st, "")),
+            Text(shown, style=styles.get(st, "")),
             _duration(env.get("age_s")),
             str(env.get("calls", 0)),
             f"{float(env.get('memory_used_mb') or 0):.0f}/{env.get('memory_mb')}",

@@ -190,6 +190,9 @@ class Pool:
         """An environment of its own for one call under a debugger, removed after it."""
         env = self._start(fv, InitType.ON_DEMAND, fresh=False, debug_port=debug_port)
         assert env is not None  # a start that waits for the budget gets it or raises
+        if not env.healthy:  # its session was ended while it waited for the IDE (client gone, drain)
+            env.destroy()
+            raise ShuttingDown("the debug session ended before the call ran")
         try:
             yield Lease(env, StartType.COLD, env.init_duration_ms, env.init_logs)
         finally:

@@ -192,6 +192,20 @@ def test_base64_body_is_decoded_and_content_type_defaults_to_json() -> None:
     assert body == b"\x89PNG" and ("content-type", "application/json") in headers
 
 
+def test_header_values_go_out_as_utf8_bytes_and_tabs_stay() -> None:
+    _, headers, _, cookies = build_response(
+        json.dumps({"statusCode": 200, "headers": {"X-A": "caf\u00e9 \u20ac", "X-T": "a\tb"}, "cookies": ["n=\u00e9"]}).encode()
+    )
+    assert ("X-A", "café €".encode().decode("latin-1")) in headers and ("X-T", "a\tb") in headers
+    assert cookies == ["n=é".encode().decode("latin-1")]
+
+
+def test_headers_up_to_the_bounds_pass() -> None:
+    headers = {f"x-{i}": "v" * 90 for i in range(100)}
+    status, out, _, _ = build_response(json.dumps({"statusCode": 599, "headers": headers}).encode())
+    assert status == 599 and len(out) == 101  # and the default content-type
+
+
 def test_status_code_without_body_is_empty() -> None:
     assert build_response(b'{"statusCode": 204}')[2] == b""
 
@@ -204,6 +218,20 @@ def test_status_code_without_body_is_empty() -> None:
         b'{"statusCode": 99}',
         b'{"statusCode": 200, "body": "@@", "isBase64Encoded": true}',
         b'{"statusCode": 200, "headers": {"X": "a\\nb"}}',
+        # What gunicorn would refuse to write (its HTML 500), and what would flood the client.
+        b'{"statusCode": 101, "headers": {"Upgrade": "websocket"}}',
+        b'{"statusCode": 100}',
+        b'{"statusCode": 200, "headers": {"bad name": "x"}}',
+        b'{"statusCode": 200, "headers": {"a:b": "x"}}',
+        b'{"statusCode": 200, "headers": {"": "x"}}',
+        b'{"statusCode": 200, "headers": {"X": "a\\u0000b"}}',
+        b'{"statusCode": 200, "headers": {"X": "a\\u0001b"}}',
+        b'{"statusCode": 200, "headers": {"X": "a\\u007fb"}}',
+        b'{"statusCode": 200, "cookies": ["a=\\u0000"]}',
+        json.dumps({"statusCode": 200, "headers": {"X": "v" * 10240}}).encode(),
+        json.dumps({"statusCode": 200, "headers": {f"x-{i}": "v" for i in range(101)}}).encode(),
+        json.dumps({"statusCode": 200, "cookies": [f"c{i}=v" for i in range(101)]}).encode(),
+        json.dumps({"statusCode": 200, "cookies": ["c=" + "v" * 10240]}).encode(),
     ],
 )
 def test_unusable_responses_are_invalid(payload: bytes) -> None:
