@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, request
@@ -19,6 +20,7 @@ LOG = logging.getLogger(__name__)
 PLATFORM_KEY = "faas"
 CONFIG_KEY = "faas.config"
 _CHUNK = 256 * 1024
+_SIGV4_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/")
 
 
 class BodyTooLarge(Exception):
@@ -46,16 +48,27 @@ def api_token() -> str | None:
     return config.api_token if config is not None else None
 
 
-def bearer_matches(token: str) -> bool:
-    """Whether the request carries `Authorization: Bearer <token>`, compared in constant time."""
-    given = request.headers.get("Authorization", "").encode()
-    return hmac.compare_digest(given, f"Bearer {token}".encode())
+def access_key_id(authorization: str) -> str:
+    """The access key id of a SigV4 Authorization header ('' when there is none)."""
+    match = _SIGV4_CREDENTIAL.search(authorization)
+    return match.group(1) if match else ""
 
 
-def unauthorized(message: str) -> FaasError:
-    """The 401 every token-guarded route answers, in Lambda's error shape."""
+def bearer_matches(token: str, authorization: str) -> bool:
+    """Whether `authorization` is `Bearer <token>`, compared in constant time."""
+    return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
+
+
+def token_presented(token: str, authorization: str) -> bool:
+    """The token as a bearer token (faas's CLI) or as a SigV4 access key id (boto3, the AWS CLI)."""
+    as_key = hmac.compare_digest(access_key_id(authorization).encode(), token.encode())
+    return bearer_matches(token, authorization) or as_key
+
+
+def unrecognized(message: str, status: int = 401) -> FaasError:
+    """What a token-guarded route answers without the token, in Lambda's error shape."""
     err = FaasError(message)
-    err.status = 401
+    err.status = status
     err.error_type = "UnrecognizedClientException"
     err.kind = "User"
     return err
@@ -64,8 +77,8 @@ def unauthorized(message: str) -> FaasError:
 def require_token() -> None:
     """Refuse the request (401) when the gateway has an API token and the request lacks it."""
     token = api_token()
-    if token and not bearer_matches(token):
-        raise unauthorized("this gateway needs its API token: set FAAS_API_TOKEN")
+    if token and not bearer_matches(token, request.headers.get("Authorization", "")):
+        raise unrecognized("this gateway needs its API token: set FAAS_API_TOKEN")
 
 
 def read_body(limit: int) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
 import re
@@ -22,9 +21,9 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Response, request
 
-from faas.errors import FaasError, InvalidRequestContent, ValidationError
+from faas.errors import InvalidRequestContent, ValidationError
 from faas.models import payload_limit, payload_too_large
-from gateway.common import BodyTooLarge, api_token, platform, read_body
+from gateway.common import BodyTooLarge, api_token, platform, read_body, token_presented, unrecognized
 from gateway.contract import PlatformAPI
 
 LOG = logging.getLogger(__name__)
@@ -121,22 +120,7 @@ def _debug_allowed(gate: DebugGate, header: Callable[[str], str | None]) -> bool
     """With an API token set, a debug call must carry it: as `Authorization: Bearer TOKEN`
     (what faas's CLI sends) or as the access key id of a SigV4 signature (what the
     management API takes). Both compared in constant time."""
-    if not gate.token:
-        return True
-    given = header("Authorization") or ""
-    expected = gate.token.encode()
-    bearer = given[7:] if given.startswith("Bearer ") else ""
-    match = re.search(r"Credential=([^/,\s]+)/", given)
-    key = match.group(1) if match else ""
-    ok_bearer = hmac.compare_digest(bearer.encode(), expected)
-    ok_key = hmac.compare_digest(key.encode(), expected)
-    return ok_bearer or ok_key
-
-
-def _unrecognized(message: str) -> FaasError:
-    err = FaasError(message)
-    err.status, err.error_type, err.kind = 403, "UnrecognizedClientException", "User"
-    return err
+    return not gate.token or token_presented(gate.token, header("Authorization") or "")
 
 
 def _client_gone(client: socket.socket) -> bool:
@@ -235,7 +219,7 @@ def invoke_answer(
     if debug is not None:
         # faas's own extension (`faas invoke --debug`): run under a debugger on 127.0.0.1:PORT.
         if debug_gate is None or not _debug_allowed(debug_gate, header):
-            raise _unrecognized(f"{DEBUG_PORT_HEADER} needs this gateway's API token (FAAS_API_TOKEN)")
+            raise unrecognized(f"{DEBUG_PORT_HEADER} needs this gateway's API token (FAAS_API_TOKEN)", 403)
         if not debug.isdigit() or not 1024 <= int(debug) <= 65535:
             raise ValidationError(f"{DEBUG_PORT_HEADER} must be a port number from 1024 to 65535, got {debug[:20]!r}")
         port = int(debug)

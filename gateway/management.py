@@ -33,7 +33,6 @@ from flask import Blueprint, Response, request
 
 from faas.deploy.packages import zip_folder
 from faas.errors import (
-    FaasError,
     FunctionNotFound,
     PackageTooLarge,
     PreconditionFailed,
@@ -41,7 +40,7 @@ from faas.errors import (
     ValidationError,
 )
 from faas.models import FunctionSpec, FunctionVersion, function_arn
-from gateway.common import BodyTooLarge, api_token, platform, read_body
+from gateway.common import BodyTooLarge, access_key_id, api_token, platform, read_body, unrecognized
 from gateway.lambda_api import parse_function_name
 
 LOG = logging.getLogger(__name__)
@@ -72,26 +71,15 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(json.dumps(value), status=status, mimetype="application/json")
 
 
-def _unrecognized(message: str) -> FaasError:
-    err = FaasError(message)
-    err.status, err.error_type, err.kind = 403, "UnrecognizedClientException", "User"
-    return err
-
-
-def _access_key() -> str:
-    """The access key id from a SigV4 Authorization header ('' when there is none)."""
-    match = re.search(r"Credential=([^/,\s]+)/", request.headers.get("Authorization", ""))
-    return match.group(1) if match else ""
-
-
 @bp.before_request
 def _check_token() -> None:
     """With an API token configured, the management API wants it as the access key id."""
     token = api_token()
-    if token and not hmac.compare_digest(_access_key().encode(), token.encode()):
-        raise _unrecognized(
+    if token and not hmac.compare_digest(access_key_id(request.headers.get("Authorization", "")).encode(), token.encode()):
+        raise unrecognized(
             "The security token included in the request is invalid: "
-            "this faas gateway wants its API token as the AWS access key id"
+            "this faas gateway wants its API token as the AWS access key id",
+            403,
         )
 
 
