@@ -203,7 +203,7 @@ class FunctionSpec:
         handler = raw.get("handler", "app.handler")
         if not isinstance(handler, str) or not handler or len(handler) > 128:
             problems.append(f"handler must be a non-empty string like 'app.handler', got {handler!r}")
-        elif runtime not in PROVIDED_RUNTIMES and not re.match(r"^[^\s]+\.[^\s.]+$", handler):
+        elif str(runtime).startswith(("python", "nodejs")) and not re.match(r"^[^\s]+\.[^\s.]+$", handler):
             problems.append(f"handler must be 'module.function' (e.g. app.handler), got {handler!r}")
         memory = integer("memory", 128, 10240, 128)
         timeout = integer("timeout", 1, 900, 3)
