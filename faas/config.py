@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,27 @@ def _delays(value: Any) -> tuple[float, ...]:
     """'1,2' (an environment variable) or [1, 2] (faas.yaml): the async retry delays."""
     parts = value.split(",") if isinstance(value, str) else list(value)
     return tuple(float(p) for p in parts)
+
+
+def _runtime_fallback(value: Any) -> dict[str, str]:
+    """faas.yaml's runtime_fallback: {unavailable runtime: available runtime}, each pair checked."""
+    from faas.models import RUNTIMES, UNAVAILABLE_RUNTIMES
+
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"runtime_fallback must map a runtime to another, e.g. {{python3.12: python3.13}}, got {value!r}")
+    problems = []
+    for source, target in value.items():
+        if source in RUNTIMES:
+            problems.append(f"{source} is available: it needs no fallback")
+        elif source not in UNAVAILABLE_RUNTIMES:
+            problems.append(f"{source!r} is not a Lambda runtime")
+        if target not in RUNTIMES:
+            problems.append(f"{source}: {target!r} is not an available runtime ({', '.join(RUNTIMES)})")
+    if problems:
+        raise ValidationError("runtime_fallback: " + "; ".join(problems))
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _debug_target(value: Any) -> tuple[str, int] | None:
@@ -78,6 +99,8 @@ class Config:
     async_max_events: int = 10_000
     async_max_mb: int = 256
     records_per_function: int = 1000  # invocation records kept per function (`faas calls`)
+    # Opt-in: run a function that names an unavailable runtime on an available one (warned about).
+    runtime_fallback: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -154,6 +177,7 @@ class Config:
                 async_max_events=int(values.pop("async_max_events", 10_000)),
                 async_max_mb=int(values.pop("async_max_mb", 256)),
                 records_per_function=int(values.pop("records_per_function", 1000)),
+                runtime_fallback=_runtime_fallback(values.pop("runtime_fallback", None)),
             )
         except (TypeError, ValueError) as e:
             raise ValidationError(f"bad setting: {e}") from e

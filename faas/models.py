@@ -5,14 +5,51 @@ from __future__ import annotations
 import re
 import reprlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from faas.errors import RequestTooLarge, ValidationError
 
-RUNTIMES = ("python3.11", "nodejs20.x", "provided")
+# The runtimes faas builds (runtimes/, faas/containers/images.py): what a function may run on.
+RUNTIMES = (
+    "python3.11",
+    "python3.13",
+    "python3.14",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+)
+# What `faas up` builds before any function asks; the others are built when a function needs one.
+DEFAULT_RUNTIMES = ("python3.11", "nodejs20.x", "provided")
+# Lambda's runtimes that no source on this machine provides (no Debian suite or registry package):
+# a function naming one is refused at deploy, unless faas.yaml's runtime_fallback maps it.
+UNAVAILABLE_RUNTIMES = (
+    "python3.8",
+    "python3.9",
+    "python3.10",
+    "python3.12",
+    "nodejs16.x",
+    "nodejs18.x",
+    "java8.al2",
+    "java11",
+    "java17",
+    "java21",
+    "java25",
+    "dotnet6",
+    "dotnet8",
+    "dotnet10",
+    "ruby3.2",
+    "ruby3.3",
+    "ruby3.4",
+    "go1.x",
+)
+# OS-only runtimes: the function's own ./bootstrap is the runtime, the handler is free-form.
+PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 NETWORKS = ("bridge", "none", "host")
 CPU_MODES = ("shares", "lambda")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -149,6 +186,8 @@ class FunctionSpec:
     cpu: str = "shares"
     min_warm: int = 0
     description: str = ""
+    # The runtime the function asked for when faas.yaml's runtime_fallback runs it on `runtime`.
+    requested_runtime: str = ""
 
     @classmethod
     def from_mapping(cls, raw: Any, *, source: str = "function.yaml") -> FunctionSpec:
@@ -178,12 +217,17 @@ class FunctionSpec:
                 f"name must match {NAME_RE.pattern} (letters, digits, '-' and '_', at most 64), got {short_repr(name)}"
             )
         runtime = raw.get("runtime", "python3.11")
-        if runtime not in RUNTIMES:
+        if runtime not in RUNTIMES and runtime not in UNAVAILABLE_RUNTIMES:
             problems.append(f"runtime must be one of {', '.join(RUNTIMES)}, got {short_repr(runtime)}")
+        requested = raw.get("requested_runtime", "")
+        if requested and (requested not in UNAVAILABLE_RUNTIMES or runtime not in RUNTIMES):
+            problems.append(
+                f"requested_runtime is set by runtime_fallback: an unavailable runtime run on an available one, got {short_repr(requested)}"
+            )
         handler = raw.get("handler", "app.handler")
         if not isinstance(handler, str) or not handler or len(handler) > 128:
             problems.append(f"handler must be a non-empty string like 'app.handler', got {short_repr(handler)}")
-        elif runtime != "provided" and not re.match(r"^[^\s]+\.[^\s.]+$", handler):
+        elif str(runtime).startswith(("python", "nodejs")) and not re.match(r"^[^\s]+\.[^\s.]+$", handler):
             problems.append(f"handler must be 'module.function' (e.g. app.handler), got {short_repr(handler)}")
         memory = integer("memory", 128, 10240, 128)
         timeout = integer("timeout", 1, 900, 3)
@@ -234,6 +278,7 @@ class FunctionSpec:
             cpu=cpu,
             min_warm=min_warm,
             description=description,
+            requested_runtime=requested,
         )
 
     def to_mapping(self) -> dict[str, Any]:
@@ -255,7 +300,65 @@ class FunctionSpec:
             out["min_warm"] = self.min_warm
         if self.description:
             out["description"] = self.description
+        if self.requested_runtime:
+            out["requested_runtime"] = self.requested_runtime
         return out
+
+
+def unavailable_runtime(runtime: str) -> ValidationError:
+    """The refusal of a Lambda runtime that faas cannot build here, with the way forward."""
+    nearest = suggest_fallback(runtime)
+    forward = (
+        f"or let faas run it on an available one by adding to faas.yaml in the state folder: "
+        f"`runtime_fallback: {{{runtime}: {nearest}}}` (a warning at deploy and in `faas ls`)"
+        if nearest
+        else f"as faas has no {_family(runtime)} runtime yet"
+    )
+    return ValidationError(
+        f"runtime {runtime} is not available in faas: no Debian suite or registry package on this machine "
+        f"provides it. Available runtimes: {', '.join(RUNTIMES)}. Change the function's runtime, {forward}."
+    )
+
+
+def _family(runtime: str) -> str:
+    return re.sub(r"[\d.].*$", "", runtime)
+
+
+def _version(runtime: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", runtime))
+
+
+def suggest_fallback(runtime: str) -> str | None:
+    """The available runtime of the same language nearest above runtime (else the newest below);
+    None when faas has none of that language."""
+    same = [r for r in RUNTIMES if _family(r) == _family(runtime)]
+    if not same:
+        return None
+    above = sorted((r for r in same if _version(r) >= _version(runtime)), key=_version)
+    return above[0] if above else max(same, key=_version)
+
+
+def fallback_warning(function: Mapping[str, Any]) -> str | None:
+    """The warning for a function (as the admin API describes it) that runs on runtime_fallback."""
+    spec = function.get("spec")
+    requested = spec.get("requested_runtime") if isinstance(spec, Mapping) else None
+    if not requested:
+        return None
+    return (
+        f"warning: {function.get('name')} asks for {requested}, which faas does not have; "
+        f"it runs on {function.get('runtime')} (runtime_fallback in faas.yaml)"
+    )
+
+
+def resolve_runtime(spec: FunctionSpec, fallback: Mapping[str, str]) -> FunctionSpec:
+    """spec as faas will run it: unchanged on an available runtime, moved to the runtime that
+    runtime_fallback names for an unavailable one, else refused (nothing falls back silently)."""
+    if spec.runtime in RUNTIMES:
+        return spec
+    target = fallback.get(spec.runtime)
+    if target is None:
+        raise unavailable_runtime(spec.runtime)
+    return replace(spec, runtime=target, requested_runtime=spec.runtime)
 
 
 def env_size(environment: Mapping[str, str]) -> int:

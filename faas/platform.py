@@ -144,14 +144,14 @@ class Platform:
     def create(cls, config: Config | None = None) -> Platform:
         """The production wiring: the engine `faas up` made sure of, and the runtime images it built."""
         from faas.containers.docker_executor import DockerExecutor
-        from faas.containers.images import runtime_image_tag
+        from faas.containers.images import OnDemandImages
 
         config = config or Config.load()
         executor = DockerExecutor()
         return cls(
             config,
             executor,
-            runtime_image_tag,
+            OnDemandImages(executor, say=LOG.warning),  # a runtime `faas up` did not build: built at first use
             has_bridge=executor.has_bridge(),
             memory_usage_bytes=executor.memory_usage_bytes,
         )
@@ -174,11 +174,24 @@ class Platform:
         """
         self._refuse_if_closing()
         try:
-            package = unpack(data, self.packages_root, expected_name=expected_name, spec_override=spec_override)
+            package = unpack(
+                data,
+                self.packages_root,
+                expected_name=expected_name,
+                spec_override=spec_override,
+                runtime_fallback=self.config.runtime_fallback,
+            )
         except ValidationError as e:
             if expected_name:
                 self.deployer.refused(expected_name, e.message)
             raise
+        if package.spec.requested_runtime:
+            LOG.warning(
+                "function %s: runtime %s is not available; it runs on %s (runtime_fallback in faas.yaml)",
+                package.spec.name,
+                package.spec.requested_runtime,
+                package.spec.runtime,
+            )
         version, changed = self.deployer.deploy(package, source_dir)
         if changed:
             LOG.info("function %s: version %d is live (%s)", version.name, version.version, package.sha256[:12])
@@ -191,7 +204,13 @@ class Platform:
         (UpdateFunctionCode with DryRun): it is extracted into a scratch folder, then removed."""
         self._refuse_if_closing()
         with tempfile.TemporaryDirectory(prefix=".dry-run-", dir=self.config.state_dir) as scratch:
-            return unpack(data, Path(scratch), expected_name=expected_name, spec_override=spec_override).spec
+            return unpack(
+                data,
+                Path(scratch),
+                expected_name=expected_name,
+                spec_override=spec_override,
+                runtime_fallback=self.config.runtime_fallback,
+            ).spec
 
     def remove(self, name: str) -> None:
         with self.deployer.lock(name):

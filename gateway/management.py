@@ -190,6 +190,8 @@ def _spec(name: str, body: Mapping[str, Any], base: Mapping[str, Any], operation
     for key, target in fields.items():
         if key in body:
             raw[target] = body[key]
+    if "Runtime" in body:
+        raw.pop("requested_runtime", None)  # a new runtime: runtime_fallback is applied to it afresh
     if "Environment" in body:
         env = body["Environment"] or {}
         if not isinstance(env, dict):

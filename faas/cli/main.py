@@ -133,6 +133,14 @@ def deploy_folder(client: GatewayClient, folder: Path, *, on_progress: Callable[
     return function
 
 
+def _warn_fallback(function: dict[str, Any]) -> None:
+    from faas.models import fallback_warning
+
+    warning = fallback_warning(function)
+    if warning:
+        err.print(warning, style="yellow", markup=False)
+
+
 def _deploy_line(function: dict[str, Any]) -> str:
     name, version = function.get("name"), function.get("version")
     if function.get("changed"):
@@ -171,6 +179,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 failed += 1
                 continue
             out.print(_deploy_line(function), markup=False)
+            _warn_fallback(function)
             if state_dir is not None:
                 claim(state_dir, str(function.get("name")), folder)  # so `faas up` may watch it
     if getattr(args, "watch", False):
@@ -268,6 +277,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             _when(f.get("created")),
         )
     out.print(table)
+    for f in functions:
+        _warn_fallback(f)
     return EXIT_OK
 
 
@@ -442,8 +453,30 @@ def _load_config(args: argparse.Namespace) -> Config:
     return Config.load({k: v for k, v in overrides.items() if v is not None})
 
 
-def _prepare_runtimes(config: Config, *, force: bool = False) -> Any:
-    """Find or start a Docker engine and build the runtime images; returns the engine."""
+def runtimes_to_build(config: Config, folders: Iterable[Path], asked: Sequence[str] = ()) -> list[str] | None:
+    """The runtimes `faas up` (or `faas runtimes build`) builds before the gateway starts: the
+    default ones (None), plus those the folders' functions run on. Any other is built by the
+    gateway when a function first needs it. A folder that does not parse is left to the deploy."""
+    from faas.deploy.packages import read_spec
+    from faas.models import DEFAULT_RUNTIMES, RUNTIMES
+
+    wanted: list[str] = list(asked)
+    for folder in folders:
+        try:
+            runtime = read_spec(folder).runtime
+        except FaasError:
+            continue
+        runtime = runtime if runtime in RUNTIMES else config.runtime_fallback.get(runtime, "")
+        if runtime and runtime not in wanted:
+            wanted.append(runtime)
+    if set(wanted) <= set(DEFAULT_RUNTIMES):
+        return None
+    return [*DEFAULT_RUNTIMES, *(r for r in wanted if r not in DEFAULT_RUNTIMES)]
+
+
+def _prepare_runtimes(config: Config, *, force: bool = False, runtimes: list[str] | None = None) -> Any:
+    """Find or start a Docker engine and build the runtime images (runtimes, default: the
+    default ones); returns the engine."""
     from faas.containers.docker_executor import DockerExecutor  # type: ignore[import-not-found]
     from faas.containers.engine import ensure_engine  # type: ignore[import-not-found]
     from faas.containers.images import ensure_all  # type: ignore[import-not-found]
@@ -451,7 +484,7 @@ def _prepare_runtimes(config: Config, *, force: bool = False) -> Any:
     engine = ensure_engine(config.state_dir, say=say)
     executor = DockerExecutor(base_url=engine.base_url)
     try:
-        ensure_all(executor, force=force, say=say)
+        ensure_all(executor, runtimes, force=force, say=say)
     finally:
         close = getattr(executor, "close", None)
         if callable(close):
@@ -471,7 +504,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_runtimes_build(args: argparse.Namespace) -> int:
     config = _load_config(args)
-    _prepare_runtimes(config, force=args.force)
+    from faas.models import RUNTIMES
+
+    unknown = [r for r in args.runtimes if r not in RUNTIMES]
+    if unknown:
+        raise ValidationError(f"no such runtime: {', '.join(unknown)} (available: {', '.join(RUNTIMES)})")
+    wanted = list(RUNTIMES) if args.all else runtimes_to_build(config, [], args.runtimes)
+    _prepare_runtimes(config, force=args.force, runtimes=wanted)
     out.print("runtime images are ready", markup=False)
     return EXIT_OK
 
@@ -518,6 +557,7 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
                 f"{function.get('name')}  version {function.get('version')}  {state}  {base_url}/function/{function.get('name')}",
                 markup=False,
             )
+            _warn_fallback(function)
         out.print(
             f"ready: {deployed} function(s); Invoke API at {base_url} (boto3/aws cli: --endpoint-url), Ctrl-C to stop",
             markup=False,
@@ -555,7 +595,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         if probe.health():
             err.print(f"error: a faas gateway already answers at {base_url}", markup=False)
             return EXIT_ERROR
-    engine = _prepare_runtimes(config)
+    engine = _prepare_runtimes(config, runtimes=runtimes_to_build(config, folders))
     base = getattr(engine, "base_url", None)
     if base and not os.environ.get("DOCKER_HOST"):
         os.environ["DOCKER_HOST"] = str(base)  # the worker's Platform finds the same engine
@@ -754,6 +794,10 @@ def build_parser() -> argparse.ArgumentParser:
     runtimes = sub.add_parser("runtimes", help="manage runtime images")
     runtimes_sub = runtimes.add_subparsers(dest="runtimes_command", metavar="COMMAND", required=True)
     build = runtimes_sub.add_parser("build", help="build the runtime images (no gateway needed)")
+    build.add_argument(
+        "runtimes", nargs="*", metavar="RUNTIME", help="also these runtimes (default: python3.11, nodejs20.x, provided)"
+    )
+    build.add_argument("--all", action="store_true", help="every runtime")
     build.add_argument("--force", action="store_true", help="rebuild even when up to date")
     build.add_argument("--state-dir", type=Path, help="state folder (default $FAAS_STATE_DIR or ~/.local/state/faas)")
     build.set_defaults(func=cmd_runtimes_build)

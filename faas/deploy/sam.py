@@ -30,7 +30,7 @@ import yaml
 from faas.deploy import yaml_input
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
-from faas.models import ACCOUNT_ID, FunctionSpec, short_repr
+from faas.models import ACCOUNT_ID, FunctionSpec, fallback_warning, short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ SCALARS = {
     "Description": "description",
 }
 HANDLED = {*SCALARS, "CodeUri", "Environment", "EphemeralStorage", "FunctionName", "Architectures", "PackageType"}
-RUNTIME_ALIASES = {"provided.al2": "provided", "provided.al2023": "provided"}
 PSEUDO = {
     "AWS::Region": "us-east-1",
     "AWS::AccountId": ACCOUNT_ID,
@@ -226,8 +225,6 @@ def _function(
     for key, target in SCALARS.items():
         if key in props:
             raw[target] = value(key)
-    if isinstance(raw.get("runtime"), str):
-        raw["runtime"] = RUNTIME_ALIASES.get(raw["runtime"], raw["runtime"])
     env = props.get("Environment") or {}
     if isinstance(env, Mapping):
         extra = sorted(k for k in env if k != "Variables")
@@ -300,4 +297,7 @@ def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callabl
             continue
         state = f"deployed {fn.spec.name} version" if result.changed else f"{fn.spec.name} unchanged (version"
         say(f"{state} {result.function.get('version')}{'' if result.changed else ')'} from {fn.logical_id}")
+        fallback = fallback_warning(result.function)
+        if fallback:
+            warn(fallback)
     return failed

@@ -31,8 +31,19 @@ LOG = logging.getLogger(__name__)
 LAMBDA_CPU_MB = 1769  # memory that buys one full vCPU on Lambda
 PRESTARTED_MEMORY_MB = 128  # pre-started containers start at the smallest size and are resized up
 PRESTARTED_TMP_MB = 512  # a tmpfs cannot be resized: only functions with the default /tmp use them
-RUNTIME_LABELS = {"python3.11": "python:3.11", "nodejs20.x": "nodejs:20", "provided": "provided:al2023"}
-EXECUTION_ENV = {"python3.11": "AWS_Lambda_python3.11", "nodejs20.x": "AWS_Lambda_nodejs20.x", "provided": ""}
+RUNTIME_LABELS = {
+    "python3.11": "python:3.11",
+    "python3.13": "python:3.13",
+    "python3.14": "python:3.14",
+    "nodejs20.x": "nodejs:20",
+    "nodejs22.x": "nodejs:22",
+    "nodejs24.x": "nodejs:24",
+    "provided": "provided:al2023",
+    "provided.al2": "provided:al2",
+    "provided.al2023": "provided:al2023",
+}
+# Lambda sets AWS_EXECUTION_ENV for its managed runtimes, not for the OS-only (provided) ones.
+EXECUTION_ENV = {runtime: f"AWS_Lambda_{runtime}" for runtime in RUNTIME_LABELS if not runtime.startswith("provided")}
 
 
 def cpu_shares(memory_mb: int) -> int:

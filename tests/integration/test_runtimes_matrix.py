@@ -1,6 +1,7 @@
 """The same behaviour in every runtime, through the real gateway: one probe function per
-runtime (a Python handler, a Node.js ES module, a shell bootstrap for `provided`), each
-answering the same actions, plus one function per runtime whose init fails.
+runtime (a Python handler for python3.11/3.13/3.14, a Node.js ES module for nodejs20.x/22.x/24.x,
+a shell bootstrap for provided, provided.al2 and provided.al2023), each answering the same
+actions, plus one function per runtime whose init fails.
 
 What the caller sees must not depend on the runtime: the event and context arrive whole,
 a handler error and an init error come back as Unhandled function errors with the runtime's
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,18 +24,32 @@ import requests
 
 pytestmark = pytest.mark.integration
 
-RUNTIMES = ("python3.11", "nodejs20.x", "provided")
+RUNTIMES = (
+    "python3.11",
+    "python3.13",
+    "python3.14",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+)
 TIMEOUT_S = 5  # room for 5 MB events on a loaded machine; the timeout test waits this long
 ENV = {"GREETING": "hi there", "QUOTED": 'it\'s "q" \\ $HOME', "UNICODE": "grüße €"}
-ENV_NAMES = [*ENV, "AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "TZ", "LAMBDA_TASK_ROOT", "_HANDLER"]
+ENV_NAMES = [*ENV, "AWS_LAMBDA_FUNCTION_NAME", "AWS_REGION", "TZ", "LAMBDA_TASK_ROOT", "_HANDLER", "AWS_EXECUTION_ENV"]
 LIMIT = 6 * 1024 * 1024
 
 PYTHON_PROBE = """
-import os, time
+import os, platform, time
+
+RUNTIME = os.environ["AWS_EXECUTION_ENV"].removeprefix("AWS_Lambda_")
 
 def handler(event, context):
-    print("hello from python3.11", context.aws_request_id)
+    print(f"hello from {RUNTIME}", context.aws_request_id)
     action = event.get("action")
+    if action == "version":
+        return platform.python_version()
     if action == "echo":
         return {"event": event, "requestId": context.aws_request_id, "functionName": context.function_name,
                 "functionVersion": context.function_version, "memoryLimitInMB": str(context.memory_limit_in_mb),
@@ -60,8 +76,10 @@ PYTHON_INIT_ERROR = 'raise RuntimeError("init failed")\n'
 
 NODE_PROBE = """
 export const handler = async (event, context) => {
-  console.log(`hello from nodejs20.x ${context.awsRequestId}`);
+  console.log(`hello from ${process.env.AWS_EXECUTION_ENV.replace('AWS_Lambda_', '')} ${context.awsRequestId}`);
   switch (event.action) {
+    case 'version':
+      return process.versions.node;
     case 'echo':
       return { event, requestId: context.awsRequestId, functionName: context.functionName,
         functionVersion: context.functionVersion, memoryLimitInMB: context.memoryLimitInMB,
@@ -151,12 +169,17 @@ curl -sS -o /dev/null -H 'Lambda-Runtime-Function-Error-Type: InitError' \
 exit 1
 """
 
-# runtime -> (handler, probe files, init-error files, the error type each one reports)
-SOURCES = {
-    "python3.11": ("app.handler", {"app.py": PYTHON_PROBE}, {"app.py": PYTHON_INIT_ERROR}, "ValueError", "RuntimeError"),
-    "nodejs20.x": ("index.handler", {"index.mjs": NODE_PROBE}, {"index.mjs": NODE_INIT_ERROR}, "Error", "Error"),
+# runtime family -> (handler, probe files, init-error files, the error type each one reports)
+FAMILIES = {
+    "python": ("app.handler", {"app.py": PYTHON_PROBE}, {"app.py": PYTHON_INIT_ERROR}, "ValueError", "RuntimeError"),
+    "nodejs": ("index.handler", {"index.mjs": NODE_PROBE}, {"index.mjs": NODE_INIT_ERROR}, "Error", "Error"),
     "provided": ("probe.handler", {"bootstrap": SH_PROBE}, {"bootstrap": SH_INIT_ERROR}, "HandlerError", "InitError"),
 }
+SOURCES = {runtime: FAMILIES[re.sub(r"[\d.].*$", "", runtime)] for runtime in RUNTIMES}
+
+
+def family(runtime: str) -> str:
+    return re.sub(r"[\d.].*$", "", runtime)
 
 
 def write_function(root: Path, name: str, runtime: str, handler: str, files: dict[str, str]) -> Path:
@@ -180,7 +203,7 @@ def functions(gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
     names: dict[str, tuple[str, str]] = {}
     for runtime in RUNTIMES:
         handler, probe, broken, _, _ = SOURCES[runtime]
-        short = runtime.split(".")[0].rstrip("0123456789")
+        short = re.sub(r"[^a-z0-9]", "", runtime)
         probe_name, broken_name = f"mx-{short}-{suffix}", f"mx-{short}-init-{suffix}"
         gateway.deploy(write_function(root, probe_name, runtime, handler, probe))
         gateway.deploy(write_function(root, broken_name, runtime, handler, broken))
@@ -230,9 +253,9 @@ def test_handler_error(gateway, functions, runtime: str) -> None:
     error_type = SOURCES[runtime][3]
     body = function_error(call(gateway, functions[runtime][0], {"action": "error"}))
     assert body["errorType"] == error_type and body["errorMessage"] == "boom"
-    if runtime == "python3.11":
+    if family(runtime) == "python":
         assert any("raise ValueError" in line for line in body["stackTrace"])
-    if runtime == "nodejs20.x":
+    if family(runtime) == "nodejs":
         assert body["trace"][0] == "Error: boom" and "/var/task/index.mjs" in body["trace"][1]
     # The environment survives its function's error: the next call is answered.
     assert ok(call(gateway, functions[runtime][0], {"action": "echo"}))["event"] == {"action": "echo"}
@@ -273,6 +296,15 @@ def test_environment_variables(gateway, functions, runtime: str) -> None:
     assert {k: body[k] for k in ENV} == ENV  # quotes, backslash, $ and UTF-8 arrive byte for byte
     assert body["AWS_LAMBDA_FUNCTION_NAME"] == name and body["AWS_REGION"] == "us-east-1"
     assert body["TZ"] == ":UTC" and body["LAMBDA_TASK_ROOT"] == "/var/task" and body["_HANDLER"] == handler
+    # As Lambda sets it: the managed runtime's name, nothing for the OS-only (provided) ones.
+    assert body.get("AWS_EXECUTION_ENV") == (None if family(runtime) == "provided" else f"AWS_Lambda_{runtime}")
+
+
+@pytest.mark.parametrize("runtime", [r for r in RUNTIMES if family(r) != "provided"])
+def test_the_language_is_the_runtimes_version(gateway, functions, runtime: str) -> None:
+    version = ok(call(gateway, functions[runtime][0], {"action": "version"}))
+    wanted = runtime.removeprefix("python").removeprefix("nodejs").removesuffix(".x")
+    assert version == wanted or version.startswith(wanted + "."), (runtime, version)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -284,9 +316,9 @@ def test_log_tail_has_the_functions_line_and_report(gateway, functions, runtime:
     lines = log.splitlines()
     start = lines.index(next(line for line in lines if line.startswith("START RequestId: ")))
     assert lines[start].startswith(f"START RequestId: {request_id} Version: ")
-    own = [line for line in lines if f"hello from {runtime}" in line]
+    own = [line for line in lines if f"hello from {'provided' if family(runtime) == 'provided' else runtime}" in line]
     assert own and request_id in own[0]
-    if runtime == "nodejs20.x":  # console.log as Lambda's Node.js runtime formats it
+    if family(runtime) == "nodejs":  # console.log as Lambda's Node.js runtime formats it
         stamp, rid, level, message = own[0].split("\t")
         assert stamp.endswith("Z") and rid == request_id and level == "INFO" and message.startswith("hello from")
     assert f"END RequestId: {request_id}" in lines

@@ -19,7 +19,7 @@ def test_every_function_runtime_has_a_recipe_and_faas_up_builds_only_those() -> 
     assert set(images.RUNTIME_FOLDERS) == set(RUNTIMES)
     for runtime in RUNTIMES:
         folder = REPO_RUNTIMES / images.runtime_folder(runtime)
-        assert (folder / "Dockerfile").is_file() and (folder / "base.conf").is_file()
+        assert (REPO_RUNTIMES / images.dockerfile_of(folder.name)).is_file() and (folder / "base.conf").is_file()
         assert images.runtime_image_tag(runtime, root=REPO_RUNTIMES).startswith(f"{images.IMAGE_REPOSITORY}/{folder.name}:")
     assert "awslambdaric" not in images.RUNTIME_FOLDERS  # built by the tests only
 

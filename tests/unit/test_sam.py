@@ -63,7 +63,7 @@ def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> Non
     )
     template = sam.load(path)
     (fn,) = template.functions
-    assert fn.spec.runtime == "provided"
+    assert fn.spec.runtime == "provided.al2023"  # kept as written: Lambda's name, the provided image
     assert fn.spec.environment == {"TABLE": "Table"}
     text = "\n".join(template.warnings)
     assert "Fn: not supported by faas, ignored: Policies, Tracing" in text
@@ -75,7 +75,7 @@ def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     "props, message",
     [
-        ("CodeUri: src\n      Handler: app.handler\n      Runtime: python3.12", "runtime must be one of"),
+        ("CodeUri: src\n      Handler: app.handler\n      Runtime: python2.7", "runtime must be one of"),
         (
             "CodeUri: src\n      Handler: app.handler\n      Runtime: python3.11\n      MemorySize: 64",
             "memory must be between 128",
