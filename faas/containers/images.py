@@ -241,13 +241,34 @@ def ensure_runtime_image(
         )
 
 
+_SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def host_tool(command: str, package: str, why: str, step: Callable[[str], None]) -> str:
+    """The path of a host command an image build needs, installing its Debian package first
+    where faas may (root on Debian), so a fresh machine builds every runtime unaided."""
+    found = shutil.which(command) or shutil.which(command, path=_SYSTEM_PATH)
+    if found is not None:
+        return found
+    if os.geteuid() == 0 and Path("/etc/debian_version").exists():
+        from faas.containers.engine import install_packages
+
+        step(f"installing {package}")
+        try:
+            install_packages([package], say=step)
+        except FaasError as e:
+            raise ImageBuildError(f"{command} is needed {why} and could not be installed: {e.message}") from e
+        found = shutil.which(command, path=_SYSTEM_PATH)
+    if found is None:
+        raise ImageBuildError(f"{command} is needed {why}: `apt-get install {package}` (Debian/Ubuntu)")
+    return found
+
+
 def fetch_npm_package(name: str, version: str, integrity: str, dest: Path, step: Callable[[str], None]) -> None:
     """`npm pack name@version` into dest, refused unless its sha512 is the pinned integrity.
 
     npm (Debian's, on this machine) knows the registry: no host name is written here."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise ImageBuildError(f"npm is needed to fetch {name}@{version} for this runtime image: `apt-get install npm`")
+    npm = host_tool("npm", "npm", f"to fetch {name}@{version} for this runtime image", step)
     step(f"npm pack {name}@{version}")
     with tempfile.TemporaryDirectory(prefix="faas-npm-", dir=dest.parent) as scratch:
         try:
@@ -367,23 +388,7 @@ class OnDemandImages:
 
 
 def _build_base(recipe: BaseRecipe, tag: str, executor: DockerExecutor, progress: _Progress, work_dir: Path | None) -> None:
-    mmdebstrap = shutil.which("mmdebstrap") or shutil.which("mmdebstrap", path="/usr/sbin:/usr/bin:/sbin:/bin")
-    if mmdebstrap is None:
-        if os.geteuid() == 0 and Path("/etc/debian_version").exists():
-            from faas.containers.engine import install_packages
-
-            progress.step("installing mmdebstrap")
-            try:
-                install_packages(["mmdebstrap"], say=progress.step)
-            except FaasError as e:
-                raise ImageBuildError(
-                    f"mmdebstrap is needed to build runtime images and could not be installed: {e.message}"
-                ) from e
-            mmdebstrap = shutil.which("mmdebstrap", path="/usr/sbin:/usr/bin:/sbin:/bin")
-        if mmdebstrap is None:
-            raise ImageBuildError(
-                "mmdebstrap is needed to build runtime images offline: `apt-get install mmdebstrap` (Debian/Ubuntu)"
-            )
+    mmdebstrap = host_tool("mmdebstrap", "mmdebstrap", "to build runtime images offline", progress.step)
     scratch = Path(tempfile.mkdtemp(prefix="faas-base-", dir=_scratch_parent(work_dir)))
     try:
         sources = scratch / "faas.list"
