@@ -429,8 +429,11 @@ class GatewayWorker(Worker):  # type: ignore[misc]
                 # The answer said keep-alive, so the client may send its next request at once: the
                 # rest of an unread body (a 413 answered before reading it) is drained, not left to
                 # gunicorn's 64 KB drain cap, which would close a connection the client reuses.
-                if parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S, max_bytes=LINGER_BYTES):
-                    return True, parser.unreader.take_buffered()
+                try:
+                    if parser.finish_body(deadline=time.monotonic() + HEAD_TIMEOUT_S, max_bytes=LINGER_BYTES):
+                        return True, parser.unreader.take_buffered()
+                except (ValueError, http.errors.ParseException):
+                    pass  # a malformed rest of a body after the answer is out: close, answer nothing more
                 return False, b""
             self._linger(parser)
             return False, b""

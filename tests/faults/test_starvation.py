@@ -83,7 +83,7 @@ FUNCTION_URL = "/function/{name}/"  # served by the Flask app, not the fast path
 @contextmanager
 def _slow_bodies(gw: Gateway, name: str, n: int = SLOTS, path: str = INVOKE) -> Iterator[list[socket.socket]]:
     """n connections, each declaring a 1,000-byte body and sending a byte every 2 s."""
-    head = f"POST {path.format(name=name)} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode()
+    head = f"POST {path.format(name=name)} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{{".encode()
     socks = []
     stop = threading.Event()
     try:
@@ -155,7 +155,7 @@ def test_slow_bodies_and_idle_connections_together(fault_gateway: Gateway, probe
 
 
 def _invoke_head(name: str, *lines: bytes) -> bytes:
-    return f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: x".encode() + b"".join(lines)
+    return f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: 127.0.0.1".encode() + b"".join(lines)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,24 @@ def test_a_head_line_gunicorn_refuses_is_refused_on_the_fast_path(fault_gateway:
 @pytest.mark.parametrize("path", ["/2015-03-31/functions/{name}/invocations", "/function/{name}/"])
 def test_a_malformed_chunked_body_is_a_400(fault_gateway: Gateway, probe: str, body: bytes, path: str) -> None:
     target = path.format(name=probe)
-    head = f"POST {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    head = f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
     out = _raw(fault_gateway, head.encode() + body)
     assert out.startswith(b"HTTP/1.1 400 "), out[:500]
     assert b"Traceback" not in out and b"internal error" not in out, out
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"2;ext\rx\r\n{}\r\n0\r\n\r\n", id="bare CR in a chunk extension"),
+        pytest.param(b"2x\r\n{}\r\n0\r\n\r\n", id="a chunk size that is not hex"),
+    ],
+)
+def test_an_answer_given_before_a_malformed_body_is_the_only_one(fault_gateway: Gateway, probe: str, body: bytes) -> None:
+    """A request refused before its body is read (here by the browser guard) gets that one JSON
+    answer and a close, not gunicorn's HTML 400 page after it from draining the malformed rest."""
+    target = f"/2015-03-31/functions/{probe}/invocations"
+    head = f"POST {target} HTTP/1.1\r\nHost: evil.example\r\nTransfer-Encoding: chunked\r\n\r\n"
+    out = _raw(fault_gateway, head.encode() + body)
+    assert out.startswith(b"HTTP/1.1 403 "), out[:500]
+    assert out.count(b"HTTP/1.1 ") == 1 and b"<html" not in out.lower(), out

@@ -569,7 +569,7 @@ BAD_PACKAGES = {
         lambda: zip_bytes({"function.yaml": "name: !!python/object/apply:os.system ['id']\n"}),
         "not valid YAML",
     ),
-    "yaml-billion-laughs": (lambda: zip_bytes({"function.yaml": BILLION_LAUGHS, "app.py": APP}), "unknown key"),
+    "yaml-billion-laughs": (lambda: zip_bytes({"function.yaml": BILLION_LAUGHS, "app.py": APP}), "aliases are not accepted"),
     "yaml-not-utf8": (lambda: zip_bytes({"function.yaml": b"name: \xff\xfe\n"}), "UTF-8"),
     "not-a-zip": (lambda: b"PK\x03\x04 certainly not a zip", "not a valid zip"),
     "empty-body": (lambda: b"", "empty request body"),
