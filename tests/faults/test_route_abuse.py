@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.conftest import Gateway, free_port, start_gateway, stop_gateway
+from tests.faults.support import wait_for
+from tests.integration.conftest import Gateway, free_port, gateway_session, start_gateway, stop_gateway
 
 TOKEN = "route-abuse-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -58,32 +59,15 @@ BAD_ANSWERS = """
 @pytest.fixture(scope="module")
 def gw(runtime_images, tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[Gateway]:
     """A gateway with an API token (as when bound beyond loopback)."""
-    gw = start_gateway(tmp_path_factory.mktemp("route-abuse") / "state", {"FAAS_API_TOKEN": TOKEN})
-    try:
+    state = tmp_path_factory.mktemp("route-abuse") / "state"
+    with gateway_session(state, docker_client, no_tracebacks=True, extra_env={"FAAS_API_TOKEN": TOKEN}) as gw:
         yield gw
-    finally:
-        code = stop_gateway(gw)
-        left = gw.containers(docker_client)
-        for c in left:
-            c.remove(force=True)
-        assert not left, f"containers left after SIGTERM: {[c.name for c in left]}"
-        assert code == 0, gw.logs()[-3000:]
-        assert "Traceback" not in gw.logs() and "unexpected error" not in gw.logs(), gw.logs()[-5000:]
 
 
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _wait(predicate, timeout: float, step: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _debug_request(name: str, port: int, *, auth: bool = True) -> bytes:
@@ -133,18 +117,18 @@ def test_a_debug_call_is_listed_and_ends_when_its_client_goes(gw: Gateway, make_
     port = free_port()
     client = _connect(gw)
     client.sendall(_debug_request(name, port))
-    assert _wait(lambda: _listening(port), 60), gw.logs()[-3000:]
+    assert wait_for(lambda: _listening(port), 60), gw.logs()[-3000:]
     # Listed once its container runs (the relay listens a moment before).
-    assert _wait(lambda: [e for e in _pool(gw) if e.get("function") == name], 30), _pool(gw)
+    assert wait_for(lambda: [e for e in _pool(gw) if e.get("function") == name], 30), _pool(gw)
     rows = [e for e in _pool(gw) if e.get("function") == name]
     assert [(e["state"], e.get("debug_port")) for e in rows] == [("debugging", port)], rows
     container = str(rows[0]["container"])
     ps = gw.cli("ps")
     assert ps.returncode == 0 and f"debugging :{port}" in ps.stdout, ps.stdout + ps.stderr
     client.close()  # the caller goes away: the session must end with it
-    assert _wait(lambda: not _listening(port), 20), "the debugger's port is still open after the client left"
-    assert _wait(lambda: not [e for e in _pool(gw) if e.get("function") == name], 20), _pool(gw)
-    assert _wait(lambda: not [c for c in gw.containers(docker_client) if c.id.startswith(container)], 20)
+    assert wait_for(lambda: not _listening(port), 20), "the debugger's port is still open after the client left"
+    assert wait_for(lambda: not [e for e in _pool(gw) if e.get("function") == name], 20), _pool(gw)
+    assert wait_for(lambda: not [c for c in gw.containers(docker_client) if c.id.startswith(container)], 20)
     # The slot is free: the function answers an ordinary call at once.
     r = gw.invoke(name, timeout=30)
     assert r.status_code == 200, r.text
@@ -158,7 +142,7 @@ def test_sigterm_ends_a_debug_session(runtime_images, tmp_path: Path, make_funct
         port = free_port()
         client = _connect(gw)
         client.sendall(_debug_request(name, port))
-        assert _wait(lambda: _listening(port), 60), gw.logs()[-3000:]
+        assert wait_for(lambda: _listening(port), 60), gw.logs()[-3000:]
         began = time.monotonic()
         code = stop_gateway(gw, timeout=60)
         took = time.monotonic() - began
@@ -270,7 +254,7 @@ def test_concurrent_debug_calls_do_not_block_others(gw: Gateway, make_function) 
     client = _connect(gw)
     try:
         client.sendall(_debug_request(name, port))
-        assert _wait(lambda: _listening(port), 60)
+        assert wait_for(lambda: _listening(port), 60)
         results: list[int] = []
         threads = [threading.Thread(target=lambda: results.append(gw.invoke(name, timeout=30).status_code)) for _ in range(4)]
         for t in threads:
@@ -280,4 +264,4 @@ def test_concurrent_debug_calls_do_not_block_others(gw: Gateway, make_function) 
         assert results == [200] * 4
     finally:
         client.close()
-    assert _wait(lambda: not _listening(port), 20)
+    assert wait_for(lambda: not _listening(port), 20)

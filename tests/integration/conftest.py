@@ -176,10 +176,12 @@ def stop_gateway(gw: Gateway, timeout: float = 60) -> int:
 
 
 @contextmanager
-def gateway_session(state_dir: Path, docker_client, *, no_tracebacks: bool = False) -> Iterator[Gateway]:
+def gateway_session(
+    state_dir: Path, docker_client, *, no_tracebacks: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[Gateway]:
     """A `faas up` for a group of tests; stopped with SIGTERM, after which none of its
     containers may remain (and, for fault tests, its log may show no unexpected error)."""
-    gw = start_gateway(state_dir)
+    gw = start_gateway(state_dir, extra_env)
     try:
         yield gw
     finally:
