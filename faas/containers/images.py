@@ -354,12 +354,15 @@ def ensure_all(
     force: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Ensure the image of each runtime (default: DEFAULT_RUNTIMES); runtime -> tag. Runtimes
+    """Ensure the image of each runtime (default: the DEFAULT_RUNTIMES whose recipe is in the
+    runtimes folder, which FAAS_RUNTIMES_DIR may point at a subset of); runtime -> tag. Runtimes
     that share an image (provided, provided.al2, provided.al2023) build it once."""
     root = runtimes_root()
+    if runtimes is None:
+        runtimes = [r for r in DEFAULT_RUNTIMES if (root / dockerfile_of(runtime_folder(r))).is_file()]
     tags: dict[str, str] = {}
     built: dict[str, str] = {}
-    for runtime in DEFAULT_RUNTIMES if runtimes is None else runtimes:
+    for runtime in runtimes:
         folder = runtime_folder(runtime)
         if folder not in built:
             built[folder] = ensure_runtime_image(runtime, executor, force=force, say=say, root=root)

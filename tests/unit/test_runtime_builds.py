@@ -8,6 +8,7 @@ import base64
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,15 @@ def test_faas_up_looks_only_for_the_default_runtimes_unless_asked() -> None:
     executor.looked.clear()
     tags = images.ensure_all(executor, ["provided", "provided.al2", "provided.al2023", "nodejs22.x"])
     assert len(executor.looked) == 2 and tags["provided.al2"] == tags["provided"]  # one image, looked for once
+
+
+def test_a_runtimes_folder_holding_a_subset_builds_that_subset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FAAS_RUNTIMES_DIR with python's recipe alone (the compose test's faas container does this):
+    `faas runtimes build` builds python3.11, not the default runtimes it has no recipe for."""
+    shutil.copytree(images.runtimes_root() / "python", tmp_path / "python")
+    monkeypatch.setenv("FAAS_RUNTIMES_DIR", str(tmp_path))
+    executor: Any = RecordingExecutor()
+    assert list(images.ensure_all(executor)) == ["python3.11"]
 
 
 def test_the_gateway_builds_a_runtime_at_its_first_use_and_then_only_remembers_it(monkeypatch: pytest.MonkeyPatch) -> None:
