@@ -58,6 +58,9 @@ def create_app(platform: PlatformAPI | None = None, config: Config | None = None
 
     app.register_blueprint(metrics.bp)
     app.register_blueprint(ui.bp)
+    from gateway import api_routes
+
+    app.register_blueprint(api_routes.bp)  # last: template routes take what no faas route does
     guard = BrowserGuard.for_gateway(config.host if config is not None else "127.0.0.1")
     app.extensions[GUARD_KEY] = guard  # the worker's Invoke fast path asks it too
 

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
+from faas.deploy.routes import Route, stack_name, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 from faas.models import ACCOUNT_ID, FunctionSpec
 
@@ -43,7 +44,7 @@ SCALARS = {
     "ReservedConcurrentExecutions": "concurrency",
     "Description": "description",
 }
-HANDLED = {*SCALARS, "CodeUri", "Environment", "EphemeralStorage", "FunctionName", "Architectures", "PackageType"}
+HANDLED = {*SCALARS, "CodeUri", "Environment", "EphemeralStorage", "FunctionName", "Architectures", "PackageType", "Events"}
 RUNTIME_ALIASES = {"provided.al2": "provided", "provided.al2023": "provided"}
 PSEUDO = {
     "AWS::Region": "us-east-1",
@@ -73,6 +74,12 @@ class Template:
     path: Path
     functions: list[SamFunction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
+
+    @property
+    def stack(self) -> str:
+        """The name the gateway keeps this template's routes under (stable for one file)."""
+        return stack_name(self.path.parent.name, str(self.path))
 
 
 # ------------------------------------------------------------------------------ loading
@@ -150,6 +157,24 @@ def load(path: Path) -> Template:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValidationError(f"{path}: two functions would be named {', '.join(duplicates)}")
+
+    def value(raw_value: Any, where: str) -> Any:
+        try:
+            return resolve(raw_value, params, set(resources), where, template.warnings)
+        except Unresolved as e:
+            raise ValidationError(f"{where}: faas cannot work out {e} locally") from None
+
+    raw_globals = raw.get("Globals")
+    try:
+        template.routes = template_routes(
+            resources,
+            {f.logical_id: f.spec.name for f in template.functions},
+            value,
+            raw_globals if isinstance(raw_globals, Mapping) else {},
+            template.warnings,
+        )
+    except ValidationError as e:
+        raise ValidationError(f"{path.name}: {e.message}") from None
     return template
 
 
@@ -279,10 +304,17 @@ def package(fn: SamFunction) -> bytes:
 
 def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callable[[str], None]) -> int:
     """`faas deploy template.yaml`: every function of the template through the gateway's
-    admin API (client is a faas.cli.client.GatewayClient); returns how many failed."""
+    admin API (client is a faas.cli.client.GatewayClient), then its routes; returns how many
+    functions failed.
+
+    The routes are checked by the gateway first (a clash or a path under faas's own
+    prefixes refuses the template before any function is deployed), and replace the
+    template's previous routes once the functions are deployed."""
     template = load(path)
     for warning in template.warnings:
         warn(f"warning: {warning}")
+    routes = [r.to_json() for r in template.routes]
+    client.put_routes(template.stack, routes, dry_run=True)
     failed = 0
     for fn in template.functions:
         try:
@@ -295,4 +327,7 @@ def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callabl
             continue
         state = f"deployed {fn.spec.name} version" if result.changed else f"{fn.spec.name} unchanged (version"
         say(f"{state} {result.function.get('version')}{'' if result.changed else ')'} from {fn.logical_id}")
+    client.put_routes(template.stack, routes)
+    for route in template.routes:
+        say(f"route {route.method} {route.path} -> {route.function} ({route.kind} {route.api_id}, stage {route.stage})")
     return failed

@@ -34,7 +34,8 @@ def test_the_example_app_deploys_two_functions_with_globals_merged() -> None:
     assert greeter.spec.environment == {"STAGE": "dev", "APP_NAME": "sam-app", "GREETING": "Hello"}
     assert counter.spec.environment["RESULTS_PREFIX"] == "dev-us-east-1"
     assert counter.spec.concurrency == 2 and greeter.spec.concurrency is None
-    assert template.warnings == ["GreeterFunction: not supported by faas, ignored: Events"]
+    assert template.warnings == []  # its HttpApi event is a route now (tests/unit/test_routes.py)
+    assert [(r.method, r.path, r.function, r.kind) for r in template.routes] == [("GET", "/greet", "GreeterFunction", "HttpApi")]
 
 
 def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> None:
