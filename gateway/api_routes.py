@@ -31,6 +31,7 @@ LOG = logging.getLogger(__name__)
 
 bp = Blueprint("api_routes", __name__)
 
+RAW_HEADERS_KEY = "faas.raw_headers"  # gateway/worker.py: the request's headers before WSGI joins repeats
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ROUTES_BODY_LIMIT = 1024 * 1024
 # API Gateway's bodies for the failures it answers itself, per API kind.
@@ -126,7 +127,7 @@ def serve(path: str) -> Response:
     common: dict[str, Any] = {
         "method": request.method,
         "raw_query": environ.get("QUERY_STRING", ""),
-        "headers": list(request.headers.items()),
+        "headers": _request_headers(),
         "body": body,
         "source_ip": request.remote_addr or "127.0.0.1",
         "request_id": request_id,
@@ -160,9 +161,7 @@ def serve(path: str) -> Response:
         status = 502 if route.kind == REST else 500
         plat.note_in_log(route.function, f"API Gateway {route.kind} {route.route_key}: {e}; answered {status}\n")
         return _internal(route, status, result.request_id or request_id)
-    response = Response(data, status=status)
-    for name, value in headers:
-        response.headers.add(name, value)
+    response = Response(data, status=status, headers=headers)
     response.headers["x-amzn-RequestId"] = result.request_id or request_id
     if route.kind == REST:
         response.headers.setdefault("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}")
@@ -178,3 +177,12 @@ def _raw_path() -> str:
             path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
         return path or "/"
     return request.path
+
+
+def _request_headers() -> list[tuple[str, str]]:
+    """The request's headers, a repeated header as many pairs: WSGI joins repeats with ","
+    (as HTTP APIs do), REST APIs keep them apart in multiValueHeaders."""
+    raw = request.environ.get(RAW_HEADERS_KEY)
+    if isinstance(raw, list):
+        return [(str(name).title(), str(value)) for name, value in raw]
+    return list(request.headers.items())

@@ -271,6 +271,26 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_routes(args: argparse.Namespace) -> int:
+    """The API routes of every deployed template, as the gateway serves them at its root."""
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        routes = client.routes()
+    if not routes:
+        err.print(
+            "no API routes; a SAM template's Api / HttpApi events become routes with `faas deploy template.yaml`", markup=False
+        )
+        return EXIT_OK
+    # Plain aligned columns, never cut to the terminal's width: paths are what users copy.
+    rows = [["METHOD", "PATH", "FUNCTION", "API", "API_ID", "STAGE"]]
+    rows += [[str(r.get(k, "")) for k in ("method", "path", "function", "kind", "api_id", "stage")] for r in routes]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), markup=False, soft_wrap=True
+        )
+    return EXIT_OK
+
+
 def cmd_rm(args: argparse.Namespace) -> int:
     with GatewayClient(gateway_url(args.gateway)) as client:
         client.remove(args.name)
@@ -679,6 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = client_command("ls", "list deployed functions")
     ls.set_defaults(func=cmd_ls)
+
+    routes = client_command("routes", "list the API routes of deployed SAM templates (METHOD, path, function, API, stage)")
+    routes.set_defaults(func=cmd_routes)
 
     rm = client_command("rm", "remove a function, its versions and environments")
     rm.add_argument("name", metavar="NAME")
