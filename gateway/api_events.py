@@ -17,10 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import functools
 import hashlib
 import json
+import random
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -41,12 +42,23 @@ Answer = tuple[int, list[tuple[str, str]], bytes]
 
 def api_id(route: Route) -> str:
     """A stable 10-character API id (like "a1b2c3d4e5") for the API a route belongs to."""
-    digest = hashlib.sha256(f"{route.kind}:{route.api_id}".encode()).digest()
+    return _api_id(route.kind, route.api_id)
+
+
+@functools.lru_cache(maxsize=1024)
+def _api_id(kind: str, logical_id: str) -> str:
+    digest = hashlib.sha256(f"{kind}:{logical_id}".encode()).digest()
     return base64.b32encode(digest).decode("ascii").lower()[:10]
 
 
+@functools.lru_cache(maxsize=1024)
 def _resource_id(path: str) -> str:
     return hashlib.sha256(path.encode()).hexdigest()[:6]
+
+
+def trace_header(epoch: float) -> str:
+    """An X-Amzn-Trace-Id value; random, not secret (no system call per request)."""
+    return f"Root=1-{int(epoch):08x}-{random.getrandbits(96):024x}"
 
 
 def is_binary(content_type: str | None, binary_media_types: Iterable[str]) -> bool:
@@ -90,7 +102,7 @@ def build_v1_event(
     added: tuple[tuple[str, str | None], ...] = (
         ("X-Forwarded-Proto", scheme),
         ("X-Forwarded-Port", server_port),
-        ("X-Amzn-Trace-Id", f"Root=1-{int(epoch):08x}-{uuid.uuid4().hex[:24]}"),
+        ("X-Amzn-Trace-Id", trace_header(epoch)),
     )
     for added_name, added_value in added:
         if added_value and added_name.lower() not in lower:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import uuid
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -22,8 +21,9 @@ from werkzeug.exceptions import NotFound
 
 from faas.deploy.routes import HTTP, REST, Match, Route, check_reserved, first_segment
 from faas.errors import FaasError, FunctionNotFound, ShuttingDown, ValidationError
+from faas.ids import request_id as new_request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
-from gateway.api_events import build_v1_event, build_v2_event, map_v1_response, map_v2_response
+from gateway.api_events import build_v1_event, build_v2_event, map_v1_response, map_v2_response, trace_header
 from gateway.common import BodyTooLarge, platform, read_body, require_token
 from gateway.http_trigger import InvalidFunctionResponse
 
@@ -32,22 +32,27 @@ LOG = logging.getLogger(__name__)
 bp = Blueprint("api_routes", __name__)
 
 RAW_HEADERS_KEY = "faas.raw_headers"  # gateway/worker.py: the request's headers before WSGI joins repeats
+_RESERVED_KEY = "faas.api_routes.reserved"
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 ROUTES_BODY_LIMIT = 1024 * 1024
 # API Gateway's bodies for the failures it answers itself, per API kind.
 _INTERNAL = {REST: "Internal server error", HTTP: "Internal Server Error"}
 
 
-def reserved_prefixes() -> set[str]:
-    """The first path segments of every route the app serves besides the catch-all below."""
-    found: set[str] = set()
-    for rule in current_app.url_map.iter_rules():
-        if rule.endpoint == f"{bp.name}.serve":
-            continue
-        segment = first_segment(rule.rule.split("<", 1)[0])
-        if segment:
-            found.add(segment)
-    return found
+def reserved_prefixes() -> frozenset[str]:
+    """The first path segments of every route the app serves besides the catch-all below
+    (worked out once per app: its rules are fixed once it serves)."""
+    cached: frozenset[str] | None = current_app.extensions.get(_RESERVED_KEY)
+    if cached is None:
+        found: set[str] = set()
+        for rule in current_app.url_map.iter_rules():
+            if rule.endpoint == f"{bp.name}.serve":
+                continue
+            segment = first_segment(rule.rule.split("<", 1)[0])
+            if segment:
+                found.add(segment)
+        cached = current_app.extensions[_RESERVED_KEY] = frozenset(found)
+    return cached
 
 
 # ------------------------------------------------------------------------- admin side
@@ -111,10 +116,11 @@ def _internal(route: Route, status: int, request_id: str) -> Response:
 @bp.route("/<path:path>", methods=ALL_METHODS)
 def serve(path: str) -> Response:
     """Every request no faas route took: a template route's, or API Gateway's no-match answer."""
-    table = platform().api_routes()
+    plat = platform()
+    table = plat.api_routes()
     if not table or first_segment("/" + path) in reserved_prefixes():
         raise NotFound()  # faas's own 404, as before any template was deployed
-    request_id = str(uuid.uuid4())
+    request_id = new_request_id()
     found = table.match(request.method, request.path)
     if not isinstance(found, Match):
         return _message(found.status, found.body["message"], request_id, found.error_type)
@@ -140,7 +146,6 @@ def serve(path: str) -> Response:
         event = build_v1_event(route, found.path_parameters, path=request.path, **common)
     else:
         event = build_v2_event(route, found.path_parameters, raw_path=_raw_path(), **common)
-    plat = platform()
     try:
         result = plat.invoke(route.function, json.dumps(event, separators=(",", ":")).encode("utf-8"))
     except ShuttingDown:
@@ -164,7 +169,7 @@ def serve(path: str) -> Response:
     response = Response(data, status=status, headers=headers)
     response.headers["x-amzn-RequestId"] = result.request_id or request_id
     if route.kind == REST:
-        response.headers.setdefault("X-Amzn-Trace-Id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}")
+        response.headers.setdefault("X-Amzn-Trace-Id", trace_header(time.time()))
     return response
 
 
