@@ -91,6 +91,19 @@ Resources:
         HttpPlain:
           Type: HttpApi
           Properties: {Path: "/v2/plain", Method: get}
+        HttpV1:
+          Type: HttpApi
+          Properties: {Path: "/v1-on-http", Method: get, PayloadFormatVersion: "1.0"}
+        Staged:
+          Type: Api
+          Properties: {Path: /staged, Method: get, RestApiId: !Ref StagedApi}
+
+  StagedApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: dev
+      Variables:
+        colour: blue
 
 Outputs:
   HelloWorldApi:
@@ -201,6 +214,21 @@ def test_http_api_route_with_path_parameter_and_cookies_gets_a_v2_event(gw: Gate
     assert ctx["routeKey"] == "GET /v2/items/{id}" and ctx["stage"] == "$default"
     assert ctx["http"]["method"] == "GET" and ctx["http"]["path"] == "/v2/items/7" and ctx["http"]["sourceIp"] == "127.0.0.1"
     assert event["isBase64Encoded"] is False and "body" not in event
+
+
+def test_an_explicit_rest_api_gives_its_stage_and_variables(gw: Gateway) -> None:
+    event = requests.get(f"{gw.url}/staged", timeout=30).json()
+    assert event["stageVariables"] == {"colour": "blue"}
+    assert event["requestContext"]["stage"] == "dev" and event["requestContext"]["path"] == "/dev/staged"
+    lines = [line.split() for line in gw.cli("routes").stdout.splitlines()]
+    assert ["GET", "/staged", "EchoFunction", "Api", "StagedApi", "dev"] in lines
+
+
+def test_an_http_api_route_may_ask_for_payload_format_1(gw: Gateway) -> None:
+    event = requests.get(f"{gw.url}/v1-on-http?a=1&a=2", timeout=30).json()
+    assert event["version"] == "1.0" and event["resource"] == "/v1-on-http"
+    assert event["multiValueQueryStringParameters"] == {"a": ["1", "2"]}
+    assert event["requestContext"]["stage"] == "$default"
 
 
 def test_http_api_infers_a_response_without_status_code(gw: Gateway) -> None:
