@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from faas.errors import ValidationError
+from faas.models import NAME_RE
 
 REST = "Api"
 HTTP = "HttpApi"
@@ -35,8 +36,8 @@ IMPLICIT_REST_STAGE = "Prod"  # SAM's stage for the implicit REST API
 IMPLICIT_HTTP_STAGE = "$default"
 MAX_ROUTES = 1000  # per stack: far above real templates, bounds what one request may store
 MAX_PATH = 1024
-_SEGMENT = re.compile(r"^(?:\{(?P<name>[A-Za-z0-9._-]+)(?P<greedy>\+)?\}|(?P<literal>[^{}/]+))$")
-_STACK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SEGMENT = re.compile(r"\{(?P<name>[A-Za-z0-9._-]+)(?P<greedy>\+)?\}|(?P<literal>[^{}/\s\x00-\x1f\x7f]+)")
+_STACK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 # What API Gateway answers when nothing matches: (status, body, x-amzn-ErrorType).
 NO_MATCH = {
@@ -114,12 +115,17 @@ class Route:
 
     def check(self) -> None:
         where = f"route {self.method} {self.path}"
+        if not NAME_RE.match(self.function):
+            raise ValidationError(f"{where}: function name must match {NAME_RE.pattern}, got {self.function[:80]!r}")
         if self.kind not in KINDS:
             raise ValidationError(f"{where}: kind must be Api or HttpApi, got {self.kind!r}")
         if self.method not in METHODS:
             raise ValidationError(f"{where}: method must be one of {', '.join(sorted(METHODS))}")
         if self.payload_version not in ("1.0", "2.0") or (self.kind == REST and self.payload_version != "1.0"):
             raise ValidationError(f"{where}: payload format {self.payload_version!r} is not one {self.kind} sends")
+        for text in (self.api_id, self.stage, *self.stage_variables, *self.stage_variables.values(), *self.binary_media_types):
+            if len(text) > MAX_PATH or any(ord(c) < 32 for c in text):
+                raise ValidationError(f"{where}: {text[:80]!r} is too long or has control characters")
         if self.path == DEFAULT_ROUTE:
             if self.kind != HTTP:
                 raise ValidationError(f"{where}: $default is a route of an HttpApi only")
@@ -136,7 +142,7 @@ def segments(path: str, where: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     names: set[str] = set()
     for i, part in enumerate(parts):
-        m = _SEGMENT.match(part)
+        m = _SEGMENT.fullmatch(part)
         if m is None:
             raise ValidationError(f"{where}: path segment {part!r} is neither a literal nor {{name}} / {{name+}}")
         if m.group("literal") is not None:
@@ -340,7 +346,7 @@ class RouteBook:
 
 
 def check_stack(stack: str) -> None:
-    if not _STACK.match(stack):
+    if not _STACK.fullmatch(stack):
         raise ValidationError(f"stack name must match {_STACK.pattern}, got {stack[:140]!r}")
 
 

@@ -64,6 +64,7 @@ def test_default_route_catches_the_rest() -> None:
         ("GET", "/a{b}", "neither a literal"),
         ("FETCH", "/a", "method must be"),
         ("GET", "/{id}/{id}", "appears twice"),
+        ("GET", "/a\nb", "neither a literal"),
     ],
 )
 def test_bad_routes_are_refused_by_name(method: str, path: str, why: str) -> None:
@@ -109,6 +110,10 @@ def test_route_json_round_trip_and_refusals() -> None:
         Route.from_json({**route.to_json(), "colour": "red"})
     with pytest.raises(ValidationError, match="payload format"):
         Route.from_json({**route.to_json(), "kind": REST})
+    with pytest.raises(ValidationError, match="function name must match"):
+        Route.from_json({**route.to_json(), "function": "../../etc/passwd"})
+    with pytest.raises(ValidationError, match="control characters"):
+        Route.from_json({**route.to_json(), "stage": "v1\r\nX: y"})
 
 
 HELLO_WORLD = """\
