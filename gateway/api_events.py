@@ -288,3 +288,62 @@ def map_v2_response(payload: bytes) -> Answer:
     status, headers, data, cookies = build_response(payload)
     headers = checked_headers([*headers, *(("Set-Cookie", c) for c in cookies)])
     return status, headers, data
+
+
+# -------------------------------------------------------------------------------- CORS
+
+_ALL_METHODS = "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT"
+
+
+def preflight_answer(route: Route, methods: list[str], origin: str | None, requested_method: str | None) -> Answer | None:
+    """API Gateway's answer to an OPTIONS request on a path of an API with CORS; None when it
+    is not a preflight the API answers itself (an HTTP API wants Origin and
+    Access-Control-Request-Method; a REST API's Cors adds an OPTIONS method that always answers)."""
+    cors = route.cors
+    if cors is None:
+        return None
+    headers: list[tuple[str, str]] = []
+    if route.kind != HTTP:
+        if cors.allow_methods is not None:
+            allowed = ",".join(cors.allow_methods)
+        elif "ANY" in methods or "*" in methods:
+            allowed = _ALL_METHODS
+        else:
+            allowed = ",".join(sorted({*methods, "OPTIONS"}))
+        headers.append(("Access-Control-Allow-Origin", cors.allow_origins[0] if cors.allow_origins else "*"))
+        headers.append(("Access-Control-Allow-Methods", allowed))
+        if cors.allow_headers:
+            headers.append(("Access-Control-Allow-Headers", ",".join(cors.allow_headers)))
+        if cors.max_age is not None:
+            headers.append(("Access-Control-Max-Age", str(cors.max_age)))
+        if cors.allow_credentials:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        return 200, [*checked_headers(headers), ("Content-Type", "application/json")], b""
+    if not origin or not requested_method:
+        return None
+    if cors.allows(origin):
+        headers.append(
+            ("Access-Control-Allow-Origin", "*" if "*" in cors.allow_origins and not cors.allow_credentials else origin)
+        )
+        headers.append(("Access-Control-Allow-Methods", ",".join(cors.allow_methods or ("*",))))
+        if cors.allow_headers:
+            headers.append(("Access-Control-Allow-Headers", ",".join(cors.allow_headers)))
+        if cors.max_age is not None:
+            headers.append(("Access-Control-Max-Age", str(cors.max_age)))
+        if cors.allow_credentials:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+    return 204, checked_headers(headers), b""
+
+
+def cors_response_headers(route: Route, origin: str | None) -> list[tuple[str, str]]:
+    """The CORS headers an HTTP API with CorsConfiguration puts on a response (they replace
+    the function's own); REST APIs add none (the function returns its own)."""
+    cors = route.cors
+    if cors is None or route.kind != HTTP or not origin or not cors.allows(origin):
+        return []
+    headers = [("Access-Control-Allow-Origin", "*" if "*" in cors.allow_origins and not cors.allow_credentials else origin)]
+    if cors.expose_headers:
+        headers.append(("Access-Control-Expose-Headers", ",".join(cors.expose_headers)))
+    if cors.allow_credentials:
+        headers.append(("Access-Control-Allow-Credentials", "true"))
+    return checked_headers(headers)

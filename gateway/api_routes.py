@@ -23,7 +23,15 @@ from faas.deploy.routes import HTTP, REST, Match, Route, check_reserved, first_s
 from faas.errors import FaasError, FunctionNotFound, ShuttingDown, ValidationError
 from faas.ids import request_id as new_request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
-from gateway.api_events import build_v1_event, build_v2_event, map_v1_response, map_v2_response, trace_header
+from gateway.api_events import (
+    build_v1_event,
+    build_v2_event,
+    cors_response_headers,
+    map_v1_response,
+    map_v2_response,
+    preflight_answer,
+    trace_header,
+)
 from gateway.common import BodyTooLarge, platform, read_body, require_token
 from gateway.http_trigger import InvalidFunctionResponse
 
@@ -121,6 +129,16 @@ def serve(path: str) -> Response:
     if not table or first_segment("/" + path) in reserved_prefixes():
         raise NotFound()  # faas's own 404, as before any template was deployed
     request_id = new_request_id()
+    origin = request.headers.get("Origin")
+    if request.method == "OPTIONS":
+        preflight = table.preflight(request.path)
+        if preflight is not None:
+            answer = preflight_answer(*preflight, origin, request.headers.get("Access-Control-Request-Method"))
+            if answer is not None:
+                status, headers, data = answer
+                response = Response(data, status=status, headers=headers)
+                response.headers["x-amzn-RequestId"] = request_id
+                return response
     found = table.match(request.method, request.path)
     if not isinstance(found, Match):
         return _message(found.status, found.body["message"], request_id, found.error_type)
@@ -167,6 +185,8 @@ def serve(path: str) -> Response:
         plat.note_in_log(route.function, f"API Gateway {route.kind} {route.route_key}: {e}; answered {status}\n")
         return _internal(route, status, result.request_id or request_id)
     response = Response(data, status=status, headers=headers)
+    for name, value in cors_response_headers(route, origin):
+        response.headers[name] = value  # an HTTP API's CORS settings replace the function's
     response.headers["x-amzn-RequestId"] = result.request_id or request_id
     if route.kind == REST:
         response.headers.setdefault("X-Amzn-Trace-Id", trace_header(time.time()))

@@ -30,6 +30,12 @@ HTTP = "HttpApi"
 KINDS = (REST, HTTP)
 DEFAULT_ROUTE = "$default"
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"})
+API_TYPES = {"AWS::Serverless::Api": REST, "AWS::Serverless::HttpApi": HTTP}
+# What faas reads of an API (its own properties or Globals' Api / HttpApi); the rest is warned about.
+API_PROPERTIES = {
+    REST: {"StageName", "Variables", "BinaryMediaTypes", "Cors"},
+    HTTP: {"StageName", "StageVariables", "CorsConfiguration"},
+}
 IMPLICIT_REST_ID = "ServerlessRestApi"
 IMPLICIT_HTTP_ID = "ServerlessHttpApi"
 IMPLICIT_REST_STAGE = "Prod"  # SAM's stage for the implicit REST API
@@ -47,6 +53,114 @@ NO_MATCH = {
 
 
 @dataclass(frozen=True)
+class Cors:
+    """An API's CORS settings, as API Gateway applies them (lists of allowed values; "*" is any).
+
+    allow_methods None: the methods of the path's routes (SAM's default for a REST API)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_methods: tuple[str, ...] | None = None
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allow_origins": list(self.allow_origins),
+            "allow_methods": None if self.allow_methods is None else list(self.allow_methods),
+            "allow_headers": list(self.allow_headers),
+            "expose_headers": list(self.expose_headers),
+            "max_age": self.max_age,
+            "allow_credentials": self.allow_credentials,
+        }
+
+    def texts(self) -> tuple[str, ...]:
+        return (*self.allow_origins, *(self.allow_methods or ()), *self.allow_headers, *self.expose_headers)
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Cors:
+        if not isinstance(raw, Mapping):
+            raise ValidationError("route: cors must be an object")
+
+        def texts(key: str) -> tuple[str, ...]:
+            value = raw.get(key) or []
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or len(value) > 100:
+                raise ValidationError(f"route: cors.{key} must be a list of strings")
+            return tuple(value)
+
+        max_age = raw.get("max_age")
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 <= max_age <= 86400):
+            raise ValidationError("route: cors.max_age must be 0..86400 seconds")
+        return cls(
+            allow_origins=texts("allow_origins"),
+            allow_methods=None if raw.get("allow_methods") is None else texts("allow_methods"),
+            allow_headers=texts("allow_headers"),
+            expose_headers=texts("expose_headers"),
+            max_age=max_age,
+            allow_credentials=raw.get("allow_credentials") is True,
+        )
+
+    def allows(self, origin: str) -> bool:
+        return "*" in self.allow_origins or origin in self.allow_origins
+
+
+def _sam_list(value: Any, where: str) -> tuple[str, ...]:
+    """A REST API Cors value: SAM writes them as quoted API Gateway literals ("'GET,POST'")."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{where} must be a string such as \"'*'\", got {value!r}")
+    text = value.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _plain_list(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise ValidationError(f"{where} must be a list of strings")
+    return tuple(str(v) for v in value)
+
+
+def rest_cors(value: Any, where: str) -> Cors | None:
+    """SAM's `Cors` of an AWS::Serverless::Api: a string (the allowed origin) or an object."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Cors(allow_origins=_sam_list(value, where))
+    if not isinstance(value, Mapping) or "AllowOrigin" not in value:
+        raise ValidationError(f"{where}: Cors must be an origin string or an object with AllowOrigin")
+    max_age = value.get("MaxAge")
+    return Cors(
+        allow_origins=_sam_list(value["AllowOrigin"], f"{where}.AllowOrigin"),
+        allow_methods=_sam_list(value["AllowMethods"], f"{where}.AllowMethods") if "AllowMethods" in value else None,
+        allow_headers=_sam_list(value["AllowHeaders"], f"{where}.AllowHeaders") if "AllowHeaders" in value else (),
+        max_age=int(_sam_list(max_age, f"{where}.MaxAge")[0]) if max_age is not None else None,
+        allow_credentials=value.get("AllowCredentials") is True,
+    )
+
+
+def http_cors(value: Any, where: str) -> Cors | None:
+    """SAM's `CorsConfiguration` of an AWS::Serverless::HttpApi: true (allow all) or an object."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{where}: CorsConfiguration must be true or an object")
+    max_age = value.get("MaxAge")
+    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int)):
+        raise ValidationError(f"{where}.MaxAge must be a number of seconds")
+    return Cors(
+        allow_origins=_plain_list(value.get("AllowOrigins", []), f"{where}.AllowOrigins"),
+        allow_methods=_plain_list(value["AllowMethods"], f"{where}.AllowMethods") if "AllowMethods" in value else ("*",),
+        allow_headers=_plain_list(value.get("AllowHeaders", []), f"{where}.AllowHeaders"),
+        expose_headers=_plain_list(value.get("ExposeHeaders", []), f"{where}.ExposeHeaders"),
+        max_age=max_age,
+        allow_credentials=value.get("AllowCredentials") is True,
+    )
+
+
+@dataclass(frozen=True)
 class Route:
     """One METHOD path -> function, with what the API it belongs to decides for the event."""
 
@@ -59,6 +173,7 @@ class Route:
     payload_version: str = "1.0"
     stage_variables: Mapping[str, str] = field(default_factory=dict)
     binary_media_types: tuple[str, ...] = ()
+    cors: Cors | None = None  # the API's Cors / CorsConfiguration
 
     @property
     def route_key(self) -> str:
@@ -76,6 +191,7 @@ class Route:
             "payload_version": self.payload_version,
             "stage_variables": dict(self.stage_variables),
             "binary_media_types": list(self.binary_media_types),
+            "cors": self.cors.to_json() if self.cors else None,
         }
 
     @classmethod
@@ -109,6 +225,7 @@ class Route:
             payload_version=text("payload_version", "1.0"),
             stage_variables=dict(variables),
             binary_media_types=tuple(binary),
+            cors=Cors.from_json(raw["cors"]) if raw.get("cors") is not None else None,
         )
         route.check()
         return route
@@ -123,7 +240,15 @@ class Route:
             raise ValidationError(f"{where}: method must be one of {', '.join(sorted(METHODS))}")
         if self.payload_version not in ("1.0", "2.0") or (self.kind == REST and self.payload_version != "1.0"):
             raise ValidationError(f"{where}: payload format {self.payload_version!r} is not one {self.kind} sends")
-        for text in (self.api_id, self.stage, *self.stage_variables, *self.stage_variables.values(), *self.binary_media_types):
+        cors = self.cors.texts() if self.cors else ()
+        for text in (
+            self.api_id,
+            self.stage,
+            *self.stage_variables,
+            *self.stage_variables.values(),
+            *self.binary_media_types,
+            *cors,
+        ):
             if len(text) > MAX_PATH or any(ord(c) < 32 for c in text):
                 raise ValidationError(f"{where}: {text[:80]!r} is too long or has control characters")
         if self.path == DEFAULT_ROUTE:
@@ -253,6 +378,10 @@ class RouteTable:
     def __bool__(self) -> bool:
         return bool(self.routes)
 
+    def preflight(self, path: str) -> tuple[Route, list[str]] | None:
+        """The route whose API answers a CORS preflight for path, with the path's methods."""
+        return _preflight(self, path)
+
     def match(self, method: str, path: str) -> Match | Miss:
         """The route for METHOD path (path percent-decoded), or what API Gateway answers."""
         parts = [p for p in path.split("/") if p]
@@ -269,6 +398,26 @@ class RouteTable:
         kind = near.kind if near is not None else (REST if REST in self._kinds else HTTP)
         status, body, error_type = NO_MATCH[kind]
         return Miss(status, dict(body), error_type)
+
+
+def _preflight(table: RouteTable, path: str) -> tuple[Route, list[str]] | None:
+    """For an OPTIONS request: the CORS-enabled route whose path it is, and the methods of
+    that path's routes, unless the template routes OPTIONS there itself."""
+    parts = [p for p in path.split("/") if p]
+    found: Route | None = None
+    methods: list[str] = []
+    for c in table._compiled:
+        if _bind(c.parts, parts) is None:
+            continue
+        if c.route.method == "OPTIONS":
+            return None
+        if found is None and c.route.cors is not None:
+            found = c.route
+        if found is not None and c.route.api_id == found.api_id and c.route.method not in methods:
+            methods.append(c.route.method)
+    if found is None and table._default is not None and table._default.cors is not None:
+        return table._default, ["*"]
+    return (found, methods) if found is not None else None
 
 
 def _bind(template: Sequence[tuple[str, str]], parts: Sequence[str]) -> dict[str, str] | None:
@@ -375,9 +524,14 @@ def template_routes(
     apis = {
         lid: res.get("Properties") or {}
         for lid, res in resources.items()
-        if isinstance(res, Mapping) and res.get("Type") in ("AWS::Serverless::Api", "AWS::Serverless::HttpApi")
+        if isinstance(res, Mapping) and res.get("Type") in API_TYPES
     }
-    kinds = {lid: (REST if resources[lid]["Type"] == "AWS::Serverless::Api" else HTTP) for lid in apis}
+    kinds = {lid: API_TYPES[resources[lid]["Type"]] for lid in apis}
+    for lid, props in [*apis.items(), *((f"Globals.{k}", globals_.get(k) or {}) for k in KINDS)]:
+        api_kind = kinds.get(lid) or lid.split(".", 1)[1]
+        ignored = sorted(set(props) - API_PROPERTIES[api_kind]) if isinstance(props, Mapping) else []
+        if ignored:
+            warnings.append(f"{lid}: not supported by faas, ignored: {', '.join(ignored)}")
     routes: list[Route] = []
     for logical_id, name in functions.items():
         events = (resources[logical_id].get("Properties") or {}).get("Events") or {}
@@ -408,6 +562,9 @@ def template_routes(
             variables_key = "Variables" if kind == REST else "StageVariables"
             variables = value(api_props.get(variables_key) or {}, f"{api_id}.{variables_key}")
             binary = value(api_props.get("BinaryMediaTypes") or [], f"{api_id}.BinaryMediaTypes")
+            cors_key = "Cors" if kind == REST else "CorsConfiguration"
+            raw_cors = value(api_props[cors_key], f"{api_id}.{cors_key}") if cors_key in api_props else None
+            cors = (rest_cors if kind == REST else http_cors)(raw_cors, f"{api_id}.{cors_key}")
             path = value(props.get("Path", DEFAULT_ROUTE if kind == HTTP else None), f"{where}.Path")
             method = value(props.get("Method", "ANY" if kind == HTTP else None), f"{where}.Method")
             if not isinstance(path, str) or not isinstance(method, str):
@@ -429,6 +586,7 @@ def template_routes(
                 stage_variables={str(k): str(v) for k, v in variables.items()},
                 # SAM writes "/" as "~1" in BinaryMediaTypes (it is a JSON pointer there).
                 binary_media_types=tuple(str(b).replace("~1", "/") for b in binary),
+                cors=cors,
             )
             try:
                 route.check()

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
-from faas.deploy.routes import Route, stack_name, template_routes
+from faas.deploy.routes import API_TYPES, Route, stack_name, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 from faas.models import ACCOUNT_ID, FunctionSpec
 
@@ -139,6 +139,8 @@ def load(path: Path) -> Template:
     problems: list[str] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
+        if kind in API_TYPES:
+            continue  # served as routes (faas/deploy/routes.py), which names what it ignores
         if kind != FUNCTION_TYPE:
             skipped.append(f"{logical_id} ({kind})")
             continue

@@ -9,8 +9,15 @@ from typing import Any
 
 import pytest
 
-from faas.deploy.routes import HTTP, REST, Route
-from gateway.api_events import build_v1_event, build_v2_event, map_v1_response, map_v2_response
+from faas.deploy.routes import HTTP, REST, Cors, Route, RouteTable, http_cors, rest_cors
+from gateway.api_events import (
+    build_v1_event,
+    build_v2_event,
+    cors_response_headers,
+    map_v1_response,
+    map_v2_response,
+    preflight_answer,
+)
 from gateway.app import create_app
 from gateway.http_trigger import InvalidFunctionResponse
 from tests.fakes import FakePlatform
@@ -198,3 +205,47 @@ def test_put_routes_refuses_faas_prefixes_and_clashes_and_changes_nothing() -> N
     listed = client.get("/system/routes").json["routes"]
     assert [(x["stack"], x["method"], x["path"]) for x in listed] == [("app", "GET", "/a")]
     assert REST == listed[0]["kind"]
+
+
+# ------------------------------------------------------------------------------- CORS
+
+HTTP_CORS = http_cors(
+    {"AllowOrigins": ["https://app.example"], "AllowMethods": ["GET"], "ExposeHeaders": ["x-id"], "AllowCredentials": True},
+    "Api",
+)
+
+
+def test_sam_cors_settings_are_read_as_api_gateway_applies_them() -> None:
+    assert rest_cors("'*'", "Api") == Cors(allow_origins=("*",))
+    rest = rest_cors({"AllowOrigin": "'https://a.example'", "AllowMethods": "'GET,POST'", "MaxAge": "'60'"}, "Api")
+    assert rest == Cors(allow_origins=("https://a.example",), allow_methods=("GET", "POST"), max_age=60)
+    assert http_cors(True, "Api") == Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
+    with pytest.raises(Exception, match="AllowOrigin"):
+        rest_cors({"AllowMethods": "'GET'"}, "Api")
+
+
+def test_rest_preflight_lists_the_paths_methods() -> None:
+    route = Route("GET", "/a", "fn", cors=Cors(allow_origins=("*",)))
+    table = RouteTable([route, Route("POST", "/a", "fn", cors=route.cors)])
+    found = table.preflight("/a")
+    assert found is not None
+    status, headers, _ = preflight_answer(*found, None, None)  # type: ignore[misc]
+    assert status == 200 and ("Access-Control-Allow-Methods", "GET,OPTIONS,POST") in headers
+    assert RouteTable([route, Route("OPTIONS", "/a", "fn")]).preflight("/a") is None  # the template's own OPTIONS
+
+
+def test_http_preflight_and_response_headers_only_for_allowed_origins() -> None:
+    route = Route("GET", "/a", "fn", kind=HTTP, payload_version="2.0", cors=HTTP_CORS)
+    ok = preflight_answer(route, ["GET"], "https://app.example", "GET")
+    assert ok is not None and ok[0] == 204
+    assert ("Access-Control-Allow-Origin", "https://app.example") in ok[1]
+    assert ("Access-Control-Allow-Credentials", "true") in ok[1]
+    refused = preflight_answer(route, ["GET"], "https://evil.example", "GET")
+    assert refused == (204, [], b"")
+    assert preflight_answer(route, ["GET"], None, None) is None  # not a preflight: routed as usual
+    assert cors_response_headers(route, "https://app.example") == [
+        ("Access-Control-Allow-Origin", "https://app.example"),
+        ("Access-Control-Expose-Headers", "x-id"),
+        ("Access-Control-Allow-Credentials", "true"),
+    ]
+    assert cors_response_headers(route, "https://evil.example") == []

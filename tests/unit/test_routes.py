@@ -158,6 +158,8 @@ Resources:
     Properties:
       StageName: !Ref Stage
       StageVariables: {colour: blue}
+      Auth: {DefaultAuthorizer: Jwt}
+      CorsConfiguration: {AllowOrigins: ["https://a.example"]}
 Parameters:
   Stage: {Type: String, Default: v1}
 """
@@ -190,6 +192,10 @@ def test_sam_template_events_become_routes(tmp_path: Path) -> None:
     assert got[("ANY", "$default")].function == "ItemsFunction"
     assert any("Queue: event type SQS is not served" in w for w in template.warnings)
     assert not any("ignored: Events" in w for w in template.warnings)
+    assert "MyHttpApi: not supported by faas, ignored: Auth" in template.warnings
+    assert not any("not deployed" in w for w in template.warnings)  # the API is served, not skipped
+    assert old.cors is not None and old.cors.allow_origins == ("https://a.example",)
+    assert Route.from_json(old.to_json()) == old
 
 
 def test_an_event_naming_a_missing_api_refuses_the_template(tmp_path: Path) -> None:
