@@ -134,3 +134,64 @@ def test_merge_globals_follows_sams_rules() -> None:
 def test_is_template() -> None:
     assert sam.is_template(ROOT / "functions" / "sam-app" / "template.yaml")
     assert not sam.is_template(ROOT / "functions" / "hello" / "function.yaml")
+
+
+INTRINSICS = """\
+Parameters:
+  Env: {Type: String, Default: prod, AllowedValues: [dev, prod]}
+  Memory: {Type: Number, Default: "256"}
+  Names: {Type: CommaDelimitedList, Default: "a,b,c"}
+Mappings:
+  Sizes:
+    prod: {Timeout: 10}
+    dev: {Timeout: 3}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+  IsDev: !Not [!Condition IsProd]
+Resources:
+  Main:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.handler
+      Runtime: python3.11
+      MemorySize: !Ref Memory
+      Timeout: !FindInMap [Sizes, !Ref Env, Timeout]
+      Description: !If [IsProd, !Ref AWS::NoValue, "a dev build"]
+      Environment:
+        Variables:
+          SECOND: !Select [1, !Ref Names]
+          PARTS: !Join ["-", !Split [",", "x,y"]]
+          PEER: !GetAtt Other.Arn
+          ONLY_DEV: !If [IsDev, "yes", !Ref AWS::NoValue]
+  Other:
+    Type: AWS::Serverless::Function
+    Properties: {Handler: app.handler, Runtime: python3.11, FunctionName: other-fn}
+  DevOnly:
+    Type: AWS::Serverless::Function
+    Condition: IsDev
+    Properties: {Handler: app.handler, Runtime: python3.11}
+"""
+
+
+def test_intrinsics_parameters_mappings_and_conditions_are_resolved(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    path = tmp_path / "template.yaml"
+    path.write_text(INTRINSICS)
+    template = sam.load(path)
+    main = next(f for f in template.functions if f.logical_id == "Main")
+    assert main.spec.memory == 256 and main.spec.timeout == 10 and not main.spec.description
+    assert main.spec.environment == {
+        "SECOND": "b",
+        "PARTS": "x-y",
+        "PEER": "arn:aws:lambda:us-east-1:123456789012:function:other-fn",
+    }
+    assert main.code == tmp_path  # no CodeUri: the template's folder, as SAM builds it
+    assert [f.logical_id for f in template.functions] == ["Main", "Other"]
+    assert "DevOnly: its Condition IsDev is false, not deployed" in template.warnings
+
+
+def test_a_parameter_outside_its_allowed_values_refuses_the_template(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(INTRINSICS.replace("Default: prod", "Default: staging"))
+    with pytest.raises(ValidationError, match="not one of its AllowedValues"):
+        sam.load(path)
