@@ -1,13 +1,19 @@
 """AWS SAM templates: `faas deploy template.yaml` deploys every AWS::Serverless::Function.
 
-What is read: CodeUri (a folder, or a .zip, relative to the template), Handler, Runtime,
-MemorySize, Timeout, Environment.Variables, ReservedConcurrentExecutions, Description,
-EphemeralStorage.Size, FunctionName, Architectures, and the Globals section's Function
-settings (a function's own value wins; Environment.Variables are merged, as SAM does).
-Every other property, every other resource and every value faas cannot work out is named
-in a warning: an existing SAM project runs here without a function.yaml, and nothing it
-asks for is silently dropped. !Ref and !Sub of template parameters (their Default) and of
-AWS pseudo parameters are resolved; !Ref of another resource becomes its logical id.
+What is read: CodeUri (a folder, or a .zip, relative to the template; without one, the
+template's own folder, as SAM builds it), Handler, Runtime, MemorySize, Timeout,
+Environment.Variables, ReservedConcurrentExecutions, Description, EphemeralStorage.Size,
+FunctionName, Architectures, Events of type Api and HttpApi (routes: faas/deploy/routes.py),
+a resource's Condition, and the Globals section's Function settings (a function's own value
+wins; Environment.Variables are merged, as SAM does). Every other property, every other
+resource and every value faas cannot work out is named in a warning: an existing SAM project
+runs here without a function.yaml, and nothing it asks for is silently dropped.
+
+Intrinsics resolved locally: !Ref of parameters (by their Type: a Number given as a string is a
+number; overrides in SAM's --parameter-overrides syntax), of pseudo parameters and of
+AWS::NoValue (the property goes), !Sub, !Join, !Select, !Split, !FindInMap (Mappings), !If,
+!Equals, !And, !Or, !Not and !Condition (Conditions), !GetAtt of a function's Arn; !Ref of
+another resource becomes its logical id.
 
 Each function is packaged as a normal faas package with a function.yaml written from the
 template, so the gateway validates and deploys it exactly as `faas deploy DIR`.
@@ -117,8 +123,33 @@ def is_template(path: Path) -> bool:
     return "AWS::Serverless" in head or "AWSTemplateFormatVersion" in head
 
 
-def load(path: Path) -> Template:
-    """Read a template: every function's spec and code location, and the warnings."""
+def parse_overrides(text: str) -> dict[str, str]:
+    """SAM's --parameter-overrides: `Key=Value Key2='a b'` or
+    `ParameterKey=Key,ParameterValue=Value ...`; a ValidationError names what it cannot read."""
+    import shlex
+
+    out: dict[str, str] = {}
+    try:
+        items = shlex.split(text)
+    except ValueError as e:
+        raise ValidationError(f"--parameter-overrides: {e}") from None
+    for item in items:
+        if item.startswith("ParameterKey="):
+            fields = dict(part.split("=", 1) for part in item.split(",", 1) if "=" in part)
+            if "ParameterKey" not in fields or "ParameterValue" not in fields:
+                raise ValidationError(f"--parameter-overrides: {item!r} is not ParameterKey=K,ParameterValue=V")
+            out[fields["ParameterKey"]] = fields["ParameterValue"]
+        elif "=" in item:
+            key, val = item.split("=", 1)
+            out[key] = val
+        else:
+            raise ValidationError(f"--parameter-overrides: {item!r} is not Key=Value")
+    return out
+
+
+def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
+    """Read a template: every function's spec and code location, and the warnings.
+    overrides: parameter values given on the command line (parse_overrides)."""
     path = Path(path).resolve()
     try:
         raw = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
@@ -130,7 +161,13 @@ def load(path: Path) -> Template:
         raise ValidationError(f"{path}: not a SAM template (no Resources section)")
     template = Template(path)
     declared = raw.get("Parameters") or {}
-    params: dict[str, Any] = {**PSEUDO, **parameter_values(declared if isinstance(declared, Mapping) else {})}
+    declared = declared if isinstance(declared, Mapping) else {}
+    unknown = sorted(set(overrides or {}) - set(declared))
+    if unknown:
+        raise ValidationError(
+            f"{path.name}: --parameter-overrides names parameters the template does not have: {', '.join(unknown)}"
+        )
+    params: dict[str, Any] = {**PSEUDO, **parameter_values(declared, overrides)}
     resources: Mapping[str, Any] = raw["Resources"]
     ctx = Intrinsics(
         mappings=_section(raw, "Mappings"),
@@ -226,7 +263,11 @@ class Intrinsics:
             raise Unresolved(f"condition {name!r} (not in Conditions)")
         if name not in self._evaluated:
             self._evaluated[name] = False  # a condition that refers to itself is false, not a loop
-            self._evaluated[name] = _truth(resolve(self.conditions[name], params, resources, where, warnings, ctx=self))
+            try:
+                self._evaluated[name] = _truth(resolve(self.conditions[name], params, resources, where, warnings, ctx=self))
+            except Unresolved:
+                del self._evaluated[name]
+                raise
         return self._evaluated[name]
 
 
@@ -308,7 +349,7 @@ def resolve(
             return all(truths) if key == "Fn::And" else any(truths)
         if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
             return not _truth(again(arg[0]))
-        if key == "Condition" and isinstance(arg, str):
+        if key in ("Condition", "Fn::Condition") and isinstance(arg, str):
             return ctx.condition(arg, params, resources, where, warnings)
         if key == "Fn::Select" and isinstance(arg, list) and len(arg) == 2:
             index, items = again(arg[0]), again(arg[1])
@@ -471,7 +512,14 @@ def package(fn: SamFunction) -> bytes:
     return buffer.getvalue()
 
 
-def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callable[[str], None]) -> int:
+def deploy(
+    client: Any,
+    path: Path,
+    *,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+    overrides: Mapping[str, str] | None = None,
+) -> int:
     """`faas deploy template.yaml`: every function of the template through the gateway's
     admin API (client is a faas.cli.client.GatewayClient), then its routes; returns how many
     functions failed.
@@ -479,7 +527,7 @@ def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callabl
     The routes are checked by the gateway first (a clash or a path under faas's own
     prefixes refuses the template before any function is deployed), and replace the
     template's previous routes once the functions are deployed."""
-    template = load(path)
+    template = load(path, overrides)
     for warning in template.warnings:
         warn(f"warning: {warning}")
     routes = [r.to_json() for r in template.routes]

@@ -195,3 +195,20 @@ def test_a_parameter_outside_its_allowed_values_refuses_the_template(tmp_path: P
     path.write_text(INTRINSICS.replace("Default: prod", "Default: staging"))
     with pytest.raises(ValidationError, match="not one of its AllowedValues"):
         sam.load(path)
+
+
+def test_parameter_overrides_in_sams_two_syntaxes(tmp_path: Path) -> None:
+    assert sam.parse_overrides("Env=dev Memory='512'") == {"Env": "dev", "Memory": "512"}
+    assert sam.parse_overrides("ParameterKey=Env,ParameterValue=dev") == {"Env": "dev"}
+    with pytest.raises(ValidationError, match="not Key=Value"):
+        sam.parse_overrides("Env")
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    path = tmp_path / "template.yaml"
+    path.write_text(INTRINSICS)
+    template = sam.load(path, sam.parse_overrides("Env=dev Memory=512"))
+    assert [f.logical_id for f in template.functions] == ["Main", "Other", "DevOnly"]
+    main = template.functions[0]
+    assert main.spec.memory == 512 and main.spec.timeout == 3 and main.spec.description == "a dev build"
+    assert main.spec.environment["ONLY_DEV"] == "yes"
+    with pytest.raises(ValidationError, match="does not have: Nope"):
+        sam.load(path, {"Nope": "1"})
