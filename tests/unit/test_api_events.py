@@ -249,3 +249,19 @@ def test_http_preflight_and_response_headers_only_for_allowed_origins() -> None:
         ("Access-Control-Allow-Credentials", "true"),
     ]
     assert cors_response_headers(route, "https://evil.example") == []
+
+
+def test_with_an_api_token_the_routes_admin_api_wants_it_and_the_routes_do_not(tmp_path: Any) -> None:
+    from faas.config import Config
+
+    fake = FakePlatform()
+    fake.add("hello")
+    fake.handlers["hello"] = lambda p: (b'{"statusCode": 200, "body": "hi"}', None)
+    client = create_app(fake, Config.load({"state_dir": tmp_path, "api_token": "s3cret"}, env={})).test_client()
+    routes = {"routes": [Route("GET", "/hello", "hello").to_json()]}
+    assert client.put("/system/routes/app", json=routes).status_code == 401
+    assert client.get("/system/routes").status_code == 401
+    assert not fake.api_routes()
+    good = {"Authorization": "Bearer s3cret"}
+    assert client.put("/system/routes/app", json=routes, headers=good).status_code == 200
+    assert client.get("/hello").data == b"hi"  # a user endpoint, like a function URL
