@@ -33,8 +33,8 @@ METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS",
 API_TYPES = {"AWS::Serverless::Api": REST, "AWS::Serverless::HttpApi": HTTP}
 # What faas reads of an API (its own properties or Globals' Api / HttpApi); the rest is warned about.
 API_PROPERTIES = {
-    REST: {"StageName", "Variables", "BinaryMediaTypes", "Cors"},
-    HTTP: {"StageName", "StageVariables", "CorsConfiguration"},
+    REST: {"StageName", "Variables", "BinaryMediaTypes", "Cors", "DefinitionBody", "DefinitionUri"},
+    HTTP: {"StageName", "StageVariables", "CorsConfiguration", "DefinitionBody", "DefinitionUri"},
 }
 IMPLICIT_REST_ID = "ServerlessRestApi"
 IMPLICIT_HTTP_ID = "ServerlessHttpApi"
@@ -514,12 +514,14 @@ def template_routes(
     value: Callable[[Any, str], Any],
     globals_: Mapping[str, Any],
     warnings: list[str],
+    load_definition: Callable[[str, str], Any] | None = None,
 ) -> list[Route]:
-    """The Api and HttpApi routes of a template's functions.
+    """The Api and HttpApi routes of a template: its functions' events, and the Lambda proxy
+    integrations of its APIs' OpenAPI definitions (DefinitionBody, DefinitionUri).
 
     functions: logical id -> faas function name (the deployable ones); value(raw, where)
-    resolves intrinsics (a ValidationError when it cannot). Other event types and
-    properties faas does not serve are named in warnings.
+    resolves intrinsics (a ValidationError when it cannot); load_definition(uri, where) reads
+    a DefinitionUri. Other event types and properties faas does not serve are named in warnings.
     """
     apis = {
         lid: res.get("Properties") or {}
@@ -532,6 +534,39 @@ def template_routes(
         ignored = sorted(set(props) - API_PROPERTIES[api_kind]) if isinstance(props, Mapping) else []
         if ignored:
             warnings.append(f"{lid}: not supported by faas, ignored: {', '.join(ignored)}")
+    settings: dict[str, dict[str, Any]] = {}
+
+    def api(api_id: str, kind: str) -> dict[str, Any]:
+        """What a route takes from its API: stage, stage variables, binary types, CORS."""
+        if api_id not in settings:
+            props = {**(globals_.get(kind) or {}), **apis.get(api_id, {})}
+            stage = value(props["StageName"], f"{api_id}.StageName") if "StageName" in props else None
+            variables_key = "Variables" if kind == REST else "StageVariables"
+            variables = value(props.get(variables_key) or {}, f"{api_id}.{variables_key}")
+            binary = value(props.get("BinaryMediaTypes") or [], f"{api_id}.BinaryMediaTypes")
+            if not isinstance(variables, Mapping) or not isinstance(binary, list):
+                raise ValidationError(f"{api_id}: {variables_key} must be a map and BinaryMediaTypes a list")
+            cors_key = "Cors" if kind == REST else "CorsConfiguration"
+            raw_cors = value(props[cors_key], f"{api_id}.{cors_key}") if cors_key in props else None
+            settings[api_id] = {
+                "kind": kind,
+                "api_id": api_id,
+                "stage": str(stage or (IMPLICIT_REST_STAGE if kind == REST else IMPLICIT_HTTP_STAGE)),
+                "stage_variables": {str(k): str(v) for k, v in variables.items()},
+                # SAM writes "/" as "~1" in BinaryMediaTypes (it is a JSON pointer there).
+                "binary_media_types": tuple(str(b).replace("~1", "/") for b in binary),
+                "cors": (rest_cors if kind == REST else http_cors)(raw_cors, f"{api_id}.{cors_key}"),
+            }
+        return settings[api_id]
+
+    def add(route: Route, where: str) -> None:
+        try:
+            route.check()
+        except ValidationError as e:
+            raise ValidationError(f"{where}: {e.message}") from None
+        if route not in routes:  # an event and the API's definition may both name it
+            routes.append(route)
+
     routes: list[Route] = []
     for logical_id, name in functions.items():
         events = (resources[logical_id].get("Properties") or {}).get("Events") or {}
@@ -557,41 +592,73 @@ def template_routes(
                 if not isinstance(named, str) or named not in apis or kinds[named] != kind:
                     raise ValidationError(f"{where}.{api_key}: {ref!r} is not an {kind} resource of this template")
                 api_id = named
-            api_props = {**(globals_.get(kind) or {}), **apis.get(api_id, {})}
-            stage = value(api_props["StageName"], f"{api_id}.StageName") if "StageName" in api_props else None
-            variables_key = "Variables" if kind == REST else "StageVariables"
-            variables = value(api_props.get(variables_key) or {}, f"{api_id}.{variables_key}")
-            binary = value(api_props.get("BinaryMediaTypes") or [], f"{api_id}.BinaryMediaTypes")
-            cors_key = "Cors" if kind == REST else "CorsConfiguration"
-            raw_cors = value(api_props[cors_key], f"{api_id}.{cors_key}") if cors_key in api_props else None
-            cors = (rest_cors if kind == REST else http_cors)(raw_cors, f"{api_id}.{cors_key}")
             path = value(props.get("Path", DEFAULT_ROUTE if kind == HTTP else None), f"{where}.Path")
             method = value(props.get("Method", "ANY" if kind == HTTP else None), f"{where}.Method")
             if not isinstance(path, str) or not isinstance(method, str):
                 raise ValidationError(f"{where}: an {kind} event needs Path and Method")
-            method = method.upper()
-            if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
-                method = "ANY"
             version = str(value(props.get("PayloadFormatVersion", "2.0" if kind == HTTP else "1.0"), where))
-            if not isinstance(variables, Mapping) or not isinstance(binary, list):
-                raise ValidationError(f"{api_id}: {variables_key} must be a map and BinaryMediaTypes a list")
-            route = Route(
-                method=method,
-                path=path,
-                function=name,
-                kind=kind,
-                api_id=api_id,
-                stage=str(stage or (IMPLICIT_REST_STAGE if kind == REST else IMPLICIT_HTTP_STAGE)),
-                payload_version=version,
-                stage_variables={str(k): str(v) for k, v in variables.items()},
-                # SAM writes "/" as "~1" in BinaryMediaTypes (it is a JSON pointer there).
-                binary_media_types=tuple(str(b).replace("~1", "/") for b in binary),
-                cors=cors,
-            )
-            try:
-                route.check()
-            except ValidationError as e:
-                raise ValidationError(f"{where}: {e.message}") from None
-            routes.append(route)
+            add(Route(method=_method(method), path=path, function=name, payload_version=version, **api(api_id, kind)), where)
+    for api_id, props in apis.items():
+        definition = props.get("DefinitionBody")
+        if definition is None and props.get("DefinitionUri") is not None:
+            uri = value(props["DefinitionUri"], f"{api_id}.DefinitionUri")
+            if not isinstance(uri, str) or load_definition is None:
+                raise ValidationError(f"{api_id}.DefinitionUri must be a local file relative to the template")
+            definition = load_definition(uri, f"{api_id}.DefinitionUri")
+        if definition is not None:
+            for route, where in _openapi_routes(api_id, kinds[api_id], definition, functions, value, warnings):
+                add(Route(**{**route, **api(api_id, kinds[api_id])}), where)
     check_clashes(routes)
     return routes
+
+
+def _method(text: str) -> str:
+    method = text.upper()
+    return "ANY" if method in ("X-AMAZON-APIGATEWAY-ANY-METHOD", "*") else method
+
+
+_FUNCTION_IN_URI = re.compile(r":function:([A-Za-z0-9_-]{1,64})(?::[A-Za-z0-9_$-]+)?(?:/invocations)?$")
+
+
+def _openapi_routes(
+    api_id: str,
+    kind: str,
+    definition: Any,
+    functions: Mapping[str, str],
+    value: Callable[[Any, str], Any],
+    warnings: list[str],
+) -> list[tuple[dict[str, Any], str]]:
+    """(route fields, where) for each Lambda proxy integration of an OpenAPI definition."""
+    paths = definition.get("paths") if isinstance(definition, Mapping) else None
+    if not isinstance(paths, Mapping):
+        raise ValidationError(f"{api_id}: its OpenAPI definition has no paths")
+    names = set(functions.values())
+    out: list[tuple[dict[str, Any], str]] = []
+    for path, operations in paths.items():
+        if not isinstance(operations, Mapping):
+            continue
+        for verb, operation in operations.items():
+            where = f"{api_id} OpenAPI {verb} {path}"
+            if str(verb).lower() in ("parameters", "summary", "description", "servers") or not isinstance(operation, Mapping):
+                continue
+            integration = operation.get("x-amazon-apigateway-integration")
+            if not isinstance(integration, Mapping):
+                warnings.append(f"{where}: no x-amazon-apigateway-integration, not served")
+                continue
+            if str(integration.get("type", "")).lower() != "aws_proxy":
+                warnings.append(f"{where}: integration type {integration.get('type')} is not served by faas (only aws_proxy)")
+                continue
+            try:
+                uri = value(integration.get("uri"), f"{where}.uri")
+            except ValidationError as e:
+                warnings.append(f"{e.message}; not served")
+                continue
+            found = _FUNCTION_IN_URI.search(str(uri))
+            if found is None or found.group(1) not in names:
+                warnings.append(f"{where}: its integration is not a function of this template faas deploys, not served")
+                continue
+            version = str(integration.get("payloadFormatVersion", "2.0" if kind == HTTP else "1.0"))
+            out.append(
+                ({"method": _method(str(verb)), "path": str(path), "function": found.group(1), "payload_version": version}, where)
+            )
+    return out

@@ -228,6 +228,7 @@ def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
             value,
             raw_globals if isinstance(raw_globals, Mapping) else {},
             template.warnings,
+            lambda uri, where: _definition(path.parent, uri, where),
         )
     except ValidationError as e:
         raise ValidationError(f"{path.name}: {e.message}") from None
@@ -399,6 +400,19 @@ def parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str] |
             raise ValidationError(f"parameter {name}: {raw!r} is not one of its AllowedValues {allowed}")
         values[name] = raw
     return values
+
+
+def _definition(folder: Path, uri: str, where: str) -> Any:
+    """An API's DefinitionUri: an OpenAPI file (YAML or JSON) in the template's folder tree."""
+    if uri.startswith("s3://"):
+        raise ValidationError(f"{where}: {uri!r} is in S3; faas reads a local file relative to the template")
+    target = (folder / uri).resolve()
+    if not target.is_relative_to(folder) or not target.is_file():
+        raise ValidationError(f"{where}: {uri!r} is not a file in the template's folder")
+    try:
+        return yaml.load(target.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError) as e:
+        raise ValidationError(f"{where}: {uri!r} cannot be read as OpenAPI: {e}") from None
 
 
 def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:

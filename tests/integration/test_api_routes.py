@@ -105,6 +105,21 @@ Resources:
           Type: HttpApi
           Properties: {Path: /v2/cors, Method: get, ApiId: !Ref CorsHttpApi}
 
+  OpenApiHttpApi:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DefinitionBody:
+        openapi: "3.0.1"
+        info: {title: echo, version: "1"}
+        paths:
+          /openapi/{proxy+}:
+            x-amazon-apigateway-any-method:
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                payloadFormatVersion: "2.0"
+                uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${EchoFunction.Arn}/invocations"
+
   CorsHttpApi:
     Type: AWS::Serverless::HttpApi
     Properties:
@@ -273,6 +288,12 @@ def test_an_http_apis_cors_configuration_answers_preflights_and_marks_responses(
     assert response.status_code == 201
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert response.headers["Access-Control-Expose-Headers"] == "x-echo"
+
+
+def test_an_openapi_definitions_proxy_integration_is_a_route(gw: Gateway) -> None:
+    event = requests.patch(f"{gw.url}/openapi/a/b", timeout=30).json()
+    assert event["routeKey"] == "ANY /openapi/{proxy+}" and event["pathParameters"] == {"proxy": "a/b"}
+    assert event["requestContext"]["http"]["method"] == "PATCH"
 
 
 def test_http_api_infers_a_response_without_status_code(gw: Gateway) -> None:

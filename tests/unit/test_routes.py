@@ -208,3 +208,65 @@ def test_an_event_naming_a_missing_api_refuses_the_template(tmp_path: Path) -> N
     )
     with pytest.raises(ValidationError, match="F.Events.E.RestApiId"):
         sam.load(path)
+
+
+OPENAPI = """\
+Resources:
+  ProxyFunction:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: src, Handler: app.handler, Runtime: python3.11}
+  HttpApi:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      DefinitionBody:
+        openapi: "3.0.1"
+        paths:
+          /{proxy+}:
+            x-amazon-apigateway-any-method:
+              x-amazon-apigateway-integration:
+                type: aws_proxy
+                httpMethod: POST
+                payloadFormatVersion: "2.0"
+                uri: !Sub "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${ProxyFunction.Arn}/invocations"
+          /mock:
+            get:
+              x-amazon-apigateway-integration: {type: mock}
+  RestApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      DefinitionUri: api.yaml
+"""
+REST_OPENAPI = """\
+swagger: "2.0"
+paths:
+  /items/{id}:
+    get:
+      x-amazon-apigateway-integration:
+        type: AWS_PROXY
+        httpMethod: POST
+        uri: arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:ProxyFunction/invocations
+"""
+
+
+def test_openapi_definitions_become_routes(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "api.yaml").write_text(REST_OPENAPI)
+    path = tmp_path / "template.yaml"
+    path.write_text(OPENAPI)
+    template = sam.load(path)
+    got = {(r.method, r.path): r for r in template.routes}
+    proxy = got[("ANY", "/{proxy+}")]
+    assert (proxy.function, proxy.kind, proxy.api_id, proxy.payload_version) == ("ProxyFunction", HTTP, "HttpApi", "2.0")
+    items = got[("GET", "/items/{id}")]
+    assert (items.kind, items.api_id, items.stage, items.payload_version) == (REST, "RestApi", "v1", "1.0")
+    assert ("GET", "/mock") not in got
+    assert any("integration type mock is not served" in w for w in template.warnings)
+
+
+def test_a_definition_uri_outside_the_templates_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(OPENAPI.replace("DefinitionUri: api.yaml", "DefinitionUri: ../../etc/passwd"))
+    with pytest.raises(ValidationError, match="not a file in the template's folder"):
+        sam.load(path)
