@@ -105,6 +105,17 @@ def put_routes(stack: str) -> Response:
     return Response(json.dumps({"routes": [r.to_json() for r in routes]}), mimetype="application/json")
 
 
+@bp.delete("/system/routes/<stack>")
+def delete_routes(stack: str) -> Response:
+    """Remove a template's routes (its functions stay)."""
+    require_token()
+    plat = platform()
+    if stack not in plat.route_stacks():
+        raise ValidationError(f"no routes are deployed for {stack[:140]!r} (see GET /system/routes)")
+    plat.put_api_routes(stack, [])
+    return Response(status=204)
+
+
 # ----------------------------------------------------------------------- serving side
 
 

@@ -129,6 +129,9 @@ class GatewayClient:
         path = f"/system/routes/{quote(stack, safe='')}{query}"
         return list(self._request("PUT", path, json={"routes": routes}).json().get("routes") or [])
 
+    def remove_routes(self, stack: str) -> None:
+        self._request("DELETE", f"/system/routes/{quote(stack, safe='')}")
+
     def routes(self) -> list[dict[str, Any]]:
         """Every deployed template's API routes, each with its stack."""
         return list(self._request("GET", "/system/routes").json().get("routes") or [])

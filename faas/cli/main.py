@@ -274,6 +274,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_routes(args: argparse.Namespace) -> int:
     """The API routes of every deployed template, as the gateway serves them at its root."""
     with GatewayClient(gateway_url(args.gateway)) as client:
+        if args.rm:
+            client.remove_routes(args.rm)
+            out.print(f"removed the routes of {args.rm}", markup=False)
+            return EXIT_OK
         routes = client.routes()
     if not routes:
         err.print(
@@ -281,8 +285,8 @@ def cmd_routes(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     # Plain aligned columns, never cut to the terminal's width: paths are what users copy.
-    rows = [["METHOD", "PATH", "FUNCTION", "API", "API_ID", "STAGE"]]
-    rows += [[str(r.get(k, "")) for k in ("method", "path", "function", "kind", "api_id", "stage")] for r in routes]
+    rows = [["METHOD", "PATH", "FUNCTION", "API", "API_ID", "STAGE", "TEMPLATE"]]
+    rows += [[str(r.get(k, "")) for k in ("method", "path", "function", "kind", "api_id", "stage", "stack")] for r in routes]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         out.print(
@@ -701,6 +705,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_ls)
 
     routes = client_command("routes", "list the API routes of deployed SAM templates (METHOD, path, function, API, stage)")
+    routes.add_argument("--rm", metavar="TEMPLATE", help="remove one template's routes (its TEMPLATE column); its functions stay")
     routes.set_defaults(func=cmd_routes)
 
     rm = client_command("rm", "remove a function, its versions and environments")

@@ -307,18 +307,23 @@ def check_reserved(routes: Iterable[Route], reserved: Iterable[str]) -> None:
         )
 
 
-def check_clashes(routes: Sequence[Route], others: Iterable[Route] = ()) -> None:
+def check_clashes(routes: Sequence[Route], others: Mapping[str, Sequence[Route]] | Iterable[Route] = ()) -> None:
     """Two routes of the same method and path (parameter names aside) cannot both be served."""
     seen: dict[tuple[str, str], Route] = {}
-    for route in [*others, *routes]:
+    stacks = {id(r): stack for stack, rs in (others.items() if isinstance(others, Mapping) else []) for r in rs}
+    flat = [r for rs in others.values() for r in rs] if isinstance(others, Mapping) else list(others)
+    for route in [*flat, *routes]:
         shape = route.path if route.path == DEFAULT_ROUTE else _shape(route.path)
         key = (route.method, shape)
         if key in seen:
             first = seen[key]
+            owner = stacks.get(id(first))
+            way_out = f"; if that template is gone, remove its routes with `faas routes --rm {owner}`" if owner else ""
             raise ValidationError(
                 f"route {route.method} {route.path} ({route.function}, {route.api_id}) clashes with "
-                f"{first.method} {first.path} ({first.function}, {first.api_id}): every route is served at the root "
-                "of the gateway's port, so each METHOD path may appear once"
+                f"{first.method} {first.path} ({first.function}, {first.api_id}"
+                f"{f', template {owner}' if owner else ''}): every route is served at the root "
+                f"of the gateway's port, so each METHOD path may appear once{way_out}"
             )
         seen[key] = route
 
@@ -478,8 +483,7 @@ class RouteBook:
         for route in routes:
             route.check()
         with self._lock:
-            others = [r for name, rs in self._stacks.items() if name != stack for r in rs]
-            check_clashes(routes, others)
+            check_clashes(routes, {name: rs for name, rs in self._stacks.items() if name != stack})
             if dry_run:
                 return
             if self._store is not None:
