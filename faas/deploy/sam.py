@@ -50,7 +50,17 @@ SCALARS = {
     "ReservedConcurrentExecutions": "concurrency",
     "Description": "description",
 }
-HANDLED = {*SCALARS, "CodeUri", "Environment", "EphemeralStorage", "FunctionName", "Architectures", "PackageType", "Events"}
+HANDLED = {
+    *SCALARS,
+    "CodeUri",
+    "Environment",
+    "EphemeralStorage",
+    "FunctionName",
+    "Architectures",
+    "PackageType",
+    "Events",
+    "FunctionUrlConfig",
+}
 RUNTIME_ALIASES = {"provided.al2": "provided", "provided.al2023": "provided"}
 PSEUDO = {
     "AWS::Region": "us-east-1",
@@ -462,6 +472,14 @@ def _function(
         except Unresolved as e:
             raise ValidationError(f"{logical_id}.{key}: faas cannot work out {e} locally") from None
 
+    url_config = props.get("FunctionUrlConfig")
+    if isinstance(url_config, Mapping):
+        extra = sorted(k for k in url_config if k not in ("AuthType", "InvokeMode"))
+        note = f" (not applied: {', '.join(extra)})" if extra else ""
+        if url_config.get("AuthType") == "AWS_IAM":
+            note += " without AWS_IAM auth: anyone who can reach the gateway may call it"
+        if note:
+            warnings.append(f"{logical_id}.FunctionUrlConfig: its function URL is /function/NAME on the gateway{note}")
     if props.get("PackageType", "Zip") != "Zip":
         raise ValidationError(f"{logical_id}: PackageType {props.get('PackageType')} (container images) is not supported")
     raw: dict[str, Any] = {}

@@ -212,3 +212,18 @@ def test_parameter_overrides_in_sams_two_syntaxes(tmp_path: Path) -> None:
     assert main.spec.environment["ONLY_DEV"] == "yes"
     with pytest.raises(ValidationError, match="does not have: Nope"):
         sam.load(path, {"Nope": "1"})
+
+
+def test_a_function_url_config_is_the_gateways_function_url(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: app.handler\n"
+        "      Runtime: python3.11\n      FunctionUrlConfig: {AuthType: NONE}\n"
+        "  G:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: app.handler\n"
+        "      Runtime: python3.11\n      FunctionUrlConfig: {AuthType: AWS_IAM, Cors: {AllowOrigins: ['*']}}\n"
+    )
+    template = sam.load(path)
+    assert not any(w.startswith("F") for w in template.warnings)
+    (warning,) = [w for w in template.warnings if w.startswith("G")]
+    assert "/function/NAME" in warning and "not applied: Cors" in warning and "without AWS_IAM auth" in warning
