@@ -34,7 +34,8 @@ from typing import Any
 import yaml
 
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
-from faas.deploy.routes import API_TYPES, Route, stack_name, template_routes
+from faas.deploy.routes import Route, stack_name
+from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 from faas.models import ACCOUNT_ID, FunctionSpec, function_arn
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from faas.deploy.routes import HTTP, REST, Cors, Route, RouteTable, http_cors, rest_cors
+from faas.deploy.routes import HTTP, REST, Cors, Route, RouteTable
+from faas.deploy.sam_routes import http_cors, rest_cors
 from gateway.api_events import (
     build_v1_event,
     build_v2_event,
