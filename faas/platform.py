@@ -19,6 +19,7 @@ from faas.deploy.deploys import Deployer, DeployProblem, VersionInfo
 from faas.deploy.incoming import IncomingWatcher
 from faas.deploy.packages import unpack
 from faas.deploy.registry import Registry
+from faas.deploy.routes import Route, RouteBook, RouteTable
 from faas.deploy.store import Store
 from faas.errors import ShuttingDown, ValidationError
 from faas.invoke.async_invoke import MB, AsyncInvoker, Policy, QueueBounds
@@ -79,6 +80,7 @@ class Platform:
         shutil.rmtree(envs_root, ignore_errors=True)
         self.store = Store(root / "faas.db")
         self.registry = Registry(self.store)
+        self.route_book = RouteBook(self.store)  # templates' API routes, served at the gateway's root
         self.pump = LogPump()
         self.log_store = LogStore(root / "logs")
         self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
@@ -224,6 +226,20 @@ class Platform:
 
     def functions(self) -> list[FunctionVersion]:
         return self.registry.all()
+
+    def note_in_log(self, name: str, text: str) -> None:
+        self.log_store.append(name, text)
+
+    # ---- API routes of deployed templates ------------------------------------------------
+
+    def api_routes(self) -> RouteTable:
+        return self.route_book.table
+
+    def route_stacks(self) -> dict[str, list[Route]]:
+        return self.route_book.stacks()
+
+    def put_api_routes(self, stack: str, routes: list[Route], *, dry_run: bool = False) -> None:
+        self.route_book.put(stack, routes, dry_run=dry_run)
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Every numbered version of a function, oldest first, the live one marked."""

@@ -58,11 +58,16 @@ def create_app(platform: PlatformAPI | None = None, config: Config | None = None
 
     app.register_blueprint(metrics.bp)
     app.register_blueprint(ui.bp)
+    from gateway import api_routes
+
+    app.register_blueprint(api_routes.bp)  # last: template routes take what no faas route does
     guard = BrowserGuard.for_gateway(config.host if config is not None else "127.0.0.1")
     app.extensions[GUARD_KEY] = guard  # the worker's Invoke fast path asks it too
 
     @app.before_request
     def _refuse_web_pages() -> None:
+        if request.endpoint == api_routes.SERVE_ENDPOINT:
+            return  # a template's own API routes are user endpoints, which pages may call, as function URLs are
         guard.check(request.path, request.headers.get("Host"), request.headers.get("Origin"))
 
     app.register_error_handler(FaasError, faas_error_response)

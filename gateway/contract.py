@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from faas.deploy.deploys import DeployProblem, VersionInfo
+    from faas.deploy.routes import Route, RouteTable
     from faas.models import FunctionSpec, FunctionVersion, Result
     from faas.platform import DeployOutcome, Platform
 
@@ -62,6 +63,24 @@ class PlatformAPI(Protocol):
     def settings(self, name: str) -> dict[str, Any]: ...
 
     def put_setting(self, name: str, key: str, value: object) -> None: ...
+
+    # ---- API routes of deployed templates (gateway/api_routes.py) ------------------------
+
+    def api_routes(self) -> RouteTable:
+        """The routes served at the gateway's root now (an immutable table, swapped whole)."""
+        ...
+
+    def route_stacks(self) -> dict[str, list[Route]]:
+        """Each deployed template's (stack's) routes."""
+        ...
+
+    def note_in_log(self, name: str, text: str) -> None:
+        """Add a line to a function's log (`faas logs`): why the gateway refused its answer."""
+        ...
+
+    def put_api_routes(self, stack: str, routes: list[Route], *, dry_run: bool = False) -> None:
+        """Replace a stack's routes (an empty list removes them); a clash is a ValidationError."""
+        ...
 
     # ---- calls (Invoke API, HTTP trigger, the worker's fast path) -----------------------
 

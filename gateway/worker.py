@@ -465,6 +465,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         try:
             resp, environ = wsgi.create(req, conn, addr, server, self.cfg)
             environ["wsgi.multithread"] = True
+            environ["faas.raw_headers"] = req.headers  # repeats kept apart: gateway/api_routes.py (multiValueHeaders)
             if not self.alive or not self.cfg.keepalive:
                 resp.force_close()
             respiter = self.wsgi(environ, resp.start_response)

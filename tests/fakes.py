@@ -25,6 +25,7 @@ import yaml
 
 from faas.containers.executor import ContainerSpec, EventCallback
 from faas.deploy.deploys import DeployProblem, VersionInfo
+from faas.deploy.routes import Route, RouteBook, RouteTable
 from faas.errors import FunctionNotFound, ValidationError
 from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
 from faas.platform import DeployOutcome
@@ -185,6 +186,7 @@ class FakePlatform:
         self.series: dict[str, dict[str, list[Any]]] = {}  # latency_series()
         self.draining = False
         self.shutdown_called = False
+        self.route_book = RouteBook(None)  # API routes, in memory
 
     # ---- set-up helpers for tests -------------------------------------------------------
 
@@ -422,6 +424,18 @@ class FakePlatform:
         return self.series.get(function) or {"t": [], "p50": [], "p99": [], "calls": [], "errors": [], "throttled": []}
 
     # ---- lifecycle ------------------------------------------------------------------------
+
+    def note_in_log(self, name: str, text: str) -> None:
+        self.log_lines.setdefault(name, []).append(text)
+
+    def api_routes(self) -> RouteTable:
+        return self.route_book.table
+
+    def route_stacks(self) -> dict[str, list[Route]]:
+        return self.route_book.stacks()
+
+    def put_api_routes(self, stack: str, routes: list[Route], *, dry_run: bool = False) -> None:
+        self.route_book.put(stack, routes, dry_run=dry_run)
 
     def begin_drain(self) -> None:
         self.draining = True

@@ -123,6 +123,19 @@ class GatewayClient:
     def functions(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/system/functions").json())
 
+    def put_routes(self, stack: str, routes: list[dict[str, Any]], *, dry_run: bool = False) -> list[dict[str, Any]]:
+        """Replace a template's API routes (dry_run: only check them); see faas/deploy/routes.py."""
+        query = "?dry_run=true" if dry_run else ""
+        path = f"/system/routes/{quote(stack, safe='')}{query}"
+        return list(self._request("PUT", path, json={"routes": routes}).json().get("routes") or [])
+
+    def remove_routes(self, stack: str) -> None:
+        self._request("DELETE", f"/system/routes/{quote(stack, safe='')}")
+
+    def routes(self) -> list[dict[str, Any]]:
+        """Every deployed template's API routes, each with its stack."""
+        return list(self._request("GET", "/system/routes").json().get("routes") or [])
+
     def function(self, name: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/system/functions/{quote(name, safe='')}").json())
 

@@ -161,8 +161,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 Path(args.dir),
                 say=lambda m: out.print(m, markup=False),
                 warn=lambda m: err.print(m, style="yellow", markup=False),
+                overrides=sam.parse_overrides(args.parameter_overrides),
             )
         return EXIT_ERROR if failed else EXIT_OK
+    if getattr(args, "parameter_overrides", ""):
+        raise ValidationError("--parameter-overrides applies to a SAM template (faas deploy template.yaml), not to a folder")
     folders = find_function_folders([Path(args.dir)])
     failed = 0
     state_dir = _local_state_dir(args)
@@ -279,6 +282,30 @@ def cmd_ls(args: argparse.Namespace) -> int:
     out.print(table)
     for f in functions:
         _warn_fallback(f)
+    return EXIT_OK
+
+
+def cmd_routes(args: argparse.Namespace) -> int:
+    """The API routes of every deployed template, as the gateway serves them at its root."""
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        if args.rm:
+            client.remove_routes(args.rm)
+            out.print(f"removed the routes of {args.rm}", markup=False)
+            return EXIT_OK
+        routes = client.routes()
+    if not routes:
+        err.print(
+            "no API routes; a SAM template's Api / HttpApi events become routes with `faas deploy template.yaml`", markup=False
+        )
+        return EXIT_OK
+    # Plain aligned columns, never cut to the terminal's width: paths are what users copy.
+    rows = [["METHOD", "PATH", "FUNCTION", "API", "API_ID", "STAGE", "TEMPLATE"]]
+    rows += [[str(r.get(k, "")) for k in ("method", "path", "function", "kind", "api_id", "stage", "stack")] for r in routes]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), markup=False, soft_wrap=True
+        )
     return EXIT_OK
 
 
@@ -707,6 +734,12 @@ def build_parser() -> argparse.ArgumentParser:
         "dir", metavar="DIR", help="a function folder (with function.yaml), a folder of them, or an AWS SAM template.yaml"
     )
     deploy.add_argument("--watch", action="store_true", help="then redeploy on every save until Ctrl-C")
+    deploy.add_argument(
+        "--parameter-overrides",
+        metavar="OVERRIDES",
+        default="",
+        help="a SAM template's parameter values, in SAM's syntax: 'Key=Value Key2=Value2' or 'ParameterKey=K,ParameterValue=V ...'",
+    )
     deploy.set_defaults(func=cmd_deploy)
 
     versions = client_command("versions", "list a function's numbered versions (the live one marked)")
@@ -720,6 +753,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = client_command("ls", "list deployed functions")
     ls.set_defaults(func=cmd_ls)
+
+    routes = client_command("routes", "list the API routes of deployed SAM templates (METHOD, path, function, API, stage)")
+    routes.add_argument("--rm", metavar="TEMPLATE", help="remove one template's routes (its TEMPLATE column); its functions stay")
+    routes.set_defaults(func=cmd_routes)
 
     rm = client_command("rm", "remove a function, its versions and environments")
     rm.add_argument("name", metavar="NAME")

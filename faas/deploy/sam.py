@@ -1,13 +1,19 @@
 """AWS SAM templates: `faas deploy template.yaml` deploys every AWS::Serverless::Function.
 
-What is read: CodeUri (a folder, or a .zip, relative to the template), Handler, Runtime,
-MemorySize, Timeout, Environment.Variables, ReservedConcurrentExecutions, Description,
-EphemeralStorage.Size, FunctionName, Architectures, and the Globals section's Function
-settings (a function's own value wins; Environment.Variables are merged, as SAM does).
-Every other property, every other resource and every value faas cannot work out is named
-in a warning: an existing SAM project runs here without a function.yaml, and nothing it
-asks for is silently dropped. !Ref and !Sub of template parameters (their Default) and of
-AWS pseudo parameters are resolved; !Ref of another resource becomes its logical id.
+What is read: CodeUri (a folder, or a .zip, relative to the template; without one, the
+template's own folder, as SAM builds it), Handler, Runtime, MemorySize, Timeout,
+Environment.Variables, ReservedConcurrentExecutions, Description, EphemeralStorage.Size,
+FunctionName, Architectures, Events of type Api and HttpApi (routes: faas/deploy/routes.py),
+a resource's Condition, and the Globals section's Function settings (a function's own value
+wins; Environment.Variables are merged, as SAM does). Every other property, every other
+resource and every value faas cannot work out is named in a warning: an existing SAM project
+runs here without a function.yaml, and nothing it asks for is silently dropped.
+
+Intrinsics resolved locally: !Ref of parameters (by their Type: a Number given as a string is a
+number; overrides in SAM's --parameter-overrides syntax), of pseudo parameters and of
+AWS::NoValue (the property goes), !Sub, !Join, !Select, !Split, !FindInMap (Mappings), !If,
+!Equals, !And, !Or, !Not and !Condition (Conditions), !GetAtt of a function's Arn; !Ref of
+another resource becomes its logical id.
 
 Each function is packaged as a normal faas package with a function.yaml written from the
 template, so the gateway validates and deploys it exactly as `faas deploy DIR`.
@@ -29,8 +35,10 @@ import yaml
 
 from faas.deploy import yaml_input
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
+from faas.deploy.routes import Route, stack_name
+from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
-from faas.models import ACCOUNT_ID, FunctionSpec, fallback_warning, short_repr
+from faas.models import ACCOUNT_ID, FunctionSpec, fallback_warning, function_arn, short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -44,7 +52,17 @@ SCALARS = {
     "ReservedConcurrentExecutions": "concurrency",
     "Description": "description",
 }
-HANDLED = {*SCALARS, "CodeUri", "Environment", "EphemeralStorage", "FunctionName", "Architectures", "PackageType"}
+HANDLED = {
+    *SCALARS,
+    "CodeUri",
+    "Environment",
+    "EphemeralStorage",
+    "FunctionName",
+    "Architectures",
+    "PackageType",
+    "Events",
+    "FunctionUrlConfig",
+}
 PSEUDO = {
     "AWS::Region": "us-east-1",
     "AWS::AccountId": ACCOUNT_ID,
@@ -73,6 +91,12 @@ class Template:
     path: Path
     functions: list[SamFunction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
+
+    @property
+    def stack(self) -> str:
+        """The name the gateway keeps this template's routes under (stable for one file)."""
+        return stack_name(self.path.parent.name, str(self.path))
 
 
 # ------------------------------------------------------------------------------ loading
@@ -110,8 +134,33 @@ def is_template(path: Path) -> bool:
     return "AWS::Serverless" in head or "AWSTemplateFormatVersion" in head
 
 
-def load(path: Path) -> Template:
-    """Read a template: every function's spec and code location, and the warnings."""
+def parse_overrides(text: str) -> dict[str, str]:
+    """SAM's --parameter-overrides: `Key=Value Key2='a b'` or
+    `ParameterKey=Key,ParameterValue=Value ...`; a ValidationError names what it cannot read."""
+    import shlex
+
+    out: dict[str, str] = {}
+    try:
+        items = shlex.split(text)
+    except ValueError as e:
+        raise ValidationError(f"--parameter-overrides: {e}") from None
+    for item in items:
+        if item.startswith("ParameterKey="):
+            fields = dict(part.split("=", 1) for part in item.split(",", 1) if "=" in part)
+            if "ParameterKey" not in fields or "ParameterValue" not in fields:
+                raise ValidationError(f"--parameter-overrides: {item!r} is not ParameterKey=K,ParameterValue=V")
+            out[fields["ParameterKey"]] = fields["ParameterValue"]
+        elif "=" in item:
+            key, val = item.split("=", 1)
+            out[key] = val
+        else:
+            raise ValidationError(f"--parameter-overrides: {item!r} is not Key=Value")
+    return out
+
+
+def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
+    """Read a template: every function's spec and code location, and the warnings.
+    overrides: parameter values given on the command line (parse_overrides)."""
     path = Path(path).resolve()
     try:
         raw = yaml_input.load_document(path.read_text(), _Loader)  # aliases allowed, within a bound
@@ -124,22 +173,47 @@ def load(path: Path) -> Template:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("Resources"), Mapping):
         raise ValidationError(f"{path}: not a SAM template (no Resources section)")
     template = Template(path)
-    params: dict[str, Any] = dict(PSEUDO)
-    for pname, pdef in (raw.get("Parameters") or {}).items():
-        if isinstance(pdef, Mapping) and "Default" in pdef:
-            params[pname] = pdef["Default"]
+    declared = raw.get("Parameters") or {}
+    declared = declared if isinstance(declared, Mapping) else {}
+    unknown = sorted(set(overrides or {}) - set(declared))
+    if unknown:
+        raise ValidationError(
+            f"{path.name}: --parameter-overrides names parameters the template does not have: {', '.join(unknown)}"
+        )
+    params: dict[str, Any] = {**PSEUDO, **parameter_values(declared, overrides)}
     resources: Mapping[str, Any] = raw["Resources"]
+    ctx = Intrinsics(
+        mappings=_section(raw, "Mappings"),
+        conditions=_section(raw, "Conditions"),
+        attributes={
+            f"{lid}.Arn": function_arn(_plain_name(lid, res))
+            for lid, res in resources.items()
+            if isinstance(res, Mapping) and res.get("Type") == FUNCTION_TYPE
+        },
+    )
     globals_ = ((raw.get("Globals") or {}).get("Function") or {}) if isinstance(raw.get("Globals"), Mapping) else {}
     skipped: list[str] = []
     problems: list[str] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
+        if kind in API_TYPES:
+            continue  # served as routes (faas/deploy/routes.py), which names what it ignores
         if kind != FUNCTION_TYPE:
             skipped.append(f"{logical_id} ({kind})")
             continue
+        condition = resource.get("Condition")
+        if condition is not None:
+            try:
+                wanted = ctx.condition(condition, params, set(resources), f"{logical_id}.Condition", template.warnings)
+            except Unresolved as e:
+                problems.append(f"{logical_id}.Condition: faas cannot work out {e} locally")
+                continue
+            if not wanted:
+                template.warnings.append(f"{logical_id}: its Condition {condition} is false, not deployed")
+                continue
         props = merge_globals(globals_, resource.get("Properties") or {})
         try:
-            template.functions.append(_function(template, str(logical_id), props, params, set(resources)))
+            template.functions.append(_function(template, str(logical_id), props, params, set(resources), ctx))
         except ValidationError as e:
             problems.append(e.message)
     if skipped:
@@ -152,6 +226,25 @@ def load(path: Path) -> Template:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ValidationError(f"{path}: two functions would be named {', '.join(duplicates)}")
+
+    def value(raw_value: Any, where: str) -> Any:
+        try:
+            return resolve(raw_value, params, set(resources), where, template.warnings, ctx=ctx)
+        except Unresolved as e:
+            raise ValidationError(f"{where}: faas cannot work out {e} locally") from None
+
+    raw_globals = raw.get("Globals")
+    try:
+        template.routes = template_routes(
+            resources,
+            {f.logical_id: f.spec.name for f in template.functions},  # those whose Condition holds
+            value,
+            raw_globals if isinstance(raw_globals, Mapping) else {},
+            template.warnings,
+            lambda uri, where: _definition(path.parent, uri, where),
+        )
+    except ValidationError as e:
+        raise ValidationError(f"{path.name}: {e.message}") from None
     return template
 
 
@@ -169,11 +262,64 @@ def merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict
     return out
 
 
-def resolve(value: Any, params: Mapping[str, Any], resources: set[str], where: str, warnings: list[str]) -> Any:
+@dataclass
+class Intrinsics:
+    """What the intrinsic functions beyond !Ref and !Sub read: Mappings, Conditions, and the
+    attributes faas knows (a function's Arn)."""
+
+    mappings: Mapping[str, Any] = field(default_factory=dict)
+    conditions: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # "Logical.Attr" -> value
+    _evaluated: dict[str, bool] = field(default_factory=dict)
+
+    def condition(self, name: Any, params: Mapping[str, Any], resources: set[str], where: str, warnings: list[str]) -> bool:
+        if not isinstance(name, str) or name not in self.conditions:
+            raise Unresolved(f"condition {name!r} (not in Conditions)")
+        if name not in self._evaluated:
+            self._evaluated[name] = False  # a condition that refers to itself is false, not a loop
+            try:
+                self._evaluated[name] = _truth(resolve(self.conditions[name], params, resources, where, warnings, ctx=self))
+            except Unresolved:
+                del self._evaluated[name]
+                raise
+        return self._evaluated[name]
+
+
+class _NoValue:
+    """!Ref AWS::NoValue: the property is removed."""
+
+
+NO_VALUE = _NoValue()
+
+
+def _truth(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise Unresolved(f"a condition that is not true or false ({value!r})")
+
+
+def resolve(
+    value: Any,
+    params: Mapping[str, Any],
+    resources: set[str],
+    where: str,
+    warnings: list[str],
+    *,
+    ctx: Intrinsics | None = None,
+) -> Any:
     """Work out a value's intrinsic functions; Unresolved when faas cannot."""
+    ctx = ctx or Intrinsics()
+
+    def again(v: Any) -> Any:
+        return resolve(v, params, resources, where, warnings, ctx=ctx)
+
     if isinstance(value, Mapping) and len(value) == 1:
         ((key, arg),) = value.items()
         if key == "Ref":
+            if arg == "AWS::NoValue":
+                return NO_VALUE
             if arg in params:
                 return params[arg]
             if arg in resources:
@@ -182,7 +328,7 @@ def resolve(value: Any, params: Mapping[str, Any], resources: set[str], where: s
             raise Unresolved(f"!Ref {arg}")
         if key == "Fn::Sub":
             text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1] if len(arg) > 1 else {})
-            local = {**params, **{k: resolve(v, params, resources, where, warnings) for k, v in extra.items()}}
+            local = {**params, **ctx.attributes, **{k: again(v) for k, v in extra.items()}}
 
             def sub(match: re.Match[str]) -> str:
                 ref = match.group(1)
@@ -192,31 +338,151 @@ def resolve(value: Any, params: Mapping[str, Any], resources: set[str], where: s
 
             return _SUB_RE.sub(sub, text)
         if key == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
-            parts = resolve(arg[1], params, resources, where, warnings)
-            return str(arg[0]).join(str(resolve(p, params, resources, where, warnings)) for p in parts)
+            parts = again(arg[1])
+            return str(arg[0]).join(str(again(p)) for p in parts)
+        if key == "Fn::GetAtt":
+            target = ".".join(str(p) for p in arg) if isinstance(arg, list) else str(arg)
+            if target in ctx.attributes:
+                return ctx.attributes[target]
+            raise Unresolved(f"!GetAtt {target}")
+        if key == "Fn::FindInMap" and isinstance(arg, list) and len(arg) in (3, 4):
+            name, top, second = (again(a) for a in arg[:3])
+            try:
+                return again(ctx.mappings[name][top][second])
+            except (KeyError, TypeError):
+                if len(arg) == 4 and isinstance(arg[3], Mapping) and "DefaultValue" in arg[3]:
+                    return again(arg[3]["DefaultValue"])
+                raise Unresolved(f"!FindInMap [{name}, {top}, {second}] (not in Mappings)") from None
+        if key == "Fn::If" and isinstance(arg, list) and len(arg) == 3:
+            return again(arg[1] if ctx.condition(arg[0], params, resources, where, warnings) else arg[2])
+        if key == "Fn::Equals" and isinstance(arg, list) and len(arg) == 2:
+            left, right = again(arg[0]), again(arg[1])
+            return str(left) == str(right)
+        if key in ("Fn::And", "Fn::Or") and isinstance(arg, list):
+            truths = [_truth(again(a)) for a in arg]
+            return all(truths) if key == "Fn::And" else any(truths)
+        if key == "Fn::Not" and isinstance(arg, list) and len(arg) == 1:
+            return not _truth(again(arg[0]))
+        if key in ("Condition", "Fn::Condition") and isinstance(arg, str):
+            return ctx.condition(arg, params, resources, where, warnings)
+        if key == "Fn::Select" and isinstance(arg, list) and len(arg) == 2:
+            index, items = again(arg[0]), again(arg[1])
+            try:
+                return items[int(index)]
+            except (ValueError, TypeError, IndexError):
+                raise Unresolved(f"!Select [{index}, {items!r}] (no such element)") from None
+        if key == "Fn::Split" and isinstance(arg, list) and len(arg) == 2:
+            text = again(arg[1])
+            if not isinstance(text, str):
+                raise Unresolved("!Split of something that is not a string")
+            return text.split(str(arg[0]))
         if key.startswith("Fn::"):
             raise Unresolved(f"!{key[4:]}")
     if isinstance(value, Mapping):
-        return {k: resolve(v, params, resources, where, warnings) for k, v in value.items()}
+        resolved = {k: again(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not NO_VALUE}
     if isinstance(value, list):
-        return [resolve(v, params, resources, where, warnings) for v in value]
+        return [v for v in (again(item) for item in value) if v is not NO_VALUE]
     return value
 
 
+def parameter_values(declared: Mapping[str, Any], overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Each parameter's value (its override, else its Default) as its Type reads it: a Number
+    given as a string is a number; a list type is split at commas."""
+    values: dict[str, Any] = {}
+    for name, definition in declared.items():
+        if not isinstance(definition, Mapping):
+            continue
+        if overrides and name in overrides:
+            raw: Any = overrides[name]
+        elif "Default" in definition:
+            raw = definition["Default"]
+        else:
+            continue
+        kind = str(definition.get("Type", "String"))
+        if kind == "Number":
+            try:
+                number = float(raw)
+            except (TypeError, ValueError):
+                raise ValidationError(f"parameter {name}: Type Number, got {raw!r}") from None
+            raw = int(number) if number.is_integer() else number
+        elif kind in ("CommaDelimitedList", "List<Number>") or kind.startswith("List<"):
+            raw = [part.strip() for part in raw.split(",")] if isinstance(raw, str) else list(raw)
+        allowed = definition.get("AllowedValues")
+        if isinstance(allowed, list) and raw not in allowed and str(raw) not in [str(a) for a in allowed]:
+            raise ValidationError(f"parameter {name}: {raw!r} is not one of its AllowedValues {allowed}")
+        values[name] = raw
+    return values
+
+
+def _definition(folder: Path, uri: str, where: str) -> Any:
+    """An API's DefinitionUri: an OpenAPI file (YAML or JSON) in the template's folder tree."""
+    if uri.startswith("s3://"):
+        raise ValidationError(f"{where}: {uri!r} is in S3; faas reads a local file relative to the template")
+    target = (folder / uri).resolve()
+    if not target.is_relative_to(folder) or not target.is_file():
+        raise ValidationError(f"{where}: {uri!r} is not a file in the template's folder")
+    try:
+        return yaml.load(target.read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError) as e:
+        raise ValidationError(f"{where}: {uri!r} cannot be read as OpenAPI: {e}") from None
+
+
+def _section(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    found = raw.get(key)
+    return found if isinstance(found, Mapping) else {}
+
+
+def _drop_no_values(
+    props: Mapping[str, Any], params: Mapping[str, Any], resources: set[str], ctx: Intrinsics | None, warnings: list[str]
+) -> dict[str, Any]:
+    """Properties without those an !If (or !Ref AWS::NoValue) removes, as CloudFormation does."""
+    out: dict[str, Any] = {}
+    for key, raw in props.items():
+        if isinstance(raw, Mapping) and ("Fn::If" in raw or raw.get("Ref") == "AWS::NoValue"):
+            try:
+                if resolve(raw, params, resources, key, [], ctx=ctx) is NO_VALUE:
+                    continue
+            except Unresolved:
+                pass  # reported where the property is read
+        out[key] = raw
+    return out
+
+
+def _plain_name(logical_id: str, resource: Mapping[str, Any]) -> str:
+    """A function's name where it is plain text (for its Arn), else its logical id."""
+    name = (resource.get("Properties") or {}).get("FunctionName")
+    return name if isinstance(name, str) else str(logical_id)
+
+
 def _function(
-    template: Template, logical_id: str, props: Mapping[str, Any], params: Mapping[str, Any], resources: set[str]
+    template: Template,
+    logical_id: str,
+    props: Mapping[str, Any],
+    params: Mapping[str, Any],
+    resources: set[str],
+    ctx: Intrinsics | None = None,
 ) -> SamFunction:
     warnings = template.warnings
+    props = _drop_no_values(props, params, resources, ctx, warnings)
     ignored = sorted(k for k in props if k not in HANDLED)
     if ignored:
         warnings.append(f"{logical_id}: not supported by faas, ignored: {', '.join(ignored)}")
 
     def value(key: str) -> Any:
         try:
-            return resolve(props[key], params, resources, f"{logical_id}.{key}", warnings)
+            return resolve(props[key], params, resources, f"{logical_id}.{key}", warnings, ctx=ctx)
         except Unresolved as e:
             raise ValidationError(f"{logical_id}.{key}: faas cannot work out {e} locally") from None
 
+    url_config = props.get("FunctionUrlConfig")
+    if isinstance(url_config, Mapping):
+        extra = sorted(k for k in url_config if k not in ("AuthType", "InvokeMode"))
+        note = f" (not applied: {', '.join(extra)})" if extra else ""
+        if url_config.get("AuthType") == "AWS_IAM":
+            note += " without AWS_IAM auth: anyone who can reach the gateway may call it"
+        if note:
+            warnings.append(f"{logical_id}.FunctionUrlConfig: its function URL is /function/NAME on the gateway{note}")
     if props.get("PackageType", "Zip") != "Zip":
         raise ValidationError(f"{logical_id}: PackageType {props.get('PackageType')} (container images) is not supported")
     raw: dict[str, Any] = {}
@@ -233,7 +499,9 @@ def _function(
         variables: dict[str, Any] = {}
         for var, raw_value in (env.get("Variables") or {}).items():
             try:
-                variables[var] = resolve(raw_value, params, resources, f"{logical_id}.Environment.Variables.{var}", warnings)
+                resolved = resolve(raw_value, params, resources, f"{logical_id}.Environment.Variables.{var}", warnings, ctx=ctx)
+                if resolved is not NO_VALUE:
+                    variables[var] = resolved
             except Unresolved as e:
                 warnings.append(f"{logical_id}: environment variable {var} left out: faas cannot work out {e} locally")
         raw["environment"] = variables
@@ -243,7 +511,7 @@ def _function(
     arch = props.get("Architectures")
     if arch not in (None, ["x86_64"]):
         warnings.append(f"{logical_id}: Architectures {arch} - faas runs the code on this machine's architecture")
-    code_uri = value("CodeUri") if "CodeUri" in props else None
+    code_uri = value("CodeUri") if "CodeUri" in props else "."  # SAM: the template's own folder
     if "InlineCode" in props:
         raise ValidationError(f"{logical_id}: InlineCode is not supported; put the code in a folder and set CodeUri")
     if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
@@ -279,12 +547,26 @@ def package(fn: SamFunction) -> bytes:
     return buffer.getvalue()
 
 
-def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callable[[str], None]) -> int:
+def deploy(
+    client: Any,
+    path: Path,
+    *,
+    say: Callable[[str], None],
+    warn: Callable[[str], None],
+    overrides: Mapping[str, str] | None = None,
+) -> int:
     """`faas deploy template.yaml`: every function of the template through the gateway's
-    admin API (client is a faas.cli.client.GatewayClient); returns how many failed."""
-    template = load(path)
+    admin API (client is a faas.cli.client.GatewayClient), then its routes; returns how many
+    functions failed.
+
+    The routes are checked by the gateway first (a clash or a path under faas's own
+    prefixes refuses the template before any function is deployed), and replace the
+    template's previous routes once the functions are deployed."""
+    template = load(path, overrides)
     for warning in template.warnings:
         warn(f"warning: {warning}")
+    routes = [r.to_json() for r in template.routes]
+    client.put_routes(template.stack, routes, dry_run=True)
     failed = 0
     for fn in template.functions:
         try:
@@ -300,4 +582,7 @@ def deploy(client: Any, path: Path, *, say: Callable[[str], None], warn: Callabl
         fallback = fallback_warning(result.function)
         if fallback:
             warn(fallback)
+    client.put_routes(template.stack, routes)
+    for route in template.routes:
+        say(f"route {route.method} {route.path} -> {route.function} ({route.kind} {route.api_id}, stage {route.stage})")
     return failed

@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS invocations (
 );
 CREATE INDEX IF NOT EXISTS invocations_by_name ON invocations (name, id);
 """
+_ROUTES_TABLE = "CREATE TABLE IF NOT EXISTS api_routes (stack TEXT PRIMARY KEY, routes_json TEXT NOT NULL, updated REAL NOT NULL)"
 _VERSION_COLUMNS = "v.name, v.version, v.sha256, v.spec_json, v.code_dir, v.code_size, v.source_dir, v.created"
 _SPEC_FIELDS = frozenset(f.name for f in fields(FunctionSpec))
 
@@ -330,6 +331,30 @@ class Store:
     def referenced_shas(self) -> set[str]:
         """Packages some version still points at: garbage collection must keep these."""
         return {sha for (sha,) in self._query("SELECT DISTINCT sha256 FROM versions")}
+
+    # ---- API routes of deployed templates (faas/deploy/routes.py) -----------------------
+    # The table is created on first use rather than by a schema version: adding it changes
+    # nothing else, and an older faas opening the file simply never reads it.
+
+    def routes_all(self) -> list[tuple[str, str]]:
+        """(stack, routes as JSON) of every template whose routes are deployed."""
+        with self._write() as db:
+            db.execute(_ROUTES_TABLE)
+            return db.execute("SELECT stack, routes_json FROM api_routes ORDER BY stack").fetchall()
+
+    def put_routes(self, stack: str, routes_json: str) -> None:
+        with self._write() as db:
+            db.execute(_ROUTES_TABLE)
+            db.execute(
+                "INSERT INTO api_routes (stack, routes_json, updated) VALUES (?, ?, ?)"
+                " ON CONFLICT(stack) DO UPDATE SET routes_json = excluded.routes_json, updated = excluded.updated",
+                (stack, routes_json, time.time()),
+            )
+
+    def delete_routes(self, stack: str) -> bool:
+        with self._write() as db:
+            db.execute(_ROUTES_TABLE)
+            return db.execute("DELETE FROM api_routes WHERE stack = ?", (stack,)).rowcount > 0
 
     def close(self) -> None:
         with self._lock:

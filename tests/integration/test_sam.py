@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from tests.integration.aws_clients import lambda_client
 from tests.integration.conftest import ROOT, Gateway
@@ -22,7 +23,14 @@ def deployed(gateway: Gateway):
 def test_every_function_of_the_template_is_deployed_and_warned_about(deployed) -> None:
     assert "deployed GreeterFunction version 1 from GreeterFunction" in deployed.stdout
     assert "deployed sam-word-count version 1 from WordCountFunction" in deployed.stdout
-    assert "warning: GreeterFunction: not supported by faas, ignored: Events" in deployed.stderr
+    assert "route GET /greet -> GreeterFunction (HttpApi ServerlessHttpApi, stage $default)" in deployed.stdout
+    assert "Events" not in deployed.stderr
+
+
+def test_the_templates_http_api_route_is_served_at_its_own_path(gateway: Gateway, deployed) -> None:
+    response = requests.get(f"{gateway.url}/greet", timeout=30)
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    assert response.json() == {"message": "Hello, world!", "stage": "dev", "app": "sam-app", "memory": "128"}
 
 
 def test_the_sam_functions_answer_with_the_templates_configuration(gateway: Gateway, deployed) -> None:
@@ -60,5 +68,5 @@ def test_a_broken_template_deploys_nothing(gateway: Gateway, tmp_path) -> None:
     )
     out = gateway.cli("deploy", str(bad))
     assert out.returncode == 1 and "memory must be between 128 and 10240" in out.stderr
-    listed = __import__("requests").get(f"{gateway.url}/system/functions", timeout=30).json()
+    listed = requests.get(f"{gateway.url}/system/functions", timeout=30).json()
     assert "Ok" not in [f["name"] for f in listed]

@@ -34,7 +34,8 @@ def test_the_example_app_deploys_two_functions_with_globals_merged() -> None:
     assert greeter.spec.environment == {"STAGE": "dev", "APP_NAME": "sam-app", "GREETING": "Hello"}
     assert counter.spec.environment["RESULTS_PREFIX"] == "dev-us-east-1"
     assert counter.spec.concurrency == 2 and greeter.spec.concurrency is None
-    assert template.warnings == ["GreeterFunction: not supported by faas, ignored: Events"]
+    assert template.warnings == []  # its HttpApi event is a route now (tests/unit/test_routes.py)
+    assert [(r.method, r.path, r.function, r.kind) for r in template.routes] == [("GET", "/greet", "GreeterFunction", "HttpApi")]
 
 
 def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> None:
@@ -133,3 +134,96 @@ def test_merge_globals_follows_sams_rules() -> None:
 def test_is_template() -> None:
     assert sam.is_template(ROOT / "functions" / "sam-app" / "template.yaml")
     assert not sam.is_template(ROOT / "functions" / "hello" / "function.yaml")
+
+
+INTRINSICS = """\
+Parameters:
+  Env: {Type: String, Default: prod, AllowedValues: [dev, prod]}
+  Memory: {Type: Number, Default: "256"}
+  Names: {Type: CommaDelimitedList, Default: "a,b,c"}
+Mappings:
+  Sizes:
+    prod: {Timeout: 10}
+    dev: {Timeout: 3}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+  IsDev: !Not [!Condition IsProd]
+Resources:
+  Main:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.handler
+      Runtime: python3.11
+      MemorySize: !Ref Memory
+      Timeout: !FindInMap [Sizes, !Ref Env, Timeout]
+      Description: !If [IsProd, !Ref AWS::NoValue, "a dev build"]
+      Environment:
+        Variables:
+          SECOND: !Select [1, !Ref Names]
+          PARTS: !Join ["-", !Split [",", "x,y"]]
+          PEER: !GetAtt Other.Arn
+          ONLY_DEV: !If [IsDev, "yes", !Ref AWS::NoValue]
+  Other:
+    Type: AWS::Serverless::Function
+    Properties: {Handler: app.handler, Runtime: python3.11, FunctionName: other-fn}
+  DevOnly:
+    Type: AWS::Serverless::Function
+    Condition: IsDev
+    Properties: {Handler: app.handler, Runtime: python3.11}
+"""
+
+
+def test_intrinsics_parameters_mappings_and_conditions_are_resolved(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    path = tmp_path / "template.yaml"
+    path.write_text(INTRINSICS)
+    template = sam.load(path)
+    main = next(f for f in template.functions if f.logical_id == "Main")
+    assert main.spec.memory == 256 and main.spec.timeout == 10 and not main.spec.description
+    assert main.spec.environment == {
+        "SECOND": "b",
+        "PARTS": "x-y",
+        "PEER": "arn:aws:lambda:us-east-1:123456789012:function:other-fn",
+    }
+    assert main.code == tmp_path  # no CodeUri: the template's folder, as SAM builds it
+    assert [f.logical_id for f in template.functions] == ["Main", "Other"]
+    assert "DevOnly: its Condition IsDev is false, not deployed" in template.warnings
+
+
+def test_a_parameter_outside_its_allowed_values_refuses_the_template(tmp_path: Path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(INTRINSICS.replace("Default: prod", "Default: staging"))
+    with pytest.raises(ValidationError, match="not one of its AllowedValues"):
+        sam.load(path)
+
+
+def test_parameter_overrides_in_sams_two_syntaxes(tmp_path: Path) -> None:
+    assert sam.parse_overrides("Env=dev Memory='512'") == {"Env": "dev", "Memory": "512"}
+    assert sam.parse_overrides("ParameterKey=Env,ParameterValue=dev") == {"Env": "dev"}
+    with pytest.raises(ValidationError, match="not Key=Value"):
+        sam.parse_overrides("Env")
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    path = tmp_path / "template.yaml"
+    path.write_text(INTRINSICS)
+    template = sam.load(path, sam.parse_overrides("Env=dev Memory=512"))
+    assert [f.logical_id for f in template.functions] == ["Main", "Other", "DevOnly"]
+    main = template.functions[0]
+    assert main.spec.memory == 512 and main.spec.timeout == 3 and main.spec.description == "a dev build"
+    assert main.spec.environment["ONLY_DEV"] == "yes"
+    with pytest.raises(ValidationError, match="does not have: Nope"):
+        sam.load(path, {"Nope": "1"})
+
+
+def test_a_function_url_config_is_the_gateways_function_url(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("def handler(e, c):\n    return 1\n")
+    path = tmp_path / "template.yaml"
+    path.write_text(
+        "Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: app.handler\n"
+        "      Runtime: python3.11\n      FunctionUrlConfig: {AuthType: NONE}\n"
+        "  G:\n    Type: AWS::Serverless::Function\n    Properties:\n      Handler: app.handler\n"
+        "      Runtime: python3.11\n      FunctionUrlConfig: {AuthType: AWS_IAM, Cors: {AllowOrigins: ['*']}}\n"
+    )
+    template = sam.load(path)
+    assert not any(w.startswith("F") for w in template.warnings)
+    (warning,) = [w for w in template.warnings if w.startswith("G")]
+    assert "/function/NAME" in warning and "not applied: Cors" in warning and "without AWS_IAM auth" in warning
