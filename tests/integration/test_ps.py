@@ -42,7 +42,8 @@ def test_ps_shows_each_environment_as_it_idles_and_works(gateway: Gateway, make_
     assert env["keep_alive_s"] == 600
 
     done = threading.Event()
-    caller = threading.Thread(target=lambda: (gateway.invoke(name, b'{"sleep": 2}'), done.set()))
+    # long enough for `faas ps` (a new process) to start and answer on a loaded machine
+    caller = threading.Thread(target=lambda: (gateway.invoke(name, b'{"sleep": 6}'), done.set()))
     caller.start()
     try:
         deadline = time.monotonic() + 5
@@ -56,7 +57,7 @@ def test_ps_shows_each_environment_as_it_idles_and_works(gateway: Gateway, make_
         assert line.split()[:4] == [env["id"], name, "1", "busy"] and "/256" in line
         assert "memory budget:" in table.stdout
     finally:
-        caller.join(10)
+        caller.join(20)
     assert done.is_set()
     assert rows(gateway, name)[0]["state"] == "idle"
 
