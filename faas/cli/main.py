@@ -612,10 +612,12 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
             stop.wait(WAIT_POLL_S)
         else:
             return
-        if templates is not None and templates.paths:
+        has_templates = templates is not None and bool(templates.paths)
+        if templates is not None and has_templates:
             _deploy_templates(client, base_url, templates)
         if not folders:
-            out.print(f"ready: {base_url} (deploy with `faas deploy DIR`)", markup=False)
+            hint = "Ctrl-C to stop" if has_templates else "deploy with `faas deploy DIR`"
+            out.print(f"ready: {base_url} ({hint})", markup=False)
             return
         deployed = 0
         for folder in folders:
