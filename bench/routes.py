@@ -6,7 +6,7 @@ function (sam init's hello-world handler) has an `Api` route (GET /hello, payloa
 `HttpApi` route (GET /v2/hello, payload 2.0), then times warm calls on four keep-alive
 connections taken in turn (so that drift on a shared machine hits every path alike). Prints
 one JSON document: per path n, p50, p99 in ms, and each route's median over the /function/
-median (goal: <= 1.1). Usage:
+median (goal: <= 1.1), and the REST route once more on `--api-port`'s own listener. Usage:
 
     .venv/bin/python bench/routes.py [--calls 300] [--out FILE]
 """
@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import FAAS, JSON_HEADERS, emit, running_gateway, summary  # noqa: E402
+from common import FAAS, JSON_HEADERS, emit, free_port, running_gateway, summary  # noqa: E402
 
 HANDLER = """\
 import json
@@ -53,6 +53,7 @@ PATHS = {
     "route_http_v2": ("GET", "/v2/hello", None),
     "function_url": ("GET", "/function/HelloWorldFunction", None),
     "invoke_api": ("POST", "/2015-03-31/functions/HelloWorldFunction/invocations", b"{}"),
+    "route_rest_v1_api_port": ("GET", "/hello", None),  # the same route on `faas up --api-port`'s listener
 }
 
 
@@ -63,13 +64,17 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
 
-    with running_gateway("faas-bench-routes-") as gw:
+    api_port = free_port()
+    with running_gateway("faas-bench-routes-", extra_args=("--api-port", str(api_port))) as gw:
         project = gw.tmp / "sam-app"
         (project / "hello_world").mkdir(parents=True)
         (project / "hello_world" / "app.py").write_text(HANDLER)
         (project / "template.yaml").write_text(TEMPLATE)
         subprocess.run([FAAS, "deploy", str(project / "template.yaml")], env=gw.env, check=True, capture_output=True)
-        conns = {key: http.client.HTTPConnection("127.0.0.1", gw.port, timeout=60) for key in PATHS}
+        conns = {
+            key: http.client.HTTPConnection("127.0.0.1", api_port if key.endswith("_api_port") else gw.port, timeout=60)
+            for key in PATHS
+        }
 
         def call(key: str) -> float:
             method, path, body = PATHS[key]

@@ -69,6 +69,10 @@ def _debug_target(value: Any) -> tuple[str, int] | None:
     return name, int(port or 5678)
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the gateway and CLI can be told; see README 'Configuration'."""
@@ -76,6 +80,8 @@ class Config:
     state_dir: Path
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
+    # `faas up --api-port P`: template routes also on a listener of their own, nothing else of faas there
+    api_port: int | None = None
     threads: int = 64
     keep_alive_s: float = 600.0
     memory_budget_mb: int = 8192
@@ -126,6 +132,7 @@ class Config:
         names = {
             "FAAS_HOST": "host",
             "FAAS_PORT": "port",
+            "FAAS_API_PORT": "api_port",
             "FAAS_THREADS": "threads",
             "FAAS_KEEP_ALIVE": "keep_alive_s",
             "FAAS_MEMORY_BUDGET": "memory_budget_mb",
@@ -159,6 +166,7 @@ class Config:
                 state_dir=Path(values.pop("state_dir")).expanduser().resolve(),
                 host=str(values.pop("host", "127.0.0.1")),
                 port=int(values.pop("port", DEFAULT_PORT)),
+                api_port=_optional_int(values.pop("api_port", None)),
                 threads=int(values.pop("threads", 64)),
                 keep_alive_s=float(values.pop("keep_alive_s", 600.0)),
                 memory_budget_mb=int(values.pop("memory_budget_mb")),
@@ -183,6 +191,8 @@ class Config:
             raise ValidationError(f"bad setting: {e}") from e
         if not 0 < cfg.port < 65536:
             raise ValidationError(f"port must be 1..65535, got {cfg.port}")
+        if cfg.api_port is not None and not (0 < cfg.api_port < 65536 and cfg.api_port != cfg.port):
+            raise ValidationError(f"api_port must be 1..65535 and not the gateway's port {cfg.port}, got {cfg.api_port}")
         if not 1 <= cfg.threads <= 1024:
             raise ValidationError(f"threads must be 1..1024, got {cfg.threads}")
         if not 0 <= cfg.prestart_min <= cfg.prestart_max <= 64:

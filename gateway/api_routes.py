@@ -19,7 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import NotFound
 
-from faas.deploy.routes import HTTP, REST, Match, Route, check_reserved, first_segment
+from faas.deploy.routes import HTTP, NO_MATCH, REST, Match, Route, RouteTable, check_reserved, first_segment
 from faas.errors import FaasError, FunctionNotFound, ShuttingDown, ValidationError
 from faas.ids import request_id as new_request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
@@ -32,7 +32,8 @@ from gateway.api_events import (
     preflight_answer,
     trace_header,
 )
-from gateway.common import BodyTooLarge, platform, read_body, require_token
+from gateway.common import CONFIG_KEY, BodyTooLarge, platform, read_body, require_token
+from gateway.contract import PlatformAPI
 from gateway.http_trigger import InvalidFunctionResponse
 
 LOG = logging.getLogger(__name__)
@@ -140,6 +141,27 @@ def serve(path: str) -> Response:
     table = plat.api_routes()
     if not table or first_segment("/" + path) in reserved_prefixes():
         raise NotFound()  # faas's own 404, as before any template was deployed
+    return _answer(plat, table)
+
+
+@bp.before_app_request
+def _api_port_only() -> Response | None:
+    """On `faas up --api-port P`'s listener the template routes answer every request, at the
+    root, as `sam local start-api` serves them: no /system, /ui, Invoke API or function URLs
+    there (the worker sends none of its requests down the Invoke fast path either)."""
+    port = getattr(current_app.extensions.get(CONFIG_KEY), "api_port", None)
+    if not port or request.environ.get("SERVER_PORT") != str(port):
+        return None
+    plat = platform()
+    table = plat.api_routes()
+    if not table:  # nothing deployed yet: what a REST API (and `sam local start-api`) answers
+        status, body, error_type = NO_MATCH[REST]
+        return _message(status, body["message"], new_request_id(), error_type)
+    return _answer(plat, table)
+
+
+def _answer(plat: PlatformAPI, table: RouteTable) -> Response:
+    """The request through the route table: a preflight, a route's function, or API Gateway's miss."""
     request_id = new_request_id()
     origin = request.headers.get("Origin")
     if request.method == "OPTIONS":

@@ -48,6 +48,8 @@ def config_environment(config: Config) -> dict[str, str]:
         "FAAS_KEEP_ALIVE": str(config.keep_alive_s),
         "FAAS_MEMORY_BUDGET": str(config.memory_budget_mb),
     }
+    if config.api_port:
+        env["FAAS_API_PORT"] = str(config.api_port)
     if config.api_token:
         env["FAAS_API_TOKEN"] = config.api_token
     if config.debug:
@@ -81,12 +83,23 @@ def check_exposure(config: Config) -> None:
     )
 
 
+def binds(config: Config) -> list[str]:
+    """The gateway's address, and the template routes' own (`--api-port`, as `sam local
+    start-api` serves on 3000): one worker listens on both and tells their requests apart
+    by the local port (gateway/api_routes.py), so both share one platform and one pool."""
+    host = f"[{config.host}]" if ":" in config.host and not config.host.startswith("[") else config.host
+    out = [f"{host}:{config.port}"]
+    if config.api_port:
+        out.append(f"{host}:{config.api_port}")
+    return out
+
+
 def settings(config: Config) -> dict[str, Any]:
     """gunicorn settings for this config (also what gunicorn.conf.py exports); refuses an
     exposed address without an API token (check_exposure)."""
     check_exposure(config)
     return {
-        "bind": [f"{config.host}:{config.port}"],
+        "bind": binds(config),
         "worker_class": "gateway.worker.GatewayWorker",
         "workers": 1,
         "threads": config.threads,

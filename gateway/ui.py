@@ -19,11 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, current_app, request, send_file
 
 from faas.errors import ValidationError
 from gateway.admin import describe, environment_counts
-from gateway.common import platform, require_token
+from gateway.common import CONFIG_KEY, platform, require_token
+from gateway.contract import PlatformAPI
 
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_LIMIT = 500
@@ -86,8 +87,15 @@ def overview() -> Response:
             "functions": functions,
             "environments": environments,
             "async_queue_depth": plat.async_queue_depth(),
+            "routes": _routes(plat),
+            "api_port": getattr(current_app.extensions.get(CONFIG_KEY), "api_port", None),
         }
     )
+
+
+def _routes(plat: PlatformAPI) -> list[dict[str, Any]]:
+    """The deployed templates' API routes, as `faas routes` lists them (GET /system/routes)."""
+    return [{**r.to_json(), "stack": stack} for stack, routes in sorted(plat.route_stacks().items()) for r in routes]
 
 
 @bp.get("/ui/api/invocations")

@@ -49,7 +49,7 @@ from faas.invoke.sockio import kernel_timeout
 from faas.models import SYNC_PAYLOAD_LIMIT
 from gateway.app import REQUEST_ID_HEADER, error_answer, unexpected_error
 from gateway.browser_guard import GUARD_KEY, BrowserGuard
-from gateway.common import BodyTooLarge, platform_of
+from gateway.common import CONFIG_KEY, BodyTooLarge, platform_of
 from gateway.contract import PlatformAPI
 from gateway.lambda_api import Answer, invoke_answer
 
@@ -124,6 +124,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         self._reserved = 0  # bytes of big bodies being read before a slot (PREREAD_BUDGET)
         self._draining = False
         self._date = (0, "")
+        self._api_port: int | None = None  # `faas up --api-port`: template routes only, no Invoke fast path
 
     # ---- stopping --------------------------------------------------------------------
 
@@ -147,6 +148,7 @@ class GatewayWorker(Worker):  # type: ignore[misc]
         super().load_wsgi()
         self.platform = platform_of(self.wsgi)
         self._guard: BrowserGuard = self.wsgi.extensions[GUARD_KEY]
+        self._api_port = getattr(self.wsgi.extensions.get(CONFIG_KEY), "api_port", None)
         # What exists now (modules, Flask, the platform) lives as long as the worker: moved out
         # of the collector's sight, a full collection no longer walks it in the middle of a call.
         gc.collect()
@@ -223,13 +225,15 @@ class GatewayWorker(Worker):  # type: ignore[misc]
     def _serve(self, conn: socket.socket, addr: Any, server: Any) -> None:
         buf = b""
         first = True
+        # The template routes' own port serves nothing else of faas: its requests all go to the app.
+        fast = self.platform is not None and not (isinstance(server, tuple) and server[1] == self._api_port)
         try:
             while True:
                 buf, end = self._read_head(conn, buf, first)
                 first = False
                 # The fast path's body is read here, before a slot is taken: a caller that sends
                 # it slowly holds its own thread, not one of the slots every caller needs.
-                request = self._fast_request(conn, buf, end) if self.platform is not None else None
+                request = self._fast_request(conn, buf, end) if fast else None
                 if request is None:
                     buf = self._preread(conn, buf, end)
                 with self._count_lock:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from rich.console import Console
 
 from faas.cli.client import GatewayClient
 from faas.cli.source_watcher import Redeploy, SourceWatcher
+from faas.cli.template_watcher import TemplateRedeploy, TemplateWatcher
 from faas.cli.watch_claims import claimed
 from faas.errors import FaasError
 
@@ -59,6 +60,30 @@ def redeploy_printer(out: Console, err: Console):  # type: ignore[no-untyped-def
     return report
 
 
+def template_printer(out: Console, err: Console):  # type: ignore[no-untyped-def]
+    """report(TemplateRedeploy) for a terminal: what went live, routes added and removed, or why nothing did."""
+
+    def report(r: TemplateRedeploy) -> None:
+        who = r.template.name
+        if r.message:
+            err.print(f"{who}: not deployed, the live functions and routes still serve: {r.message}", style="red", markup=False)
+            return
+        for warning in r.warnings:
+            err.print(f"{who}: {warning}", style="yellow", markup=False)
+        for name, version in r.live:
+            out.print(f"{name}  version {version}  live  ({r.took_ms:.0f} ms after the save)", markup=False)
+        for line in r.added:
+            out.print(f"route {line}  added", markup=False)
+        for line in r.removed:
+            out.print(f"route {line}  removed", markup=False)
+        for error in r.errors:
+            err.print(f"{who}: {error} (its live version still serves)", style="red", markup=False)
+        if not (r.live or r.added or r.removed or r.errors):
+            out.print(f"{who}  unchanged", style="dim", markup=False)
+
+    return report
+
+
 def _local_folder(raw: object, name: str, state_dir: Path) -> Path | None:
     """The function's source folder when `faas deploy` on this machine recorded the same one."""
     if not isinstance(raw, str) or not raw:
@@ -74,13 +99,34 @@ def _local_folder(raw: object, name: str, state_dir: Path) -> Path | None:
 
 
 def watch_sources(
-    base_url: str, folders: Iterable[Path], stop: threading.Event, *, state_dir: Path, out: Console, err: Console
+    base_url: str,
+    folders: Iterable[Path],
+    stop: threading.Event,
+    *,
+    state_dir: Path,
+    out: Console,
+    err: Console,
+    templates: Iterable[Path] = (),
+    overrides: Mapping[str, str] | None = None,
 ) -> None:
-    """For `faas up`: redeploy on save until stop is set."""
+    """For `faas up`: redeploy on save until stop is set (function folders, and SAM templates
+    with their functions' code: faas/cli/template_watcher.py)."""
     pinned = {Path(f).resolve() for f in folders}
-    with GatewayClient(base_url) as upload_client, GatewayClient(base_url) as list_client:
+    with (
+        GatewayClient(base_url) as upload_client,
+        GatewayClient(base_url) as list_client,
+        GatewayClient(base_url) as template_client,
+    ):
         watcher = SourceWatcher(_upload(upload_client), redeploy_printer(out, err))
+        report = template_printer(out, err)
+        template_watchers = [TemplateWatcher(template_client, t, report, overrides=overrides) for t in templates]
         try:
+            for tw in template_watchers:
+                out.print(
+                    f"watching {tw.path.name} and its functions' code ({len(tw.folders())} folder(s)); a save redeploys",
+                    style="dim",
+                    markup=False,
+                )
             for folder in sorted(pinned):
                 watcher.add(folder)
             listed: dict[Path, str] = {}
@@ -111,6 +157,8 @@ def watch_sources(
                             )
                 stop.wait(REFRESH_S)
         finally:
+            for tw in template_watchers:
+                tw.close()
             watcher.close()
 
 

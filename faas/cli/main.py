@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -474,6 +475,7 @@ def _load_config(args: argparse.Namespace) -> Config:
         "state_dir": getattr(args, "state_dir", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "api_port": getattr(args, "api_port", None),
         "threads": getattr(args, "threads", None),
         "debug": getattr(args, "debug", None),
     }
@@ -553,8 +555,52 @@ def _public_url(config: Config) -> str:
     return f"http://{host}:{config.port}"
 
 
-def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event) -> None:
-    """Thread body for `faas up`: wait for /healthz, then deploy each folder over HTTP.
+@dataclass(frozen=True)
+class UpTemplates:
+    """The SAM templates `faas up` was given, read once before the gateway starts."""
+
+    paths: list[Path]
+    overrides: dict[str, str]
+    runtimes: list[str]
+    api_url: str | None  # `--api-port`'s listener, where the routes are served too
+
+
+def _read_templates(paths: Iterable[Path], overrides: dict[str, str], api_url: str | None) -> UpTemplates:
+    """Load each template (a broken one stops `faas up` before anything starts)."""
+    from faas.deploy import sam
+
+    loaded = [sam.load(Path(p).expanduser(), overrides) for p in paths]
+    runtimes = sorted({fn.spec.runtime for t in loaded for fn in t.functions})
+    return UpTemplates([t.path for t in loaded], overrides, runtimes, api_url)
+
+
+def _deploy_templates(client: GatewayClient, base_url: str, templates: UpTemplates) -> int:
+    """Deploy each template's functions and routes, printing the routes as curl would reach them."""
+    from faas.deploy import sam
+
+    failed = 0
+    for path in templates.paths:
+        try:
+            failed += sam.deploy(
+                client,
+                path,
+                say=lambda m: out.print(m, markup=False),
+                warn=lambda m: err.print(m, style="yellow", markup=False),
+                overrides=templates.overrides,
+            )
+        except GatewayUnavailable:
+            raise
+        except FaasError as e:
+            err.print(f"error: {path}: {e.message}", style="red", markup=False)
+            failed += 1
+    if templates.paths:
+        where = base_url + (f" and {templates.api_url}" if templates.api_url else "")
+        out.print(f"template routes at {where} (`faas routes` lists them)", markup=False)
+    return failed
+
+
+def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event, templates: UpTemplates | None = None) -> None:
+    """Thread body for `faas up`: wait for /healthz, then deploy each folder and template over HTTP.
 
     Prints nothing until the gateway answers: the worker is forked from this process,
     and a fork while this thread holds the console's lock would hang the worker.
@@ -566,8 +612,12 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
             stop.wait(WAIT_POLL_S)
         else:
             return
+        has_templates = templates is not None and bool(templates.paths)
+        if templates is not None and has_templates:
+            _deploy_templates(client, base_url, templates)
         if not folders:
-            out.print(f"ready: {base_url} (deploy with `faas deploy DIR`)", markup=False)
+            hint = "Ctrl-C to stop" if has_templates else "deploy with `faas deploy DIR`"
+            out.print(f"ready: {base_url} ({hint})", markup=False)
             return
         deployed = 0
         for folder in folders:
@@ -591,14 +641,25 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
         )
 
 
-def _deploy_then_watch(base_url: str, folders: list[Path], stop: threading.Event, watch: bool, state_dir: Path) -> None:
-    """Thread body for `faas up`: deploy the folders, then redeploy them (and every function
-    deployed from a folder here) on save until the gateway stops."""
-    _deploy_when_ready(base_url, folders, stop)
+def _deploy_then_watch(
+    base_url: str, folders: list[Path], stop: threading.Event, watch: bool, state_dir: Path, templates: UpTemplates
+) -> None:
+    """Thread body for `faas up`: deploy the folders and templates, then redeploy them (and every
+    function deployed from a folder here) on save until the gateway stops."""
+    _deploy_when_ready(base_url, folders, stop, templates)
     if watch and not stop.is_set():
         from faas.cli import devloop
 
-        devloop.watch_sources(base_url, folders, stop, state_dir=state_dir, out=out, err=err)
+        devloop.watch_sources(
+            base_url,
+            folders,
+            stop,
+            state_dir=state_dir,
+            out=out,
+            err=err,
+            templates=templates.paths,
+            overrides=templates.overrides,
+        )
 
 
 def _listening_line(config: Config, base_url: str) -> str:
@@ -616,13 +677,22 @@ def cmd_up(args: argparse.Namespace) -> int:
     from gateway.server import check_exposure
 
     check_exposure(config)  # before the engine and the images: refuse at once
-    folders = find_function_folders(Path(d) for d in args.dirs)
+    # A file is a SAM template (`sam local start-api`'s project, unchanged); a folder holds functions.
+    from faas.deploy import sam
+
+    overrides = sam.parse_overrides(getattr(args, "parameter_overrides", "") or "")
+    template_paths = [Path(d) for d in args.dirs if Path(d).is_file()]
+    if overrides and not template_paths:
+        raise ValidationError("--parameter-overrides applies to a SAM template (faas up template.yaml)")
+    folders = find_function_folders(Path(d) for d in args.dirs if not Path(d).is_file())
     base_url = _public_url(config)
+    api_url = _public_url(replace(config, port=config.api_port)) if config.api_port else None
+    templates = _read_templates(template_paths, overrides, api_url)
     with GatewayClient(base_url) as probe:
         if probe.health():
             err.print(f"error: a faas gateway already answers at {base_url}", markup=False)
             return EXIT_ERROR
-    engine = _prepare_runtimes(config, runtimes=runtimes_to_build(config, folders))
+    engine = _prepare_runtimes(config, runtimes=runtimes_to_build(config, folders, templates.runtimes))
     base = getattr(engine, "base_url", None)
     if base and not os.environ.get("DOCKER_HOST"):
         os.environ["DOCKER_HOST"] = str(base)  # the worker's Platform finds the same engine
@@ -632,7 +702,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     deployer = threading.Thread(
         target=_deploy_then_watch,
-        args=(base_url, folders, stop, not getattr(args, "no_watch", False), config.state_dir),
+        args=(base_url, folders, stop, not getattr(args, "no_watch", False), config.state_dir, templates),
         name="faas-up-deploy",
         daemon=True,
     )
@@ -702,11 +772,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    up.add_argument("dirs", nargs="*", metavar="DIR", help="a function folder, or a folder of function folders")
+    up.add_argument(
+        "dirs",
+        nargs="*",
+        metavar="DIR",
+        help="a function folder, a folder of function folders, or an AWS SAM template.yaml (its functions and API routes)",
+    )
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
     up.add_argument("--state-dir", type=Path, help="state folder (default $FAAS_STATE_DIR or ~/.local/state/faas)")
     up.add_argument("--threads", type=int, help="gateway threads, i.e. calls served at once (default 64)")
+    up.add_argument(
+        "--api-port",
+        type=int,
+        metavar="P",
+        help="also serve the templates' API routes at the root of port P, with nothing else of faas there "
+        "(as `sam local start-api` does on 3000)",
+    )
+    up.add_argument(
+        "--parameter-overrides",
+        default="",
+        metavar="OVERRIDES",
+        help="the templates' parameter values, in SAM's syntax: 'Key=Value Key2=Value2'",
+    )
     up.add_argument("--no-watch", action="store_true", help="do not redeploy functions when their source folder changes")
     up.add_argument(
         "--debug",

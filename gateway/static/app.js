@@ -141,6 +141,24 @@ function changed(part, value) {
   return true;
 }
 
+// A template's routes, served at the gateway's root (and on --api-port's listener).
+function renderRoutes(routes, apiPort) {
+  const body = $("routes").tBodies[0];
+  body.replaceChildren(...routes.map((r) => {
+    const link = r.path.includes("{") || r.path === "$default" ? r.path : el("a", { href: r.path, target: "_blank", rel: "noopener" }, r.path);
+    return el("tr", {},
+      el("td", {}, r.method),
+      el("td", {}, el("code", {}, link)),
+      el("td", {}, r.function),
+      el("td", {}, r.kind),
+      el("td", {}, r.api_id),
+      el("td", {}, r.stage),
+      el("td", { class: "muted" }, r.stack));
+  }));
+  $("no-routes").hidden = routes.length > 0;
+  $("routes-where").textContent = apiPort ? `at this address and on port ${apiPort}` : "at this address";
+}
+
 async function pollOverview() {
   const data = await getJSON("/ui/api/overview?window=10");
   setLive(true);
@@ -154,6 +172,8 @@ async function pollOverview() {
   const shown = data.functions.map((f) => ({ ...f, stats: f.stats && { ...f.stats, last_call: 0 } }));
   if (changed("functions", [shown, state.selected])) renderFunctions(data.functions);
   renderInvokeOptions(data.functions);
+  const routes = data.routes || [];
+  if (changed("routes", [routes, data.api_port])) renderRoutes(routes, data.api_port);
   const envRows = data.environments.map((e) => ({ ...e, idle_s: e.state === "ready" ? Math.round(e.idle_s) : 0 }));
   if (changed("environments", envRows)) renderEnvironments(envRows);
   const rate = data.functions.reduce((sum, f) => sum + ((f.stats && f.stats.calls_per_s) || 0), 0);
