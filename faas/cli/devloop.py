@@ -38,6 +38,10 @@ def _upload(client: GatewayClient):  # type: ignore[no-untyped-def]
     return upload
 
 
+def _progress(err: Console):  # type: ignore[no-untyped-def]
+    return lambda message: err.print(message, style="dim", markup=False, emoji=False, highlight=False)
+
+
 def redeploy_printer(out: Console, err: Console):  # type: ignore[no-untyped-def]
     """report(Redeploy) for a terminal: a line per save, the init output of a version that failed."""
 
@@ -79,7 +83,7 @@ def watch_sources(
     """For `faas up`: redeploy on save until stop is set."""
     pinned = {Path(f).resolve() for f in folders}
     with GatewayClient(base_url) as upload_client, GatewayClient(base_url) as list_client:
-        watcher = SourceWatcher(_upload(upload_client), redeploy_printer(out, err))
+        watcher = SourceWatcher(_upload(upload_client), redeploy_printer(out, err), progress=_progress(err))
         try:
             for folder in sorted(pinned):
                 watcher.add(folder)
@@ -118,7 +122,7 @@ def watch_until_interrupted(base_url: str, folders: Iterable[Path], *, out: Cons
     """For `faas deploy DIR --watch`: redeploy on save until Ctrl-C (KeyboardInterrupt)."""
     folders = [Path(f).resolve() for f in folders]
     with GatewayClient(base_url) as client:
-        watcher = SourceWatcher(_upload(client), redeploy_printer(out, err))
+        watcher = SourceWatcher(_upload(client), redeploy_printer(out, err), progress=_progress(err))
         try:
             for folder in folders:
                 watcher.add(folder)
