@@ -92,21 +92,23 @@ def call(gw: Gateway, name: str, payload: object = None) -> object:
 def test_requirements_install_a_pure_package_and_a_compiled_extension_for_the_runtime(dev, tmp_path: Path) -> None:
     gw, _ = dev
     code = """
-        import os, sys, markupsafe, six
+        import os, sys, docopt, markupsafe, six
         from markupsafe import _speedups
 
         def handler(event, context):
             return {"escaped": str(markupsafe.escape("<a>")), "native": os.path.basename(_speedups.__file__),
-                    "six": six.__version__, "python": "%d.%d" % sys.version_info[:2]}
+                    "six": six.__version__, "docopt": docopt.__version__, "python": "%d.%d" % sys.version_info[:2]}
     """
-    folder = python_function(tmp_path, "dep-py313", "python3.13", "markupsafe==3.0.2\nsix==1.17.0\n", code)
+    folder = python_function(tmp_path, "dep-py313", "python3.13", "markupsafe==3.0.2\nsix==1.17.0\ndocopt==0.6.2\n", code)
     out = gw.cli("deploy", str(folder), timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
-    # The compiled extension is the runtime's (cp313), not the host's interpreter's.
+    # The compiled extension is the runtime's (cp313), not the host's interpreter's; docopt is
+    # published only as an sdist, built into a pure wheel on the host.
     assert call(gw, "dep-py313") == {
         "escaped": "&lt;a&gt;",
         "native": "_speedups.cpython-313-x86_64-linux-gnu.so",
         "six": "1.17.0",
+        "docopt": "0.6.2",
         "python": "3.13",
     }
 
