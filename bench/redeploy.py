@@ -10,6 +10,11 @@ whether each client only ever saw versions go forward, `faas up`'s own per-save 
 machine's load average, and a baseline: a fresh `docker run --rm` per call (what `sam local
 invoke` does, where a save is "live" at the price of a container per call).
 
+Then the same number of saves of a second function whose requirements.txt brings a package
+(six, installed by pip at the first deploy, cached after): a save that changes only code must
+not install again and goes live about as fast ("with_dependencies": under the same load, and
+its p50 over the first function's p50 in this run). The pip cache used is a fresh one under the temp folder.
+
     .venv/bin/python bench/redeploy.py [--saves 20] [--gap 1.0] [--baseline 5] [--out FILE]
 """
 
@@ -31,14 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Client, emit, running_gateway, summary  # noqa: E402
 
 NAME = "bench-redeploy"
+DEPS_NAME = "bench-redeploy-deps"
 TARGET_P50_MS = 300.0
 TARGET_MAX_MS = 1000.0
 POLL_S = 0.002
 SAVE_TIMEOUT_S = 30.0
 
 
-def code(mark: int) -> str:
-    return f"MARK = {mark}\n\ndef handler(event, context):\n    return {{'mark': MARK}}\n"
+def code(mark: int, *, imports: str = "") -> str:
+    head = f"import {imports}\n\n" if imports else ""
+    return f"{head}MARK = {mark}\n\ndef handler(event, context):\n    return {{'mark': MARK}}\n"
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -52,13 +59,19 @@ def write_function(tmp: Path) -> list[str]:
     folder.mkdir()
     (folder / "function.yaml").write_text(f"name: {NAME}\nruntime: python3.11\nhandler: app.handler\n")
     (folder / "app.py").write_text(code(0))
-    return [str(folder)]
+    deps = tmp / DEPS_NAME
+    deps.mkdir()
+    (deps / "function.yaml").write_text(f"name: {DEPS_NAME}\nruntime: python3.11\nhandler: app.handler\n")
+    (deps / "requirements.txt").write_text("six==1.17.0\n")
+    (deps / "app.py").write_text(code(0, imports="six"))
+    os.environ["XDG_CACHE_HOME"] = str(tmp / "cache")  # faas up inherits it: a fresh install cache
+    return [str(folder), str(deps)]
 
 
-def mark(client: Client) -> int | None:
+def mark(client: Client, name: str = NAME) -> int | None:
     """The answering code's MARK; None for any failed call (status, function error, transport)."""
     try:
-        response, body = client.call(NAME)
+        response, body = client.call(name)
     except (OSError, http.client.HTTPException):
         client.reconnect()
         return None
@@ -106,6 +119,24 @@ class LineClock:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+def save_times(probe: Client, folder: Path, saves: int, gap: float) -> list[float]:
+    """Save app.py `saves` times (code only) and time each to its first answer."""
+    if not wait_until(lambda: mark(probe, folder.name) == 0, 120):
+        raise RuntimeError(f"{folder.name} never answered")
+    out: list[float] = []
+    for n in range(1, saves + 1):
+        time.sleep(gap)
+        t0 = time.perf_counter()
+        (folder / "app.py").write_text(code(n, imports="six"))
+        deadline = time.monotonic() + SAVE_TIMEOUT_S
+        while mark(probe, folder.name) != n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{folder.name}: save {n} was not live after {SAVE_TIMEOUT_S} s")
+            time.sleep(POLL_S)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
 
 
 def baseline_ms(folder: Path, runs: int) -> list[float]:
@@ -198,6 +229,8 @@ def main() -> int:
                     time.sleep(POLL_S)
             wait_until(lambda: all(s and s[-1] == args.saves for s in seen), 10, 0.01)
             time.sleep(0.5)
+            # The same saves of the function with dependencies, under the same load.
+            deps_times = save_times(probe, gw.tmp / DEPS_NAME, args.saves, args.gap)
             for n, t0 in enumerate(writes, start=1):
                 at = clock.first(f"{NAME}  version {n + 1}  live", t0)
                 answered.append(round((at - t0) * 1000, 1) if at is not None else None)
@@ -206,6 +239,7 @@ def main() -> int:
             stop.set()
             for t in threads:
                 t.join(30)
+        installs = log_path.read_text(errors="replace").count(f"{DEPS_NAME}: installing dependencies")
         load_after = os.getloadavg()
         reported = [
             float(m)
@@ -238,6 +272,13 @@ def main() -> int:
                 "versions_only_went_forward": all(x == sorted(x) for x in seen),
             },
             "faas_up_reported_ms": stats(reported) if reported else None,
+            "with_dependencies": {
+                "function": f"{DEPS_NAME} (requirements.txt: six), same load",
+                "save_to_new_code_answering": stats(deps_times),
+                "each_save_ms": [round(t, 1) for t in deps_times],
+                "installs_seen": installs,  # 1: the first deploy's; a code-only save must add none
+                "ratio_p50_over_without": round(statistics.median(deps_times) / s["p50_ms"], 2),
+            },
         }
         if base:
             result["baseline_docker_run_per_call"] = stats(base)

@@ -39,6 +39,10 @@ def _upload(client: GatewayClient):  # type: ignore[no-untyped-def]
     return upload
 
 
+def _progress(err: Console):  # type: ignore[no-untyped-def]
+    return lambda message: err.print(message, style="dim", markup=False, emoji=False, highlight=False)
+
+
 def redeploy_printer(out: Console, err: Console):  # type: ignore[no-untyped-def]
     """report(Redeploy) for a terminal: a line per save, the init output of a version that failed."""
 
@@ -117,7 +121,7 @@ def watch_sources(
         GatewayClient(base_url) as list_client,
         GatewayClient(base_url) as template_client,
     ):
-        watcher = SourceWatcher(_upload(upload_client), redeploy_printer(out, err))
+        watcher = SourceWatcher(_upload(upload_client), redeploy_printer(out, err), progress=_progress(err))
         report = template_printer(out, err)
         template_watchers = [TemplateWatcher(template_client, t, report, overrides=overrides) for t in templates]
         try:
@@ -166,7 +170,7 @@ def watch_until_interrupted(base_url: str, folders: Iterable[Path], *, out: Cons
     """For `faas deploy DIR --watch`: redeploy on save until Ctrl-C (KeyboardInterrupt)."""
     folders = [Path(f).resolve() for f in folders]
     with GatewayClient(base_url) as client:
-        watcher = SourceWatcher(_upload(client), redeploy_printer(out, err))
+        watcher = SourceWatcher(_upload(client), redeploy_printer(out, err), progress=_progress(err))
         try:
             for folder in folders:
                 watcher.add(folder)

@@ -118,20 +118,50 @@ def _walk_functions(root: Path) -> Iterable[Path]:
 
 
 def deploy_folder(client: GatewayClient, folder: Path, *, on_progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Zip one function folder and PUT it to the gateway; returns the gateway's answer
+    """Build and zip one function folder (its requirements.txt / package.json installed for its
+    runtime, its build: command run) and PUT it to the gateway; returns the gateway's answer
     plus "package_size"."""
-    from faas.deploy import packages
+    from faas.deploy import builds, packages
 
     progress = on_progress or (lambda _msg: None)
     progress(f"packaging {folder}")
     spec = packages.read_spec(folder)
-    data = packages.zip_folder(folder)
+    data = builds.package_folder(folder, progress=progress).data
     progress(f"uploading {spec.name} ({human_size(len(data))})")
     result = client.deploy(spec.name, data, source_dir=str(folder))
     function = dict(result.function)
     function["changed"] = result.changed
     function["package_size"] = len(data)
     return function
+
+
+def progress_line(message: str) -> None:
+    """A build's or an install's output, as it comes: dim, on stderr."""
+    err.print(message, style="dim", markup=False, emoji=False, highlight=False)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """`faas build DIR|template`: what `faas deploy` would upload, built, without deploying."""
+    from faas.deploy import builds, sam
+
+    target = Path(args.dir)
+    out_dir = Path(args.output).expanduser().resolve() if args.output else None
+    made: list[tuple[str, bytes]] = []
+    if target.is_file():
+        template = sam.load(target, sam.parse_overrides(args.parameter_overrides))
+        for warning in template.warnings:
+            err.print(f"warning: {warning}", style="yellow", markup=False)
+        made = [(fn.spec.name, sam.package(fn, progress_line)) for fn in template.functions]
+    else:
+        from faas.deploy import packages
+
+        for folder in find_function_folders([target]):
+            made.append((packages.read_spec(folder).name, builds.package_folder(folder, progress=progress_line).data))
+    out_dir = out_dir or (Path.cwd() / ".faas-build")
+    for name, data in made:
+        where = builds.write_result(data, out_dir / name)
+        out.print(f"built {name}: {human_size(len(data))} zipped, unpacked in {where} (zip: {where}.zip)", markup=False)
+    return EXIT_OK
 
 
 def _warn_fallback(function: dict[str, Any]) -> None:
@@ -163,6 +193,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 say=lambda m: out.print(m, markup=False),
                 warn=lambda m: err.print(m, style="yellow", markup=False),
                 overrides=sam.parse_overrides(args.parameter_overrides),
+                progress=progress_line,
             )
         return EXIT_ERROR if failed else EXIT_OK
     if getattr(args, "parameter_overrides", ""):
@@ -624,7 +655,7 @@ def _deploy_when_ready(base_url: str, folders: list[Path], stop: threading.Event
             if stop.is_set():
                 return
             try:
-                function = deploy_folder(client, folder)
+                function = deploy_folder(client, folder, on_progress=progress_line)
             except FaasError as e:
                 err.print(f"error: {folder}: {e.message}", style="red", markup=False)
                 continue
@@ -829,6 +860,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="a SAM template's parameter values, in SAM's syntax: 'Key=Value Key2=Value2' or 'ParameterKey=K,ParameterValue=V ...'",
     )
     deploy.set_defaults(func=cmd_deploy)
+
+    build_cmd = sub.add_parser(
+        "build",
+        help="build a function folder (or a SAM template's functions) as `faas deploy` would, without deploying",
+        description="Run the build (function.yaml's build:, SAM's BuildMethod), install requirements.txt / "
+        "package.json for the function's runtime, and write the package, zipped and unpacked, to OUTPUT/NAME.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    build_cmd.add_argument("dir", metavar="DIR", help="a function folder, a folder of them, or an AWS SAM template.yaml")
+    build_cmd.add_argument("-o", "--output", metavar="OUTPUT", help="where the packages go (default ./.faas-build)")
+    build_cmd.add_argument("--parameter-overrides", metavar="OVERRIDES", default="", help="a SAM template's parameter values")
+    build_cmd.set_defaults(func=cmd_build)
 
     versions = client_command("versions", "list a function's numbered versions (the live one marked)")
     versions.add_argument("name", metavar="NAME")

@@ -1,7 +1,9 @@
 """Function source folders watched where the developer's files are (`faas up`, `faas deploy --watch`).
 
 A save redeploys the folder through an upload callable it is given, after the debounce and
-content-hash discipline of faas/deploy/folder_events.py.
+content-hash discipline of faas/deploy/folder_events.py. The package is made as `faas deploy`
+makes it (faas/deploy/builds.py): a build: command runs again, and requirements.txt /
+package.json are installed again only when they changed (their install is cached).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from pathlib import Path
 
 from watchdog.observers import Observer
 
+from faas.deploy.builds import package_folder
+from faas.deploy.dependencies import Progress
 from faas.deploy.folder_events import DEBOUNCE_S, Debouncer, Enqueue
-from faas.deploy.packages import is_ignored, read_spec, zip_folder
+from faas.deploy.packages import is_ignored, read_spec
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
 
 LOG = logging.getLogger(__name__)
@@ -56,9 +60,12 @@ class SourceWatcher:
     show the refusal; the old version keeps serving either way.
     """
 
-    def __init__(self, upload: Upload, report: Report, *, debounce_s: float = DEBOUNCE_S) -> None:
+    def __init__(
+        self, upload: Upload, report: Report, *, debounce_s: float = DEBOUNCE_S, progress: Progress | None = None
+    ) -> None:
         self._upload = upload
         self._report = report
+        self._progress = progress  # a save's build and dependency install, as they run
         self._lock = threading.Lock()
         self._watches: dict[Path, object] = {}
         self._names: dict[Path, str] = {}
@@ -83,7 +90,7 @@ class SourceWatcher:
                 return False
         baseline: str | None = None
         try:
-            baseline = fingerprint(zip_folder(folder, validate=False))
+            baseline = fingerprint(package_folder(folder, validate=False).data)
             name = name or read_spec(folder).name
         except ValidationError as e:
             LOG.info("watcher: %s is not deployable right now (%s); watching it anyway", folder, e.message)
@@ -126,7 +133,8 @@ class SourceWatcher:
         except ValidationError as e:
             spec_error, name = e, known_name
         try:
-            data = zip_folder(folder, validate=False)
+            # A save that changes only code finds its dependencies' install in the cache.
+            data = package_folder(folder, validate=False, progress=self._progress).data
         except ValidationError as e:
             self._report(Redeploy(folder, name, ok=False, message=e.message, took_ms=_since(first_seen)))
             return

@@ -23,7 +23,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -59,6 +59,8 @@ MAX_COMPONENT = 255  # bytes per path component, the usual filesystem limit
 # Bytes in an entry's whole path: Linux's PATH_MAX (4096) counts the store's own folder too,
 # so half of it is left for that; no real package comes near.
 MAX_PATH = 2048
+BUILD_KEY = "build"  # function.yaml's build command (faas/deploy/builds.py)
+MAX_BUILD_COMMAND = 4096
 MAX_SPEC_BYTES = 1024 * 1024  # function.yaml is a few hundred bytes; anything this big is not one
 # Zip bombs: an entry may unpack to RATIO_GRACE bytes whatever its ratio (tiny files compress
 # well), beyond that to at most MAX_RATIO times its compressed size (deflate's own ceiling is
@@ -126,7 +128,21 @@ def parse_spec(text: bytes | str, source: str) -> FunctionSpec:
         raise ValidationError(f"{source}: nested too deeply to be a function.yaml") from None
     if raw is None:
         raise ValidationError(f"{source}: is empty; it needs at least 'name: <function name>'")
+    if isinstance(raw, dict) and BUILD_KEY in raw:  # read by faas/deploy/builds.py on the host, not a setting
+        build = raw.pop(BUILD_KEY)
+        if not isinstance(build, str) or not build.strip() or len(build) > MAX_BUILD_COMMAND:
+            raise ValidationError(f"{source}: build must be a command line (at most {MAX_BUILD_COMMAND} characters)")
     return FunctionSpec.from_mapping(raw, source=source)
+
+
+def read_build_command(folder: Path) -> str | None:
+    """function.yaml's `build:` command, if it has one (read_spec() validated it)."""
+    try:
+        raw = load_settings(_spec_file(Path(folder)).read_text())
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return None
+    build = raw.get(BUILD_KEY) if isinstance(raw, dict) else None
+    return build if isinstance(build, str) and build.strip() else None
 
 
 def _spec_file(folder: Path) -> Path:
@@ -196,7 +212,14 @@ def _walk(root: Path, current: Path, rel: str, stack: tuple[Path, ...]) -> Itera
             LOG.warning("zip %s: skipping %s, not a regular file", root, rel_path)
 
 
-def zip_folder(folder: Path, *, validate: bool = True, spec: FunctionSpec | None = None) -> bytes:
+def zip_folder(
+    folder: Path,
+    *,
+    validate: bool = True,
+    spec: FunctionSpec | None = None,
+    extra: Sequence[Path] = (),
+    skip: Collection[str] = (),
+) -> bytes:
     """Zip a function folder the way unpack() expects, byte-for-byte reproducibly.
 
     function.yaml is validated first so that a broken function is refused on the
@@ -209,7 +232,15 @@ def zip_folder(folder: Path, *, validate: bool = True, spec: FunctionSpec | None
     folder = Path(folder)
     name = spec.name if spec is not None else read_spec(folder).name if validate else "?"
     root = folder.resolve()
-    files = sorted(_walk(root, root, "", (root,)))
+    files = sorted(f for f in _walk(root, root, "", (root,)) if f[0].split("/", 1)[0] not in skip)
+    if extra:
+        taken = {f[0] for f in files}
+        for other in extra:
+            other = Path(other).resolve()
+            added = [f for f in _walk(other, other, "", (other,)) if f[0] not in taken]
+            taken.update(f[0] for f in added)
+            files.extend(added)
+        files.sort()
     if spec is not None:
         files = [f for f in files if f[0] not in SPEC_NAMES]
     total = 0

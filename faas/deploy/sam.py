@@ -27,14 +27,15 @@ import re
 import stat
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from faas.deploy import yaml_input
-from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
+from faas.deploy.builds import Build, package_folder
+from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH
 from faas.deploy.routes import Route, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
@@ -84,6 +85,7 @@ class SamFunction:
     logical_id: str
     spec: FunctionSpec
     code: Path  # a folder or a .zip file
+    build: Build | None = None  # Metadata: BuildMethod (faas/deploy/builds.py)
 
 
 @dataclass
@@ -213,7 +215,8 @@ def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
                 continue
         props = merge_globals(globals_, resource.get("Properties") or {})
         try:
-            template.functions.append(_function(template, str(logical_id), props, params, set(resources), ctx))
+            fn = _function(template, str(logical_id), props, params, set(resources), ctx)
+            template.functions.append(replace(fn, build=build_of(str(logical_id), resource.get("Metadata"))))
         except ValidationError as e:
             problems.append(e.message)
     if skipped:
@@ -528,10 +531,24 @@ def _function(
 # ---------------------------------------------------------------------------- packaging
 
 
-def package(fn: SamFunction) -> bytes:
-    """The function's code with a function.yaml written from the template, as a faas package."""
+def build_of(logical_id: str, metadata: Any) -> Build | None:
+    """A function's Metadata BuildMethod (makefile, esbuild), as SAM reads it; None for the default."""
+    if not isinstance(metadata, Mapping) or "BuildMethod" not in metadata:
+        return None
+    method = str(metadata["BuildMethod"]).lower()
+    if method not in ("makefile", "esbuild"):
+        raise ValidationError(
+            f"{logical_id}: Metadata BuildMethod {short_repr(metadata['BuildMethod'])} is not one faas runs (makefile, esbuild)"
+        )
+    props = metadata.get("BuildProperties") or {}
+    return Build(method, logical_id, props if isinstance(props, Mapping) else {})
+
+
+def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> bytes:
+    """The function's code with a function.yaml written from the template, as a faas package:
+    built (Metadata BuildMethod) and with its dependencies installed when it is a folder."""
     if fn.code.is_dir():
-        return zip_folder(fn.code, spec=fn.spec)
+        return package_folder(fn.code, spec=fn.spec, build=fn.build, progress=progress).data
     try:
         with zipfile.ZipFile(fn.code) as src:
             buffer = io.BytesIO()
@@ -554,6 +571,7 @@ def deploy(
     say: Callable[[str], None],
     warn: Callable[[str], None],
     overrides: Mapping[str, str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> int:
     """`faas deploy template.yaml`: every function of the template through the gateway's
     admin API (client is a faas.cli.client.GatewayClient), then its routes; returns how many
@@ -570,7 +588,7 @@ def deploy(
     failed = 0
     for fn in template.functions:
         try:
-            result = client.deploy(fn.spec.name, package(fn))
+            result = client.deploy(fn.spec.name, package(fn, progress))
         except FaasError as e:
             if isinstance(e, GatewayUnavailable):
                 raise
