@@ -193,7 +193,8 @@ def build_v2_event(
     **request: Any,
 ) -> dict[str, Any]:
     """The payload format 2.0 event: a function URL's event (http_trigger.build_event) with
-    the route's routeKey, stage, API id, pathParameters and stageVariables."""
+    the route's routeKey, stage (in rawPath too, unless $default), API id, pathParameters
+    and stageVariables."""
     event = build_event(function_name=route.function, **request)
     event["routeKey"] = route.route_key
     context = event["requestContext"]
@@ -201,6 +202,11 @@ def build_v2_event(
     context["routeKey"] = route.route_key
     context["stage"] = route.stage
     context["accountId"] = ACCOUNT_ID
+    if route.stage != "$default":
+        # A named stage is the URL's first segment on AWS, so it starts rawPath and http.path
+        # (Powertools' APIGatewayHttpResolver strips it off again); faas matched without it.
+        event["rawPath"] = f"/{route.stage}{event['rawPath']}"
+        context["http"]["path"] = f"/{route.stage}{context['http']['path']}"
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if route.stage_variables:

@@ -123,6 +123,12 @@ def create_order():
     )
 
 
+@app.get("/staged/<thing>")
+def staged(thing: str):
+    event = app.current_event
+    return {"thing": thing, "stage": event.request_context.stage, "raw_path": event.raw_path, "vars": event.stage_variables}
+
+
 def lambda_handler(event, context):
     return app.resolve(event, context)
 """
@@ -150,6 +156,7 @@ def read_item(item_id: int, request: Request, q: list[str] = Query(default=[])):
         "client": request.client.host if request.client else None,
         "cookies": dict(request.cookies),
         "scope_type": request.scope["aws.event"].get("version", "1.0"),
+        "url": str(request.url),
     }
 
 
@@ -249,6 +256,16 @@ Resources:
         Everything:
           Type: HttpApi
           Properties: {Path: "/pth/{proxy+}", Method: any}
+        Staged:
+          Type: HttpApi
+          Properties: {Path: "/staged/{thing}", Method: get, ApiId: !Ref StagedHttpApi}
+
+  StagedHttpApi:
+    Type: AWS::Serverless::HttpApi
+    Properties:
+      StageName: dev
+      StageVariables:
+        colour: green
 
   FastApiFunction:
     Type: AWS::Serverless::Function
@@ -422,20 +439,33 @@ def test_powertools_http_resolver_json_body_cookies_and_its_own_404(gw: Gateway)
     assert (missing.status_code, missing.json()) == (404, {"statusCode": 404, "message": "Not found"})
 
 
+def test_powertools_http_resolver_on_a_named_stage(gw: Gateway) -> None:
+    """On AWS a named stage is part of the URL and of rawPath, and the resolver strips it off;
+    faas serves the route at the root but sends the rawPath AWS would."""
+    response = requests.get(f"{gw.url}/staged/box", timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"thing": "box", "stage": "dev", "raw_path": "/dev/staged/box", "vars": {"colour": "green"}}
+
+
 # ----------------------------------------------------------------- FastAPI behind Mangum
+
+
+QUERY = "q=x&q=a%20b&q=c%2Bd&q=%C3%A9"  # repeated, and percent-encoded: a space, a plus, a UTF-8 letter
 
 
 @pytest.mark.parametrize("prefix, version", [("/fastapi", "1.0"), ("/fastapi-http", "2.0")])
 def test_fastapi_path_and_repeated_query_parameters(gw: Gateway, prefix: str, version: str) -> None:
-    response = requests.get(f"{gw.url}{prefix}/items/5?q=x&q=y", headers={"Cookie": "session=abc; theme=dark"}, timeout=60)
+    response = requests.get(f"{gw.url}{prefix}/items/5?{QUERY}", headers={"Cookie": "session=abc; theme=dark"}, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json() == {
         "item_id": 5,
-        "q": ["x", "y"],
+        "q": ["x", "a b", "c+d", "é"],
         "path": f"{prefix}/items/5",
         "client": "127.0.0.1",
         "cookies": {"session": "abc", "theme": "dark"},
         "scope_type": version,
+        # 1.0 has no raw query string: Mangum encodes the decoded parameters again (as on AWS).
+        "url": f"{gw.url}{prefix}/items/5?{QUERY if version == '2.0' else QUERY.replace('%20', '+')}",
     }
 
 
@@ -475,7 +505,7 @@ def test_fastapi_binary_body_both_ways(gw: Gateway, prefix: str) -> None:
 @pytest.mark.parametrize("prefix", ["/express", "/express-http"])
 def test_express_params_repeated_query_and_headers(gw: Gateway, prefix: str) -> None:
     response = requests.get(
-        f"{gw.url}{prefix}/users/ada?tag=a&tag=b&x=1",
+        f"{gw.url}{prefix}/users/ada?tag=a&tag=b&x=1&sp=a%20b%2Bc",
         headers={"Cookie": "session=abc; theme=dark", "User-Agent": "curl/8.5.0"},
         timeout=60,
     )
@@ -483,7 +513,7 @@ def test_express_params_repeated_query_and_headers(gw: Gateway, prefix: str) -> 
     assert response.headers["X-Powered"] == "express"
     assert response.json() == {
         "id": "ada",
-        "query": {"tag": ["a", "b"], "x": "1"},
+        "query": {"tag": ["a", "b"], "x": "1", "sp": "a b+c"},
         "path": "/users/ada",
         "method": "GET",
         "cookie": "session=abc; theme=dark",

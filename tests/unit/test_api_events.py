@@ -89,6 +89,16 @@ def test_v2_event_has_the_route_key_path_parameters_and_cookies() -> None:
     assert list(event)[-1] == "isBase64Encoded"
 
 
+def test_v2_event_of_a_named_stage_has_the_stage_in_its_path() -> None:
+    """An HTTP API stage other than $default is part of the URL on AWS, so rawPath and
+    requestContext.http.path start with it (Powertools' APIGatewayHttpResolver strips it off
+    again); faas serves the route at the root, without it."""
+    route = Route("GET", "/items/{id}", "items", kind=HTTP, stage="dev", payload_version="2.0")
+    event = build_v2_event(route, {"id": "7"}, raw_path="/items/7", **REQUEST)
+    assert event["rawPath"] == "/dev/items/7" and event["requestContext"]["http"]["path"] == "/dev/items/7"
+    assert event["requestContext"]["stage"] == "dev" and event["routeKey"] == "GET /items/{id}"
+
+
 def test_v1_response_mapped_strictly() -> None:
     status, headers, body = map_v1_response(
         json.dumps(
