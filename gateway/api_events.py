@@ -69,6 +69,14 @@ def is_binary(content_type: str | None, binary_media_types: Iterable[str]) -> bo
     return any(fnmatch.fnmatchcase(media, pattern.strip().lower()) for pattern in binary_media_types)
 
 
+def accepts_binary(accept: str | None, binary_media_types: Iterable[str]) -> bool:
+    """Whether a REST API hands a base64 response body (isBase64Encoded) to this client as
+    bytes: API Gateway looks at the first type of the request's Accept header only, so a
+    browser gets bytes only with */* among the binaryMediaTypes, and curl's */* only with it too."""
+    first = (accept or "").split(",", 1)[0]
+    return is_binary(first, binary_media_types)
+
+
 def _domain(host: str) -> tuple[str, str]:
     domain = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     prefix = domain if domain.replace(".", "").isdigit() or domain.startswith("[") else domain.split(".", 1)[0]
@@ -185,7 +193,8 @@ def build_v2_event(
     **request: Any,
 ) -> dict[str, Any]:
     """The payload format 2.0 event: a function URL's event (http_trigger.build_event) with
-    the route's routeKey, stage, API id, pathParameters and stageVariables."""
+    the route's routeKey, stage (in rawPath too, unless $default), API id, pathParameters
+    and stageVariables."""
     event = build_event(function_name=route.function, **request)
     event["routeKey"] = route.route_key
     context = event["requestContext"]
@@ -193,6 +202,11 @@ def build_v2_event(
     context["routeKey"] = route.route_key
     context["stage"] = route.stage
     context["accountId"] = ACCOUNT_ID
+    if route.stage != "$default":
+        # A named stage is the URL's first segment on AWS, so it starts rawPath and http.path
+        # (Powertools' APIGatewayHttpResolver strips it off again); faas matched without it.
+        event["rawPath"] = f"/{route.stage}{event['rawPath']}"
+        context["http"]["path"] = f"/{route.stage}{context['http']['path']}"
     if path_parameters:
         event["pathParameters"] = dict(path_parameters)
     if route.stage_variables:
@@ -231,8 +245,10 @@ def _scalar(value: Any, where: str) -> str:
     raise InvalidFunctionResponse(f"{where} must be a string, number or boolean, got {type(value).__name__}")
 
 
-def map_v1_response(payload: bytes) -> Answer:
-    """A payload format 1.0 answer, as API Gateway maps it; InvalidFunctionResponse for its 502."""
+def map_v1_response(payload: bytes, *, decode_base64: bool = True) -> Answer:
+    """A payload format 1.0 answer, as API Gateway maps it; InvalidFunctionResponse for its 502.
+    `decode_base64` False (a REST API whose client did not accept a binary type, see
+    accepts_binary) sends an isBase64Encoded body as the base64 text, as API Gateway does."""
     try:
         value = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as e:
@@ -272,6 +288,8 @@ def map_v1_response(payload: bytes) -> Answer:
         data = b""
     elif not isinstance(body, str):
         raise InvalidFunctionResponse(f"Malformed Lambda proxy response: body must be a string, got {type(body).__name__}")
+    elif encoded and not decode_base64:
+        data = body.encode("utf-8")
     elif encoded:
         try:
             data = base64.b64decode(body, validate=True)

@@ -24,6 +24,7 @@ from faas.errors import FaasError, FunctionNotFound, ShuttingDown, ValidationErr
 from faas.ids import request_id as new_request_id
 from faas.models import SYNC_PAYLOAD_LIMIT
 from gateway.api_events import (
+    accepts_binary,
     build_v1_event,
     build_v2_event,
     cors_response_headers,
@@ -212,7 +213,11 @@ def _answer(plat: PlatformAPI, table: RouteTable) -> Response:
     if result.function_error:  # REST: 502; HTTP APIs answer 500 for every failure of the call
         return _internal(route, 502 if route.kind == REST else 500, result.request_id or request_id)
     try:
-        status, headers, data = (map_v1_response if route.payload_version == "1.0" else map_v2_response)(result.payload)
+        if route.payload_version == "1.0":
+            binary = route.kind != REST or accepts_binary(request.headers.get("Accept"), route.binary_media_types)
+            status, headers, data = map_v1_response(result.payload, decode_base64=binary)
+        else:
+            status, headers, data = map_v2_response(result.payload)
     except InvalidFunctionResponse as e:
         LOG.warning("function %s: request %s: %s", route.function, result.request_id, e)
         status = 502 if route.kind == REST else 500

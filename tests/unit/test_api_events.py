@@ -89,6 +89,16 @@ def test_v2_event_has_the_route_key_path_parameters_and_cookies() -> None:
     assert list(event)[-1] == "isBase64Encoded"
 
 
+def test_v2_event_of_a_named_stage_has_the_stage_in_its_path() -> None:
+    """An HTTP API stage other than $default is part of the URL on AWS, so rawPath and
+    requestContext.http.path start with it (Powertools' APIGatewayHttpResolver strips it off
+    again); faas serves the route at the root, without it."""
+    route = Route("GET", "/items/{id}", "items", kind=HTTP, stage="dev", payload_version="2.0")
+    event = build_v2_event(route, {"id": "7"}, raw_path="/items/7", **REQUEST)
+    assert event["rawPath"] == "/dev/items/7" and event["requestContext"]["http"]["path"] == "/dev/items/7"
+    assert event["requestContext"]["stage"] == "dev" and event["routeKey"] == "GET /items/{id}"
+
+
 def test_v1_response_mapped_strictly() -> None:
     status, headers, body = map_v1_response(
         json.dumps(
@@ -266,3 +276,48 @@ def test_with_an_api_token_the_routes_admin_api_wants_it_and_the_routes_do_not(t
     good = {"Authorization": "Bearer s3cret"}
     assert client.put("/system/routes/app", json=routes, headers=good).status_code == 200
     assert client.get("/hello").data == b"hi"  # a user endpoint, like a function URL
+
+
+# ------------------------------------------- binary responses of a REST API (Lambda proxy)
+
+PNG_RESPONSE = json.dumps(
+    {
+        "statusCode": 200,
+        "headers": {"Content-Type": "image/png"},
+        "body": base64.b64encode(b"\x89PNG").decode(),
+        "isBase64Encoded": True,
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    "accept, binary_media_types, decoded",
+    [
+        ("image/png", ("image/png",), True),
+        ("image/png, text/html", ("image/*",), True),
+        ("text/html,application/xhtml+xml,*/*;q=0.8", ("*/*",), True),  # a browser: only */* decodes
+        ("text/html, image/png", ("image/png",), False),  # only the first Accept entry counts
+        ("*/*", ("image/png",), False),  # curl's default Accept
+        (None, ("image/png",), False),
+        ("image/png", (), False),
+    ],
+)
+def test_a_rest_api_decodes_a_base64_body_only_for_a_binary_accept(
+    served: tuple[Any, FakePlatform], accept: str | None, binary_media_types: tuple[str, ...], decoded: bool
+) -> None:
+    """API Gateway (REST, Lambda proxy) turns isBase64Encoded bodies into bytes only when the
+    request's first Accept type is one of the API's binaryMediaTypes; otherwise the client gets
+    the base64 text. Powertools, Mangum and serverless-http all answer binary this way."""
+    client, fake = served
+    fake.put_api_routes("app", [Route("GET", "/logo", "hello", binary_media_types=binary_media_types)])
+    fake.handlers["hello"] = lambda p: (PNG_RESPONSE, None)
+    response = client.get("/logo", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
+    assert response.data == (b"\x89PNG" if decoded else base64.b64encode(b"\x89PNG"))
+
+
+def test_an_http_api_always_decodes_a_base64_body(served: tuple[Any, FakePlatform]) -> None:
+    client, fake = served
+    fake.put_api_routes("app", [Route("GET", "/logo", "hello", kind=HTTP, payload_version="1.0")])
+    fake.handlers["hello"] = lambda p: (PNG_RESPONSE, None)
+    assert client.get("/logo", headers={"Accept": "*/*"}).data == b"\x89PNG"
