@@ -293,7 +293,8 @@ def _when(value: Any) -> str:
 def cmd_ls(args: argparse.Namespace) -> int:
     with GatewayClient(gateway_url(args.gateway)) as client:
         functions = client.functions()
-    if not functions:
+        unrunnable = client.unrunnable()
+    if not functions and not unrunnable:
         err.print("no functions deployed; deploy one with `faas deploy DIR`", markup=False)
         return EXIT_OK
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -309,7 +310,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
             (f.get("deploy_problem") or {}).get("summary") or _status(f.get("environments")),
             _when(f.get("created")),
         )
+    live = {f.get("name") for f in functions}
+    missing = [u for u in unrunnable if u.get("name") not in live]
+    for u in missing:  # a template's function faas cannot run: listed, its reason printed whole below
+        table.add_row(str(u.get("name")), "-", "-", "-", "-", "not deployed", "")
     out.print(table)
+    for u in missing:
+        out.print(f"{u.get('name')}: not deployed: {u.get('reason')}", markup=False, soft_wrap=True)
     for f in functions:
         _warn_fallback(f)
     return EXIT_OK

@@ -867,7 +867,9 @@ def deploy(
         fallback = fallback_warning(result.function)
         if fallback:
             warn(fallback)
-    client.put_routes(template.stack, routes)
+    client.put_routes(
+        template.stack, routes, unrunnable={u.name: f"{u.path} cannot run here: {u.reason}" for u in template.unrunnable}
+    )
     for route in template.routes:
         say(f"route {route.method} {route.path} -> {route.function} ({route.kind} {route.api_id}, stage {route.stage})")
     return failed

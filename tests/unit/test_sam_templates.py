@@ -273,3 +273,27 @@ def test_a_method_on_an_unknown_resource_refuses_the_template(tmp_path: Path) ->
     )
     with pytest.raises(ValidationError, match="'Nowhere' is not an AWS::ApiGateway::Resource"):
         sam.load(path)
+
+
+def test_the_route_book_keeps_a_templates_unrunnable_functions_and_the_registry_names_why(tmp_path: Path) -> None:
+    import json as _json
+
+    from faas.deploy.registry import Registry
+    from faas.deploy.routes import Route, RouteBook
+    from faas.deploy.store import Store
+    from faas.errors import FunctionNotFound
+
+    store = Store(tmp_path / "faas.db")
+    store.put_routes("old-12345678", _json.dumps([Route("GET", "/old", "Fn").to_json()]))  # the format before
+    book = RouteBook(store)
+    book.put("app-12345678", [Route("GET", "/img", "Img")], unrunnable={"Img": "Img cannot run here: PackageType Image"})
+    assert RouteBook(store).unrunnable() == {"Img": "Img cannot run here: PackageType Image (template app-12345678)"}
+    assert [r.path for r in RouteBook(store).stacks()["old-12345678"]] == ["/old"]
+    registry = Registry(store)
+    registry.unrunnable = book.unrunnable()
+    with pytest.raises(FunctionNotFound, match=r"function:Img: Img cannot run here: PackageType Image"):
+        registry.live("Img")
+    with pytest.raises(ValidationError, match="must be a function name"):
+        book.put("app-12345678", [], unrunnable={"bad/name": "x"})
+    book.put("app-12345678", [])  # the template's routes removed: its unrunnable functions go too
+    assert book.unrunnable() == {} and "app-12345678" not in RouteBook(store).stacks()
