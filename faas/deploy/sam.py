@@ -15,6 +15,15 @@ AWS::NoValue (the property goes), !Sub, !Join, !Select, !Split, !FindInMap (Mapp
 !Equals, !And, !Or, !Not and !Condition (Conditions), !GetAtt of a function's Arn; !Ref of
 another resource becomes its logical id.
 
+Also read: AWS::Lambda::Function (Code.ZipFile, or CDK's aws:asset:path metadata) and
+InlineCode; nested stacks (AWS::Serverless::Application, AWS::CloudFormation::Stack) with a
+local template, their functions under their own names and SAM's Child/Function path; plain
+API Gateway resources (faas/deploy/cfn_routes.py); --env-vars files in SAM's format.
+
+A function AWS would run but faas cannot (an image, code only in S3) is listed in
+Template.unrunnable with the reason and the others deploy: a template should not be all or
+nothing because of one function. A template broken as a whole is refused.
+
 Each function is packaged as a normal faas package with a function.yaml written from the
 template, so the gateway validates and deploys it exactly as `faas deploy DIR`.
 """
