@@ -126,10 +126,12 @@ class Template:
     unrunnable: list[Unrunnable] = field(default_factory=list)
 
     def find(self, name: str) -> SamFunction | None:
-        """A function by its name, its logical id or SAM's Child/Function path."""
-        for fn in self.functions:
-            if name in (fn.spec.name, fn.logical_id, fn.logical_id.rsplit("/", 1)[-1]):
-                return fn
+        """A function by SAM's path (Child/Function, or a root logical id), else by its name,
+        else by a nested logical id alone (the first, as SAM CLI does)."""
+        for key in (lambda f: f.logical_id, lambda f: f.spec.name, lambda f: f.logical_id.rsplit("/", 1)[-1]):
+            for fn in self.functions:
+                if key(fn) == name:
+                    return fn
         return None
 
     @property

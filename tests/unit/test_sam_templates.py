@@ -84,6 +84,7 @@ def test_a_nested_stacks_functions_get_its_parameters_and_their_own_names(tmp_pa
     assert by_path["Other/Named"].spec.name == "other-named"
     assert [(r.method, r.path, r.function) for r in template.routes] == [("GET", "/work", "Worker")]
     assert template.find("Child/Worker") is worker and template.find("other-named") is by_path["Other/Named"]
+    assert template.find("Named") is by_path["Other/Named"] and template.find("Nope") is None
 
 
 def test_a_nested_stack_with_a_missing_parameter_or_file_refuses_the_template(tmp_path: Path) -> None:
