@@ -316,7 +316,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         table.add_row(str(u.get("name")), "-", "-", "-", "-", "not deployed", "")
     out.print(table)
     for u in missing:
-        out.print(f"{u.get('name')}: not deployed: {u.get('reason')}", markup=False, soft_wrap=True)
+        out.print(f"{u.get('name')}: not deployed: {u.get('reason')} (template {u.get('stack')})", markup=False, soft_wrap=True)
     for f in functions:
         _warn_fallback(f)
     return EXIT_OK

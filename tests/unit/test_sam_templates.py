@@ -298,3 +298,30 @@ def test_the_route_book_keeps_a_templates_unrunnable_functions_and_the_registry_
         book.put("app-12345678", [], unrunnable={"bad/name": "x"})
     book.put("app-12345678", [])  # the template's routes removed: its unrunnable functions go too
     assert book.unrunnable() == {} and "app-12345678" not in RouteBook(store).stacks()
+
+
+def test_faas_ls_lists_unrunnable_functions_and_invoke_wants_the_template_for_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from faas.cli import main as cli
+    from faas.cli.client import GatewayClient
+    from tests.fakes import FakePlatform
+    from tests.unit.test_cli import start_server
+
+    server, thread = start_server(FakePlatform())
+    url = f"http://127.0.0.1:{server.server_port}"
+    monkeypatch.setenv("FAAS_GATEWAY", url)
+    try:
+        with GatewayClient(url) as client:
+            client.put_routes("app-12345678", [], unrunnable={"Img": "Img cannot run here: PackageType Image"})
+        assert cli.main(["ls"]) == 0
+        out = capsys.readouterr().out
+        assert "Img: not deployed: Img cannot run here: PackageType Image (template app-12345678)" in out
+        assert cli.main(["invoke", "Child/Worker"]) != 0
+        assert "--template" in capsys.readouterr().err
+        path = nested(tmp_path)
+        assert cli.main(["invoke", "Child/Nope", "--template", str(path)]) != 0
+        assert "has no function 'Child/Nope'" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+        thread.join(5)
