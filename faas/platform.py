@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,7 @@ class Platform:
         self.store = Store(root / "faas.db")
         self.registry = Registry(self.store)
         self.route_book = RouteBook(self.store)  # templates' API routes, served at the gateway's root
+        self.registry.unrunnable = self.route_book.unrunnable()
         self.pump = LogPump()
         self.log_store = LogStore(root / "logs")
         self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
@@ -238,8 +239,14 @@ class Platform:
     def route_stacks(self) -> dict[str, list[Route]]:
         return self.route_book.stacks()
 
-    def put_api_routes(self, stack: str, routes: list[Route], *, dry_run: bool = False) -> None:
-        self.route_book.put(stack, routes, dry_run=dry_run)
+    def put_api_routes(
+        self, stack: str, routes: list[Route], *, dry_run: bool = False, unrunnable: Mapping[str, str] | None = None
+    ) -> None:
+        self.route_book.put(stack, routes, dry_run=dry_run, unrunnable=unrunnable)
+        self.registry.unrunnable = self.route_book.unrunnable()
+
+    def unrunnable_functions(self) -> dict[str, dict[str, str]]:
+        return self.route_book.unrunnable_by_stack()
 
     def versions(self, name: str) -> list[VersionInfo]:
         """Every numbered version of a function, oldest first, the live one marked."""

@@ -22,7 +22,7 @@ from werkzeug.exceptions import NotFound
 from faas.deploy.routes import HTTP, NO_MATCH, REST, Match, Route, RouteTable, check_reserved, first_segment
 from faas.errors import FaasError, FunctionNotFound, ShuttingDown, ValidationError
 from faas.ids import request_id as new_request_id
-from faas.models import SYNC_PAYLOAD_LIMIT
+from faas.models import SYNC_PAYLOAD_LIMIT, clip
 from gateway.api_events import (
     accepts_binary,
     build_v1_event,
@@ -72,8 +72,14 @@ def reserved_prefixes() -> frozenset[str]:
 @bp.get("/system/routes")
 def list_routes() -> Response:
     require_token()
-    rows = [{**r.to_json(), "stack": stack} for stack, routes in sorted(platform().route_stacks().items()) for r in routes]
-    return Response(json.dumps({"routes": rows}), mimetype="application/json")
+    plat = platform()
+    rows = [{**r.to_json(), "stack": stack} for stack, routes in sorted(plat.route_stacks().items()) for r in routes]
+    missing = [
+        {"name": name, "reason": why, "stack": stack}
+        for stack, found in sorted(plat.unrunnable_functions().items())
+        for name, why in sorted(found.items())
+    ]
+    return Response(json.dumps({"routes": rows, "unrunnable": missing}), mimetype="application/json")
 
 
 @bp.put("/system/routes/<stack>")
@@ -93,7 +99,7 @@ def put_routes(stack: str) -> Response:
     routes = [Route.from_json(r) for r in raw["routes"]]
     check_reserved(routes, reserved_prefixes())
     dry_run = request.args.get("dry_run", "").lower() in ("1", "true", "yes")
-    platform().put_api_routes(stack, routes, dry_run=dry_run)
+    platform().put_api_routes(stack, routes, dry_run=dry_run, unrunnable=raw.get("unrunnable") or {})
     if not dry_run:
         for route in routes:
             LOG.info(
@@ -203,9 +209,13 @@ def _answer(plat: PlatformAPI, table: RouteTable) -> Response:
         result = plat.invoke(route.function, json.dumps(event, separators=(",", ":")).encode("utf-8"))
     except ShuttingDown:
         return _message(503, "Service Unavailable", request_id)
-    except FunctionNotFound:
-        LOG.warning("route %s %s: function %s does not exist", route.method, route.path, route.function)
-        return _internal(route, 500, request_id)
+    except FunctionNotFound as e:
+        LOG.warning("route %s %s: %s", route.method, route.path, e.message)
+        response = _internal(route, 500, request_id)
+        # Why, for the developer: "not found", or the reason the template's function cannot run here.
+        text = "".join(c if " " <= c <= "~" else "?" for c in e.message)
+        response.headers["X-Faas-Error"] = clip(text, 500)
+        return response
     except FaasError as e:
         # API Gateway: Lambda refused the call (throttled, too large...) -> 500.
         LOG.warning("route %s %s: function %s: %s", route.method, route.path, route.function, e.message)

@@ -9,6 +9,7 @@ states statically that Platform satisfies it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -78,8 +79,15 @@ class PlatformAPI(Protocol):
         """Add a line to a function's log (`faas logs`): why the gateway refused its answer."""
         ...
 
-    def put_api_routes(self, stack: str, routes: list[Route], *, dry_run: bool = False) -> None:
-        """Replace a stack's routes (an empty list removes them); a clash is a ValidationError."""
+    def put_api_routes(
+        self, stack: str, routes: list[Route], *, dry_run: bool = False, unrunnable: Mapping[str, str] | None = None
+    ) -> None:
+        """Replace a stack's routes (an empty list removes them); a clash is a ValidationError.
+        unrunnable: the template's functions that cannot run here, with the reason."""
+        ...
+
+    def unrunnable_functions(self) -> dict[str, dict[str, str]]:
+        """Each stack's functions that cannot run here -> the reason."""
         ...
 
     # ---- calls (Invoke API, HTTP trigger, the worker's fast path) -----------------------

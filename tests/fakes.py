@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -434,8 +434,13 @@ class FakePlatform:
     def route_stacks(self) -> dict[str, list[Route]]:
         return self.route_book.stacks()
 
-    def put_api_routes(self, stack: str, routes: list[Route], *, dry_run: bool = False) -> None:
-        self.route_book.put(stack, routes, dry_run=dry_run)
+    def put_api_routes(
+        self, stack: str, routes: list[Route], *, dry_run: bool = False, unrunnable: Mapping[str, str] | None = None
+    ) -> None:
+        self.route_book.put(stack, routes, dry_run=dry_run, unrunnable=unrunnable)
+
+    def unrunnable_functions(self) -> dict[str, dict[str, str]]:
+        return self.route_book.unrunnable_by_stack()
 
     def begin_drain(self) -> None:
         self.draining = True

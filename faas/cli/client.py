@@ -123,11 +123,26 @@ class GatewayClient:
     def functions(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/system/functions").json())
 
-    def put_routes(self, stack: str, routes: list[dict[str, Any]], *, dry_run: bool = False) -> list[dict[str, Any]]:
-        """Replace a template's API routes (dry_run: only check them); see faas/deploy/routes.py."""
+    def put_routes(
+        self,
+        stack: str,
+        routes: list[dict[str, Any]],
+        *,
+        dry_run: bool = False,
+        unrunnable: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Replace a template's API routes (dry_run: only check them) and its functions that
+        cannot run here ({name: reason}); see faas/deploy/routes.py."""
         query = "?dry_run=true" if dry_run else ""
         path = f"/system/routes/{quote(stack, safe='')}{query}"
-        return list(self._request("PUT", path, json={"routes": routes}).json().get("routes") or [])
+        body: dict[str, Any] = {"routes": routes}
+        if unrunnable:
+            body["unrunnable"] = unrunnable
+        return list(self._request("PUT", path, json=body).json().get("routes") or [])
+
+    def unrunnable(self) -> list[dict[str, Any]]:
+        """Functions of deployed templates that cannot run here: name, reason, stack."""
+        return list(self._request("GET", "/system/routes").json().get("unrunnable") or [])
 
     def remove_routes(self, stack: str) -> None:
         self._request("DELETE", f"/system/routes/{quote(stack, safe='')}")

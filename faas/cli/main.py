@@ -28,6 +28,7 @@ from faas.cli.client import GatewayClient, gateway_url
 from faas.cli.watch_claims import claim
 from faas.config import DEFAULT_PORT, Config
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
+from faas.models import short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -182,6 +183,33 @@ def _deploy_line(function: dict[str, Any]) -> str:
 # ------------------------------------------------------------------ commands
 
 
+def add_template_options(parser: argparse.ArgumentParser) -> None:
+    """A SAM template's options, as SAM CLI spells them (for deploy, and `faas up` with a template)."""
+    parser.add_argument(
+        "--parameter-overrides",
+        metavar="OVERRIDES",
+        default="",
+        help="a SAM template's parameter values, in SAM's syntax: 'Key=Value Key2=Value2' or 'ParameterKey=K,ParameterValue=V ...'",
+    )
+    parser.add_argument(
+        "--env-vars",
+        metavar="ENV_JSON",
+        help='environment variables in SAM\'s env.json format: {"Parameters": {...}} for every function, '
+        '{"LogicalId": {...}} for one; only variables the template declares are set, as SAM CLI',
+    )
+
+
+def template_options(args: argparse.Namespace) -> dict[str, Any]:
+    """add_template_options' values, read: keyword arguments of sam.load and sam.deploy."""
+    from faas.deploy import sam
+
+    env_file = getattr(args, "env_vars", None)
+    return {
+        "overrides": sam.parse_overrides(getattr(args, "parameter_overrides", "") or ""),
+        "env_vars": sam.read_env_vars(env_file) if env_file else None,
+    }
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     if Path(args.dir).is_file():  # an AWS SAM template: every AWS::Serverless::Function in it
         from faas.deploy import sam
@@ -192,12 +220,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
                 Path(args.dir),
                 say=lambda m: out.print(m, markup=False),
                 warn=lambda m: err.print(m, style="yellow", markup=False),
-                overrides=sam.parse_overrides(args.parameter_overrides),
                 progress=progress_line,
+                **template_options(args),
             )
         return EXIT_ERROR if failed else EXIT_OK
-    if getattr(args, "parameter_overrides", ""):
-        raise ValidationError("--parameter-overrides applies to a SAM template (faas deploy template.yaml), not to a folder")
+    if getattr(args, "parameter_overrides", "") or getattr(args, "env_vars", None):
+        raise ValidationError(
+            "--parameter-overrides and --env-vars apply to a SAM template (faas deploy template.yaml), not to a folder"
+        )
     folders = find_function_folders([Path(args.dir)])
     failed = 0
     state_dir = _local_state_dir(args)
@@ -295,7 +325,8 @@ def _when(value: Any) -> str:
 def cmd_ls(args: argparse.Namespace) -> int:
     with GatewayClient(gateway_url(args.gateway)) as client:
         functions = client.functions()
-    if not functions:
+        unrunnable = client.unrunnable()
+    if not functions and not unrunnable:
         err.print("no functions deployed; deploy one with `faas deploy DIR`", markup=False)
         return EXIT_OK
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -311,7 +342,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
             (f.get("deploy_problem") or {}).get("summary") or _status(f.get("environments")),
             _when(f.get("created")),
         )
+    live = {f.get("name") for f in functions}
+    missing = [u for u in unrunnable if u.get("name") not in live]
+    for u in missing:  # a template's function faas cannot run: listed, its reason printed whole below
+        table.add_row(str(u.get("name")), "-", "-", "-", "-", "not deployed", "")
     out.print(table)
+    for u in missing:
+        out.print(f"{u.get('name')}: not deployed: {u.get('reason')} (template {u.get('stack')})", markup=False, soft_wrap=True)
     for f in functions:
         _warn_fallback(f)
     return EXIT_OK
@@ -374,8 +411,29 @@ def _print_payload(console: Console, payload: bytes, stream: Any) -> None:
     stream.flush()
 
 
+def _function_name(args: argparse.Namespace) -> str:
+    """NAME, or with --template the deployed name of a logical id or SAM's Child/Function path."""
+    if not getattr(args, "template", None):
+        if "/" in args.name:
+            raise ValidationError(
+                f"{short_repr(args.name)} is a SAM function path: give the template too (--template template.yaml)"
+            )
+        return str(args.name)
+    from faas.deploy import sam
+
+    template = sam.load(Path(args.template))
+    found = template.find(args.name)
+    if found is None:
+        for gone in template.unrunnable:
+            if args.name in (gone.path, gone.name, gone.path.rsplit("/", 1)[-1]):
+                raise ValidationError(f"{gone.path} is not deployed: it cannot run here: {gone.reason}")
+        raise ValidationError(f"{Path(args.template).name} has no function {short_repr(args.name)}")
+    return found.spec.name
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     payload = read_payload(args.payload)
+    args.name = _function_name(args)
     if args.debug:
         err.print(f"waiting for a debugger on 127.0.0.1:{args.debug} (the call runs once one attaches)", markup=False)
     with GatewayClient(gateway_url(args.gateway)) as client:
@@ -853,12 +911,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dir", metavar="DIR", help="a function folder (with function.yaml), a folder of them, or an AWS SAM template.yaml"
     )
     deploy.add_argument("--watch", action="store_true", help="then redeploy on every save until Ctrl-C")
-    deploy.add_argument(
-        "--parameter-overrides",
-        metavar="OVERRIDES",
-        default="",
-        help="a SAM template's parameter values, in SAM's syntax: 'Key=Value Key2=Value2' or 'ParameterKey=K,ParameterValue=V ...'",
-    )
+    add_template_options(deploy)
     deploy.set_defaults(func=cmd_deploy)
 
     build_cmd = sub.add_parser(
@@ -898,6 +951,11 @@ def build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("name", metavar="NAME")
     invoke.add_argument("--payload", metavar="JSON", help="the event: inline JSON, @file, or @- for stdin (default {})")
     invoke.add_argument("--qualifier", metavar="VERSION", help="a version to call instead of the live one")
+    invoke.add_argument(
+        "--template",
+        metavar="TEMPLATE",
+        help="a SAM template: NAME may be a logical id or SAM's Child/Function path in it (nested stacks)",
+    )
     invoke.add_argument("--tail", action="store_true", help="also print the end of the call's log (stderr)")
     invoke.add_argument(
         "--debug",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from faas.deploy.store import Store
@@ -48,14 +48,24 @@ class Registry:
         for fn, alias, target in store.aliases_all():
             self._aliases.setdefault(fn, {})[alias] = target
         self._listeners: list[Listener] = []
+        # Functions a deployed template holds that cannot run here -> why (RouteBook.unrunnable);
+        # replaced whole, read without the lock: a call to one names the reason, not only "not found".
+        self.unrunnable: Mapping[str, str] = {}
         LOG.info("registry: %d live function(s)", len(self._live))
+
+    def _missing(self, name: str, qualifier: str | None = None) -> FunctionNotFound:
+        error = not_found(name, qualifier)
+        reason = self.unrunnable.get(name)
+        if reason:
+            error = FunctionNotFound(f"{error.message}: {reason}")
+        return error
 
     # ------------------------------------------------------------------ hot path, no lock
 
     def live(self, name: str) -> FunctionVersion:
         version = self._live.get(name)
         if version is None:
-            raise not_found(name)
+            raise self._missing(name)
         return version
 
     def resolve(self, name: str, qualifier: str | None = None) -> FunctionVersion:
@@ -70,11 +80,11 @@ class Registry:
         if not qualifier.isdigit():
             target = self._aliases.get(name, {}).get(qualifier)
             if target is None:
-                raise not_found(name, qualifier)
+                raise self._missing(name, qualifier)
             return self.resolve(name, target)
         number = int(qualifier)
         if number > MAX_VERSION:
-            raise not_found(name, qualifier)
+            raise self._missing(name, qualifier)
         live = self._live.get(name)
         if live is not None and live.version == number:
             return live
@@ -86,7 +96,7 @@ class Registry:
             # deleted version in the cache (numbers restart at 1 after a delete).
             found = self._store.get_version(name, number)
             if found is None:
-                raise not_found(name, qualifier)
+                raise self._missing(name, qualifier)
             self._versions[(name, number)] = found
             return found
 
@@ -161,7 +171,7 @@ class Registry:
                 del self._versions[key]
             self._aliases.pop(name, None)
             if not deleted and old is None:
-                raise not_found(name)
+                raise self._missing(name)
             if old is not None:
                 self._notify(old, None)
 

@@ -405,10 +405,15 @@ class RouteBook:
         self._store = store
         self._lock = threading.Lock()
         self._stacks: dict[str, list[Route]] = {}
+        self._unrunnable: dict[str, dict[str, str]] = {}  # stack -> {function: why it cannot run here}
         for stack, text in store.routes_all() if store is not None else []:
             try:
-                self._stacks[stack] = [Route.from_json(r) for r in json.loads(text)]
-            except (ValueError, ValidationError):
+                saved = json.loads(text)
+                if isinstance(saved, list):  # a route list: written before unrunnable functions were kept
+                    saved = {"routes": saved}
+                self._stacks[stack] = [Route.from_json(r) for r in saved.get("routes") or []]
+                self._unrunnable[stack] = check_unrunnable(saved.get("unrunnable") or {})
+            except (ValueError, ValidationError, AttributeError):
                 continue  # written by a faas whose rules were looser: skipped, not fatal
         self.table = RouteTable(r for rs in self._stacks.values() for r in rs)
 
@@ -416,26 +421,63 @@ class RouteBook:
         with self._lock:
             return {k: list(v) for k, v in self._stacks.items()}
 
-    def put(self, stack: str, routes: Sequence[Route], *, dry_run: bool = False) -> None:
+    def unrunnable(self) -> dict[str, str]:
+        """Every function a deployed template holds that cannot run here -> the reason, with its stack."""
+        with self._lock:
+            return {name: f"{why} (template {stack})" for stack, found in self._unrunnable.items() for name, why in found.items()}
+
+    def unrunnable_by_stack(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._unrunnable.items()}
+
+    def put(
+        self,
+        stack: str,
+        routes: Sequence[Route],
+        *,
+        dry_run: bool = False,
+        unrunnable: Mapping[str, str] | None = None,
+    ) -> None:
+        """Replace a stack's routes, and the functions of its template that cannot run here
+        (listed by `faas ls`, named in the error a call to one gets)."""
         check_stack(stack)
         if len(routes) > MAX_ROUTES:
             raise ValidationError(f"a template may have at most {MAX_ROUTES} routes, got {len(routes)}")
         for route in routes:
             route.check()
+        missing = check_unrunnable(unrunnable or {})
         with self._lock:
             check_clashes(routes, {name: rs for name, rs in self._stacks.items() if name != stack})
             if dry_run:
                 return
             if self._store is not None:
-                if routes:
-                    self._store.put_routes(stack, json.dumps([r.to_json() for r in routes], separators=(",", ":")))
+                if routes or missing:
+                    saved = {"routes": [r.to_json() for r in routes], "unrunnable": missing}
+                    self._store.put_routes(stack, json.dumps(saved, separators=(",", ":")))
                 else:
                     self._store.delete_routes(stack)
-            if routes:
+            if routes or missing:
                 self._stacks[stack] = list(routes)
+                self._unrunnable[stack] = missing
             else:
                 self._stacks.pop(stack, None)
+                self._unrunnable.pop(stack, None)
             self.table = RouteTable(r for rs in self._stacks.values() for r in rs)
+
+
+MAX_REASON = 500
+
+
+def check_unrunnable(raw: Any) -> dict[str, str]:
+    """{function name: why it cannot run here}, bounded as routes are."""
+    if not isinstance(raw, Mapping) or len(raw) > MAX_ROUTES:
+        raise ValidationError(f"unrunnable must map at most {MAX_ROUTES} function names to reasons")
+    out: dict[str, str] = {}
+    for name, why in raw.items():
+        if not isinstance(name, str) or not NAME_RE.match(name) or not isinstance(why, str):
+            raise ValidationError(f"unrunnable: {str(name)[:80]!r} must be a function name mapped to a reason")
+        out[name] = "".join(c if c.isprintable() else " " for c in why[:MAX_REASON])
+    return out
 
 
 def check_stack(stack: str) -> None:

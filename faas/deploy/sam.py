@@ -15,6 +15,15 @@ AWS::NoValue (the property goes), !Sub, !Join, !Select, !Split, !FindInMap (Mapp
 !Equals, !And, !Or, !Not and !Condition (Conditions), !GetAtt of a function's Arn; !Ref of
 another resource becomes its logical id.
 
+Also read: AWS::Lambda::Function (Code.ZipFile, or CDK's aws:asset:path metadata) and
+InlineCode; nested stacks (AWS::Serverless::Application, AWS::CloudFormation::Stack) with a
+local template, their functions under their own names and SAM's Child/Function path; plain
+API Gateway resources (faas/deploy/cfn_routes.py); --env-vars files in SAM's format.
+
+A function AWS would run but faas cannot (an image, code only in S3) is listed in
+Template.unrunnable with the reason and the others deploy: a template should not be all or
+nothing because of one function. A template broken as a whole is refused.
+
 Each function is packaged as a normal faas package with a function.yaml written from the
 template, so the gateway validates and deploys it exactly as `faas deploy DIR`.
 """
@@ -33,17 +42,22 @@ from typing import Any
 
 import yaml
 
-from faas.deploy import yaml_input
+from faas.deploy import cfn_routes, yaml_input
 from faas.deploy.builds import Build, package_folder
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH
-from faas.deploy.routes import Route, stack_name
+from faas.deploy.routes import Route, check_clashes, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
-from faas.models import ACCOUNT_ID, FunctionSpec, fallback_warning, function_arn, short_repr
+from faas.models import ACCOUNT_ID, NAME_RE, FunctionSpec, fallback_warning, function_arn, short_repr
 
 LOG = logging.getLogger(__name__)
 
 FUNCTION_TYPE = "AWS::Serverless::Function"
+LAMBDA_TYPE = "AWS::Lambda::Function"  # plain CloudFormation (and CDK's output)
+APPLICATION_TYPE = "AWS::Serverless::Application"
+STACK_TYPES = (APPLICATION_TYPE, "AWS::CloudFormation::Stack")
+# CloudFormation writes a ZipFile's text to this file, by runtime family.
+INLINE_FILES = {"python": "index.py", "nodejs": "index.js"}
 # SAM property -> function.yaml key, for plain values.
 SCALARS = {
     "Handler": "handler",
@@ -63,7 +77,10 @@ HANDLED = {
     "PackageType",
     "Events",
     "FunctionUrlConfig",
+    "InlineCode",
 }
+# AWS::Lambda::Function's properties read like the SAM ones above (Code instead of CodeUri).
+LAMBDA_HANDLED = (HANDLED - {"CodeUri", "InlineCode", "Events", "FunctionUrlConfig"}) | {"Code", "Role"}
 PSEUDO = {
     "AWS::Region": "us-east-1",
     "AWS::AccountId": ACCOUNT_ID,
@@ -80,12 +97,26 @@ class Unresolved(Exception):
     """A value faas cannot work out locally (a resource attribute, a condition)."""
 
 
+class CannotRun(Exception):
+    """A function the template may hold (AWS would run it) that faas cannot run here."""
+
+
 @dataclass(frozen=True)
 class SamFunction:
-    logical_id: str
+    logical_id: str  # "Fn", or "Child/Fn" in a nested stack (SAM's function path)
     spec: FunctionSpec
-    code: Path  # a folder or a .zip file
+    code: Path  # a folder or a .zip file; the template's folder for inline code
     build: Build | None = None  # Metadata: BuildMethod (faas/deploy/builds.py)
+    inline: str | None = None  # Code.ZipFile / InlineCode: the handler file's text
+
+
+@dataclass(frozen=True)
+class Unrunnable:
+    """A function of the template that is not deployed: why, for `faas deploy`'s output."""
+
+    path: str  # its logical id, or SAM's Child/Fn path
+    name: str  # the name it would have
+    reason: str
 
 
 @dataclass
@@ -94,6 +125,16 @@ class Template:
     functions: list[SamFunction] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
+    unrunnable: list[Unrunnable] = field(default_factory=list)
+
+    def find(self, name: str) -> SamFunction | None:
+        """A function by SAM's path (Child/Function, or a root logical id), else by its name,
+        else by a nested logical id alone (the first, as SAM CLI does)."""
+        for key in (lambda f: f.logical_id, lambda f: f.spec.name, lambda f: f.logical_id.rsplit("/", 1)[-1]):
+            for fn in self.functions:
+                if key(fn) == name:
+                    return fn
+        return None
 
     @property
     def stack(self) -> str:
@@ -160,10 +201,109 @@ def parse_overrides(text: str) -> dict[str, str]:
     return out
 
 
-def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
+MAX_NESTING = 5  # nested stacks deep: CloudFormation allows more, real projects use one or two
+
+
+MAX_ENV_FILE = 1 << 20  # an --env-vars file: far above Lambda's 4 KB of variables per function
+
+
+def read_env_vars(path: str | Path) -> dict[str, Any]:
+    """SAM's --env-vars file: JSON, `{"Parameters": {...}}` for every function and
+    `{"LogicalId": {...}}` for one (SAM's Child/Function path, or the function's name, too)."""
+    import json
+
+    source = Path(path).expanduser()
+    try:
+        with source.open("rb") as f:
+            data = f.read(MAX_ENV_FILE + 1)
+    except OSError as e:
+        raise ValidationError(f"--env-vars {source.name}: cannot be read: {e.strerror}") from None
+    if len(data) > MAX_ENV_FILE:
+        raise ValidationError(f"--env-vars {source.name}: larger than {MAX_ENV_FILE} bytes")
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValidationError(f"--env-vars {source.name}: not JSON: {e}") from None
+    if not isinstance(raw, Mapping):
+        raise ValidationError(f"--env-vars {source.name}: expected an object of objects, as SAM's env.json")
+    for key, section in raw.items():
+        if not isinstance(section, Mapping) or not all(
+            isinstance(v, (str, int, float, bool)) or v is None for v in section.values()
+        ):
+            raise ValidationError(
+                f"--env-vars {source.name}: {short_repr(key)} must map variable names to strings, numbers or booleans"
+            )
+    return dict(raw)
+
+
+def apply_env_vars(template: Template, env_vars: Mapping[str, Any]) -> None:
+    """SAM's rules: `Parameters` sets a variable of every function, a function's own object wins;
+    only variables the template declares for that function change (the others are named in a
+    warning, as SAM CLI ignores them)."""
+    import dataclasses
+
+    known = {n for fn in template.functions for n in (fn.spec.name, fn.logical_id, fn.logical_id.rsplit("/", 1)[-1])}
+    strange = sorted(k for k in env_vars if k != "Parameters" and k not in known)
+    if strange:
+        template.warnings.append(f"--env-vars: no function of the template is named {', '.join(strange)}; ignored")
+    for index, fn in enumerate(template.functions):
+        own: dict[str, Any] = {}
+        for key in (fn.logical_id.rsplit("/", 1)[-1], fn.spec.name, fn.logical_id):  # the fullest name wins
+            own.update(env_vars.get(key) or {})
+        wanted = {**(env_vars.get("Parameters") or {}), **own}
+        env = dict(fn.spec.environment)
+        undeclared = sorted(k for k in own if k not in env)
+        if undeclared:
+            template.warnings.append(
+                f"--env-vars: {fn.logical_id} does not declare {', '.join(undeclared)} in the template; not set (as SAM CLI)"
+            )
+        changed = {k: _env_text(v) for k, v in wanted.items() if k in env}
+        if changed:
+            env.update(changed)
+            spec = FunctionSpec.from_mapping({**fn.spec.to_mapping(), "environment": env}, source=f"--env-vars {fn.logical_id}")
+            template.functions[index] = dataclasses.replace(fn, spec=spec)
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def load(path: Path, overrides: Mapping[str, str] | None = None, env_vars: Mapping[str, Any] | None = None) -> Template:
     """Read a template: every function's spec and code location, and the warnings.
-    overrides: parameter values given on the command line (parse_overrides)."""
+    overrides: parameter values given on the command line (parse_overrides); env_vars: an
+    --env-vars file in SAM's format (read_env_vars).
+
+    A function that cannot run here (an image, code in S3) is listed in `unrunnable` with the
+    reason, and the others still deploy; a template broken as a whole (bad YAML, a route
+    clash, nothing deployable) is a ValidationError."""
     path = Path(path).resolve()
+    template = Template(path)
+    _load_stack(template, path, overrides, prefix="", depth=0)
+    if template.unrunnable:
+        template.warnings.extend(f"{u.path}: not deployed, it cannot run here: {u.reason}" for u in template.unrunnable)
+    if not template.functions:
+        reasons = "; ".join(f"{u.path}: {u.reason}" for u in template.unrunnable)
+        raise ValidationError(
+            f"{path}: no function faas can run in the template"
+            + (f" ({reasons})" if reasons else "")
+            + f"; it needs an {FUNCTION_TYPE} or {LAMBDA_TYPE}"
+        )
+    names = [f.spec.name for f in template.functions]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValidationError(f"{path}: two functions would be named {', '.join(duplicates)}")
+    try:
+        check_clashes(template.routes)
+    except ValidationError as e:
+        raise ValidationError(f"{path.name}: {e.message}") from None
+    if env_vars:
+        apply_env_vars(template, env_vars)
+    return template
+
+
+def _read(path: Path) -> Mapping[str, Any]:
     try:
         raw = yaml_input.load_document(path.read_text(), _Loader)  # aliases allowed, within a bound
     except OSError as e:
@@ -174,14 +314,21 @@ def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
         raise ValidationError(f"{path}: nested too deeply to be a template") from None
     if not isinstance(raw, Mapping) or not isinstance(raw.get("Resources"), Mapping):
         raise ValidationError(f"{path}: not a SAM template (no Resources section)")
-    template = Template(path)
+    return raw
+
+
+def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | None, *, prefix: str, depth: int) -> None:
+    """One stack of the template (the root, or a nested one under `prefix`, "Child/"): its
+    functions, routes and nested stacks are added to `template`."""
+    raw = _read(path)
+    where_file = path.name if not prefix else f"{prefix.rstrip('/')} ({path.name})"
+    warnings: list[str] = []
     declared = raw.get("Parameters") or {}
     declared = declared if isinstance(declared, Mapping) else {}
     unknown = sorted(set(overrides or {}) - set(declared))
     if unknown:
-        raise ValidationError(
-            f"{path.name}: --parameter-overrides names parameters the template does not have: {', '.join(unknown)}"
-        )
+        given = "--parameter-overrides" if not prefix else "its Parameters"
+        raise ValidationError(f"{where_file}: {given} names parameters the template does not have: {', '.join(unknown)}")
     params: dict[str, Any] = {**PSEUDO, **parameter_values(declared, overrides)}
     resources: Mapping[str, Any] = raw["Resources"]
     ctx = Intrinsics(
@@ -190,65 +337,148 @@ def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
         attributes={
             f"{lid}.Arn": function_arn(_plain_name(lid, res))
             for lid, res in resources.items()
-            if isinstance(res, Mapping) and res.get("Type") == FUNCTION_TYPE
+            if isinstance(res, Mapping) and res.get("Type") in (FUNCTION_TYPE, LAMBDA_TYPE)
         },
     )
     globals_ = ((raw.get("Globals") or {}).get("Function") or {}) if isinstance(raw.get("Globals"), Mapping) else {}
     skipped: list[str] = []
     problems: list[str] = []
+    stack_functions: list[SamFunction] = []
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
-        if kind in API_TYPES:
-            continue  # served as routes (faas/deploy/routes.py), which names what it ignores
-        if kind != FUNCTION_TYPE:
+        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES:
+            continue  # served as routes (sam_routes.py, cfn_routes.py), which name what they ignore
+        if kind not in (FUNCTION_TYPE, LAMBDA_TYPE, *STACK_TYPES):
             skipped.append(f"{logical_id} ({kind})")
             continue
         condition = resource.get("Condition")
         if condition is not None:
             try:
-                wanted = ctx.condition(condition, params, set(resources), f"{logical_id}.Condition", template.warnings)
+                wanted = ctx.condition(condition, params, set(resources), f"{logical_id}.Condition", warnings)
             except Unresolved as e:
                 problems.append(f"{logical_id}.Condition: faas cannot work out {e} locally")
                 continue
             if not wanted:
-                template.warnings.append(f"{logical_id}: its Condition {condition} is false, not deployed")
+                warnings.append(f"{logical_id}: its Condition {condition} is false, not deployed")
                 continue
-        props = merge_globals(globals_, resource.get("Properties") or {})
+        if kind in STACK_TYPES:
+            try:
+                _nested(template, path, str(logical_id), resource, params, set(resources), ctx, prefix, depth, warnings)
+            except ValidationError as e:
+                problems.append(e.message)
+            continue
+        props = resource.get("Properties") or {}
+        if kind == FUNCTION_TYPE:
+            props = merge_globals(globals_, props)
         try:
-            fn = _function(template, str(logical_id), props, params, set(resources), ctx)
-            template.functions.append(replace(fn, build=build_of(str(logical_id), resource.get("Metadata"))))
+            fn = _function(
+                template,
+                path,
+                str(logical_id),
+                props,
+                params,
+                set(resources),
+                ctx,
+                kind=str(kind),
+                metadata=resource.get("Metadata"),
+                prefix=prefix,
+                warnings=warnings,
+            )
+            fn = replace(fn, build=build_of(str(logical_id), resource.get("Metadata")))
+        except CannotRun as e:
+            template.unrunnable.append(Unrunnable(prefix + str(logical_id), _plain_name(logical_id, resource), str(e)))
+            continue
         except ValidationError as e:
             problems.append(e.message)
+            continue
+        stack_functions.append(fn)
     if skipped:
-        template.warnings.append(f"resources faas does not run, not deployed: {', '.join(skipped)}")
+        warnings.append(f"resources faas does not run, not deployed: {', '.join(skipped)}")
     if problems:
-        raise ValidationError(f"{path}: " + "; ".join(problems))
-    if not template.functions:
-        raise ValidationError(f"{path}: no {FUNCTION_TYPE} resources in the template")
-    names = [f.spec.name for f in template.functions]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValidationError(f"{path}: two functions would be named {', '.join(duplicates)}")
+        raise ValidationError(f"{path if not prefix else where_file}: " + "; ".join(problems))
 
     def value(raw_value: Any, where: str) -> Any:
         try:
-            return resolve(raw_value, params, set(resources), where, template.warnings, ctx=ctx)
+            return resolve(raw_value, params, set(resources), where, warnings, ctx=ctx)
+        except Unresolved as e:
+            raise ValidationError(f"{where}: faas cannot work out {e} locally") from None
+
+    def quiet(raw_value: Any, where: str) -> Any:  # a !Ref of a resource is its logical id, as wanted
+        try:
+            return resolve(raw_value, params, set(resources), where, [], ctx=ctx)
         except Unresolved as e:
             raise ValidationError(f"{where}: faas cannot work out {e} locally") from None
 
     raw_globals = raw.get("Globals")
+    routed = {f.logical_id.rsplit("/", 1)[-1]: f.spec.name for f in stack_functions}
+    # A route to a function that cannot run stays, so its callers get the reason (not a 403/404).
+    routed.update(
+        {
+            u.path.rsplit("/", 1)[-1]: u.name
+            for u in template.unrunnable
+            if u.path.startswith(prefix) and "/" not in u.path[len(prefix) :] and NAME_RE.match(u.name)
+        }
+    )
     try:
-        template.routes = template_routes(
+        routes = template_routes(
             resources,
-            {f.logical_id: f.spec.name for f in template.functions},  # those whose Condition holds
+            routed,  # those whose Condition holds
             value,
             raw_globals if isinstance(raw_globals, Mapping) else {},
-            template.warnings,
+            warnings,
             lambda uri, where: _definition(path.parent, uri, where),
         )
+        routes += cfn_routes.routes(resources, routed, quiet, warnings)
     except ValidationError as e:
-        raise ValidationError(f"{path.name}: {e.message}") from None
-    return template
+        raise ValidationError(f"{where_file}: {e.message}") from None
+    template.functions.extend(stack_functions)
+    template.routes.extend(routes)
+    template.warnings.extend(w if not prefix else f"{prefix}{w}" for w in warnings)
+
+
+def _nested(
+    template: Template,
+    parent: Path,
+    logical_id: str,
+    resource: Mapping[str, Any],
+    params: Mapping[str, Any],
+    resources: set[str],
+    ctx: Intrinsics,
+    prefix: str,
+    depth: int,
+    warnings: list[str],
+) -> None:
+    """A nested stack (AWS::Serverless::Application, AWS::CloudFormation::Stack) with a local
+    template: its functions join the template's under their own names, its routes are served."""
+    props = resource.get("Properties") or {}
+    key = "Location" if resource.get("Type") == APPLICATION_TYPE else "TemplateURL"
+    where = f"{prefix}{logical_id}.{key}"
+    if not isinstance(props, Mapping) or key not in props:
+        raise ValidationError(f"{where}: a nested stack needs {key}")
+    try:
+        location = resolve(props[key], params, resources, where, warnings, ctx=ctx)
+    except Unresolved as e:
+        raise ValidationError(f"{where}: faas cannot work out {e} locally") from None
+    if not isinstance(location, str) or "://" in location:
+        # An application from the Serverless Application Repository, or a template in S3.
+        template.unrunnable.append(
+            Unrunnable(prefix + logical_id, logical_id, f"its {key} {short_repr(location)} is not a local template file")
+        )
+        return
+    if depth + 1 > MAX_NESTING:
+        raise ValidationError(f"{where}: nested stacks deeper than {MAX_NESTING}")
+    child = (parent.parent / location).resolve()
+    if not child.is_file():
+        raise ValidationError(f"{where}: {short_repr(location)} is not a template file next to {parent.name}")
+    given = props.get("Parameters") or {}
+    try:
+        values = resolve(given, params, resources, f"{prefix}{logical_id}.Parameters", warnings, ctx=ctx)
+    except Unresolved as e:
+        raise ValidationError(f"{prefix}{logical_id}.Parameters: faas cannot work out {e} locally") from None
+    if not isinstance(values, Mapping):
+        raise ValidationError(f"{prefix}{logical_id}.Parameters must be a map")
+    passed = {str(k): (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in values.items()}
+    _load_stack(template, child, passed, prefix=f"{prefix}{logical_id}/", depth=depth + 1)
 
 
 def merge_globals(globals_: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
@@ -460,15 +690,23 @@ def _plain_name(logical_id: str, resource: Mapping[str, Any]) -> str:
 
 def _function(
     template: Template,
+    path: Path,
     logical_id: str,
     props: Mapping[str, Any],
     params: Mapping[str, Any],
     resources: set[str],
     ctx: Intrinsics | None = None,
+    *,
+    kind: str = FUNCTION_TYPE,
+    metadata: Any = None,
+    prefix: str = "",
+    warnings: list[str] | None = None,
 ) -> SamFunction:
-    warnings = template.warnings
+    """One function of a stack. CannotRun: AWS would run it, faas cannot here (an image, code
+    in S3); ValidationError: the function is broken, and so is the template."""
+    warnings = template.warnings if warnings is None else warnings
     props = _drop_no_values(props, params, resources, ctx, warnings)
-    ignored = sorted(k for k in props if k not in HANDLED)
+    ignored = sorted(k for k in props if k not in (HANDLED if kind == FUNCTION_TYPE else LAMBDA_HANDLED))
     if ignored:
         warnings.append(f"{logical_id}: not supported by faas, ignored: {', '.join(ignored)}")
 
@@ -486,8 +724,14 @@ def _function(
             note += " without AWS_IAM auth: anyone who can reach the gateway may call it"
         if note:
             warnings.append(f"{logical_id}.FunctionUrlConfig: its function URL is /function/NAME on the gateway{note}")
-    if props.get("PackageType", "Zip") != "Zip":
-        raise ValidationError(f"{logical_id}: PackageType {props.get('PackageType')} (container images) is not supported")
+    code_prop = props.get("Code") if kind == LAMBDA_TYPE else None
+    image = props.get("PackageType", "Zip") != "Zip" or (isinstance(code_prop, Mapping) and "ImageUri" in code_prop)
+    if image:
+        uri = "ImageUri" in props or (isinstance(code_prop, Mapping) and "ImageUri" in code_prop)
+        raise CannotRun(
+            "PackageType Image: faas runs zip functions on its own runtime images, not container images"
+            + ("" if uri else " (and it has no ImageUri)")
+        )
     raw: dict[str, Any] = {}
     name = value("FunctionName") if "FunctionName" in props else logical_id
     raw["name"] = name
@@ -514,18 +758,51 @@ def _function(
     arch = props.get("Architectures")
     if arch not in (None, ["x86_64"]):
         warnings.append(f"{logical_id}: Architectures {arch} - faas runs the code on this machine's architecture")
-    code_uri = value("CodeUri") if "CodeUri" in props else "."  # SAM: the template's own folder
-    if "InlineCode" in props:
-        raise ValidationError(f"{logical_id}: InlineCode is not supported; put the code in a folder and set CodeUri")
-    if not isinstance(code_uri, str) or code_uri.startswith("s3://"):
-        raise ValidationError(
-            f"{logical_id}: CodeUri must be a local folder or .zip relative to the template, got {short_repr(code_uri)}"
-        )
-    code = (template.path.parent / code_uri).resolve()
-    if not code.exists():
-        raise ValidationError(f"{logical_id}: CodeUri {short_repr(code_uri)} does not exist ({code})")
-    spec = FunctionSpec.from_mapping(raw, source=f"{template.path.name} {logical_id}")
-    return SamFunction(logical_id, spec, code)
+    source = f"{path.name} {prefix}{logical_id}"
+    if kind == LAMBDA_TYPE:
+        code, inline = _lambda_code(path, logical_id, props, metadata, value)
+    elif "InlineCode" in props:
+        code, inline = path.parent, value("InlineCode")
+    else:
+        code_uri = value("CodeUri") if "CodeUri" in props else "."  # SAM: the template's own folder
+        if isinstance(code_uri, Mapping) or (isinstance(code_uri, str) and code_uri.startswith("s3://")):
+            raise CannotRun(f"its CodeUri {short_repr(code_uri)} is in S3; faas deploys local code (a folder or .zip)")
+        if not isinstance(code_uri, str):
+            raise ValidationError(
+                f"{logical_id}: CodeUri must be a local folder or .zip relative to the template, got {short_repr(code_uri)}"
+            )
+        code, inline = (path.parent / code_uri).resolve(), None
+        if not code.exists():
+            raise ValidationError(f"{logical_id}: CodeUri {short_repr(code_uri)} does not exist ({code})")
+    if inline is not None:
+        if not isinstance(inline, str):
+            raise ValidationError(f"{logical_id}: inline code must be text")
+        family = str(raw.get("runtime", "")).rstrip("0123456789.x")
+        if family not in INLINE_FILES:
+            raise CannotRun(
+                f"inline code for runtime {short_repr(raw.get('runtime'))}: Lambda writes it only for Python and Node.js"
+            )
+    spec = FunctionSpec.from_mapping(raw, source=source)
+    return SamFunction(prefix + logical_id, spec, code, inline=inline)
+
+
+def _lambda_code(
+    path: Path, logical_id: str, props: Mapping[str, Any], metadata: Any, value: Callable[[str], Any]
+) -> tuple[Path, str | None]:
+    """AWS::Lambda::Function's Code: ZipFile (inline), or CDK's aws:asset:path metadata (the
+    asset folder next to the template); code only in S3 cannot run here."""
+    code = value("Code") if "Code" in props else None
+    if not isinstance(code, Mapping):
+        raise ValidationError(f"{logical_id}: an {LAMBDA_TYPE} needs Code (ZipFile, S3Bucket/S3Key or ImageUri)")
+    if "ZipFile" in code:
+        return path.parent, code["ZipFile"]
+    asset = metadata.get("aws:asset:path") if isinstance(metadata, Mapping) else None
+    if isinstance(asset, str):
+        folder = (path.parent / asset).resolve()
+        if not folder.exists():
+            raise ValidationError(f"{logical_id}: its aws:asset:path {short_repr(asset)} does not exist next to {path.name}")
+        return folder, None
+    raise CannotRun(f"its Code is in S3 ({short_repr(code.get('S3Key'))}) and it has no local aws:asset:path metadata")
 
 
 # ---------------------------------------------------------------------------- packaging
@@ -547,6 +824,9 @@ def build_of(logical_id: str, metadata: Any) -> Build | None:
 def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> bytes:
     """The function's code with a function.yaml written from the template, as a faas package:
     built (Metadata BuildMethod) and with its dependencies installed when it is a folder."""
+    if fn.inline is not None:  # Code.ZipFile / InlineCode: one file, named as Lambda names it
+        family = fn.spec.runtime.rstrip("0123456789.x")
+        return _zip({INLINE_FILES[family]: fn.inline.encode(), SPEC_NAMES[0]: _spec_yaml(fn.spec)})
     if fn.code.is_dir():
         return package_folder(fn.code, spec=fn.spec, build=fn.build, progress=progress).data
     try:
@@ -558,9 +838,24 @@ def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> b
                         dst.writestr(info, src.read(info))
                 spec_info = zipfile.ZipInfo(SPEC_NAMES[0], date_time=ZIP_EPOCH)
                 spec_info.create_system, spec_info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
-                dst.writestr(spec_info, yaml.safe_dump(fn.spec.to_mapping(), sort_keys=True), zipfile.ZIP_DEFLATED)
+                dst.writestr(spec_info, _spec_yaml(fn.spec), zipfile.ZIP_DEFLATED)
     except (zipfile.BadZipFile, OSError) as e:
         raise ValidationError(f"{fn.logical_id}: CodeUri {fn.code} is not a readable zip: {e}") from e
+    return buffer.getvalue()
+
+
+def _spec_yaml(spec: FunctionSpec) -> bytes:
+    return yaml.safe_dump(spec.to_mapping(), sort_keys=True).encode()
+
+
+def _zip(files: Mapping[str, bytes]) -> bytes:
+    """A reproducible zip of a few files (same bytes each time: an unchanged redeploy is a no-op)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name, data in sorted(files.items()):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.create_system, info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
+            dst.writestr(info, data, zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
@@ -572,6 +867,7 @@ def deploy(
     warn: Callable[[str], None],
     overrides: Mapping[str, str] | None = None,
     progress: Callable[[str], None] | None = None,
+    env_vars: Mapping[str, Any] | None = None,
 ) -> int:
     """`faas deploy template.yaml`: every function of the template through the gateway's
     admin API (client is a faas.cli.client.GatewayClient), then its routes; returns how many
@@ -580,7 +876,7 @@ def deploy(
     The routes are checked by the gateway first (a clash or a path under faas's own
     prefixes refuses the template before any function is deployed), and replace the
     template's previous routes once the functions are deployed."""
-    template = load(path, overrides)
+    template = load(path, overrides, env_vars)
     for warning in template.warnings:
         warn(f"warning: {warning}")
     routes = [r.to_json() for r in template.routes]
@@ -600,7 +896,9 @@ def deploy(
         fallback = fallback_warning(result.function)
         if fallback:
             warn(fallback)
-    client.put_routes(template.stack, routes)
+    client.put_routes(
+        template.stack, routes, unrunnable={u.name: f"{u.path} cannot run here: {u.reason}" for u in template.unrunnable}
+    )
     for route in template.routes:
         say(f"route {route.method} {route.path} -> {route.function} ({route.kind} {route.api_id}, stage {route.stage})")
     return failed

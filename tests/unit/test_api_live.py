@@ -116,7 +116,9 @@ class RecordingClient:
         self.routes: list[dict[str, Any]] = []
         self.refuse: str | None = None
 
-    def put_routes(self, stack: str, routes: list[dict[str, Any]], *, dry_run: bool = False) -> list[dict[str, Any]]:
+    def put_routes(
+        self, stack: str, routes: list[dict[str, Any]], *, dry_run: bool = False, unrunnable: Any = None
+    ) -> list[dict[str, Any]]:
         if self.refuse and any(r["path"].startswith(self.refuse) for r in routes):
             raise ValidationError(f"route under {self.refuse} refused")
         if not dry_run:

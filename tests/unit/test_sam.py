@@ -81,7 +81,10 @@ def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> Non
             "CodeUri: src\n      Handler: app.handler\n      Runtime: python3.11\n      MemorySize: 64",
             "memory must be between 128",
         ),
-        ("CodeUri: s3://bucket/key.zip\n      Handler: app.handler\n      Runtime: python3.11", "CodeUri must be a local folder"),
+        (
+            "CodeUri: s3://bucket/key.zip\n      Handler: app.handler\n      Runtime: python3.11",
+            "is in S3; faas deploys local code",
+        ),
         ("CodeUri: nowhere\n      Handler: app.handler\n      Runtime: python3.11", "does not exist"),
         ("PackageType: Image\n      ImageUri: x", "container images"),
     ],
@@ -95,7 +98,7 @@ def test_invalid_functions_are_refused_with_the_reason(tmp_path: Path, props: st
 
 def test_a_template_without_functions_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n")
-    with pytest.raises(ValidationError, match="no AWS::Serverless::Function"):
+    with pytest.raises(ValidationError, match="no function faas can run"):
         sam.load(path)
 
 
