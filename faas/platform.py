@@ -187,7 +187,7 @@ class Platform:
                 runtime_fallback=self.config.runtime_fallback,
                 publish_layer=self._publish_sent_layer,
             )
-            self.layers.resolve(package.spec.layers, package.unzipped_size)  # exist, at most 5, 250 MB with the code
+            self._check_layers(package.spec, package.unzipped_size)
         except ValidationError as e:
             if expected_name:
                 self.deployer.refused(expected_name, e.message)
@@ -218,8 +218,14 @@ class Platform:
                 spec_override=spec_override,
                 runtime_fallback=self.config.runtime_fallback,
             )
-            self.layers.resolve(package.spec.layers, package.unzipped_size)
+            self._check_layers(package.spec, package.unzipped_size)
             return package.spec
+
+    def _check_layers(self, spec: FunctionSpec, code_size: int) -> None:
+        """Layers exist, at most 5, 250 MB with the code; a version deleted since the live
+        version took it stays usable by this function (as on Lambda), not by a new one."""
+        live = self.store.get_live(spec.name)
+        self.layers.resolve(spec.layers, code_size, keep=live.spec.layers if live is not None else ())
 
     def layer_store(self) -> LayerStore:
         return self.layers

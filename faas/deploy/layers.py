@@ -209,15 +209,16 @@ class LayerStore:
         was deployed still serves it, as on Lambda."""
         return self.resolve(arns, deleted=True).dirs if arns else ()
 
-    def resolve(self, arns: Sequence[str], code_size: int = 0, *, deleted: bool = False) -> Resolved:
+    def resolve(self, arns: Sequence[str], code_size: int = 0, *, deleted: bool = False, keep: Sequence[str] = ()) -> Resolved:
         """The folders of a function's layers in order, checked as Lambda checks them at
-        CreateFunction: at most 5, each one existing (or mapped), 250 MB with the code."""
+        CreateFunction: at most 5, each one existing (or mapped), 250 MB with the code.
+        deleted=True, or an ARN in keep (the live version's): a deleted version still counts."""
         if len(arns) > MAX_LAYERS:
             raise ValidationError(f"Cannot reference more than {MAX_LAYERS} layers.")
         dirs: list[Path] = []
         total = code_size
         for arn in arns:
-            folder, size = self._one(arn, deleted)
+            folder, size = self._one(arn, deleted or arn in keep)
             dirs.append(folder)
             total += size
         if total > UNZIPPED_LIMIT:
