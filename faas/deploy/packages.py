@@ -224,6 +224,27 @@ def _local_layers(folder: Path, spec: FunctionSpec | None) -> list[tuple[int, Pa
     return out
 
 
+def layer_entries(
+    layers: list[tuple[int, Path]], spec: FunctionSpec | None, names: Mapping[str, str] | None = None
+) -> list[tuple[str, bytes]]:
+    """The zip entries that carry a spec's folder and .zip layers to the gateway."""
+    out: list[tuple[str, bytes]] = []
+    for i, path in layers:
+        if path.is_dir():
+            data = _zip_bytes(_sized(path), [])
+        else:
+            data = path.read_bytes()
+            if len(data) > ZIPPED_LIMIT:
+                raise _zipped_too_large(len(data))
+        given = (names or {}).get(spec.layers[i]) if spec is not None else None
+        out.append((f"{LAYERS_PREFIX}{i}/{given or _layer_name(path)}.zip", data))
+    return out
+
+
+def local_layers(folder: Path, spec: FunctionSpec | None) -> list[tuple[int, Path]]:
+    return _local_layers(Path(folder).resolve(), spec)
+
+
 def _zip_bytes(files: list[tuple[str, Path, int]], extra: list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -256,7 +277,9 @@ def _sized(root: Path) -> list[tuple[str, Path, int]]:
     return files
 
 
-def zip_folder(folder: Path, *, validate: bool = True, spec: FunctionSpec | None = None) -> bytes:
+def zip_folder(
+    folder: Path, *, validate: bool = True, spec: FunctionSpec | None = None, layer_names: Mapping[str, str] | None = None
+) -> bytes:
     """Zip a function folder the way unpack() expects, byte-for-byte reproducibly.
 
     function.yaml is validated first so that a broken function is refused on the
@@ -269,7 +292,8 @@ def zip_folder(folder: Path, *, validate: bool = True, spec: FunctionSpec | None
     Layers the spec names by folder or .zip travel in the zip under .faas-layers/<index>/
     (a folder zipped the same reproducible way), so every deploy path (faas deploy, the
     watcher, a template) carries them; a layer folder inside the function folder is not
-    also part of the function's code.
+    also part of the function's code. layer_names: a layer's name by its entry in spec.layers
+    (a template's LayerName), else the folder's or zip's own name.
     """
     folder = Path(folder)
     root = folder.resolve()
@@ -285,15 +309,7 @@ def zip_folder(folder: Path, *, validate: bool = True, spec: FunctionSpec | None
     files = [f for f in _sized(root) if not any(f[1] == p or p in f[1].parents for _i, p in layers)]
     if spec is not None:
         files = [f for f in files if f[0] not in SPEC_NAMES]
-    extra: list[tuple[str, bytes]] = []
-    for i, path in layers:
-        if path.is_dir():
-            layer_zip = _zip_bytes(_sized(path), [])
-        else:
-            layer_zip = path.read_bytes()
-            if len(layer_zip) > ZIPPED_LIMIT:
-                raise _zipped_too_large(len(layer_zip))
-        extra.append((f"{LAYERS_PREFIX}{i}/{_layer_name(path)}.zip", layer_zip))
+    extra = layer_entries(layers, read, layer_names)
     if spec is not None:
         extra.append((SPEC_NAMES[0], yaml.safe_dump(spec.to_mapping(), sort_keys=True).encode()))
     data = _zip_bytes(files, extra)

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from faas.deploy import yaml_input
-from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, zip_folder
+from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, layer_entries, local_layers, zip_folder
 from faas.deploy.routes import Route, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
@@ -43,6 +43,9 @@ from faas.models import ACCOUNT_ID, FunctionSpec, fallback_warning, function_arn
 LOG = logging.getLogger(__name__)
 
 FUNCTION_TYPE = "AWS::Serverless::Function"
+# Layers a template builds from local content (faas/deploy/layers.py): published with the
+# functions that name them with !Ref, under their LayerName (else their logical id).
+LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
 # SAM property -> function.yaml key, for plain values.
 SCALARS = {
     "Handler": "handler",
@@ -62,6 +65,7 @@ HANDLED = {
     "PackageType",
     "Events",
     "FunctionUrlConfig",
+    "Layers",
 }
 PSEUDO = {
     "AWS::Region": "us-east-1",
@@ -84,12 +88,21 @@ class SamFunction:
     logical_id: str
     spec: FunctionSpec
     code: Path  # a folder or a .zip file
+    layer_names: Mapping[str, str] = field(default_factory=dict)  # a local layer's path -> its LayerName
+
+
+@dataclass(frozen=True)
+class SamLayer:
+    logical_id: str
+    name: str
+    content: Path  # a folder or a .zip file
 
 
 @dataclass
 class Template:
     path: Path
     functions: list[SamFunction] = field(default_factory=list)
+    layers: dict[str, SamLayer] = field(default_factory=dict)  # by logical id
     warnings: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
 
@@ -195,8 +208,14 @@ def load(path: Path, overrides: Mapping[str, str] | None = None) -> Template:
     skipped: list[str] = []
     problems: list[str] = []
     for logical_id, resource in resources.items():
+        if isinstance(resource, Mapping) and resource.get("Type") in LAYER_TYPES:
+            try:
+                template.layers[str(logical_id)] = _layer(template, str(logical_id), resource, params, set(resources), ctx)
+            except ValidationError as e:
+                problems.append(e.message)
+    for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
-        if kind in API_TYPES:
+        if kind in API_TYPES or kind in LAYER_TYPES:
             continue  # served as routes (faas/deploy/routes.py), which names what it ignores
         if kind != FUNCTION_TYPE:
             skipped.append(f"{logical_id} ({kind})")
@@ -511,6 +530,16 @@ def _function(
     arch = props.get("Architectures")
     if arch not in (None, ["x86_64"]):
         warnings.append(f"{logical_id}: Architectures {arch} - faas runs the code on this machine's architecture")
+    layer_names: dict[str, str] = {}
+    if "Layers" in props:
+
+        def one(entry: Any) -> Any:
+            try:
+                return resolve(entry, params, resources, f"{logical_id}.Layers", warnings, ctx=ctx)
+            except Unresolved as e:
+                raise ValidationError(f"{logical_id}.Layers: faas cannot work out {e} locally") from None
+
+        raw["layers"] = _function_layers(template, logical_id, props["Layers"], one, layer_names)
     code_uri = value("CodeUri") if "CodeUri" in props else "."  # SAM: the template's own folder
     if "InlineCode" in props:
         raise ValidationError(f"{logical_id}: InlineCode is not supported; put the code in a folder and set CodeUri")
@@ -522,7 +551,67 @@ def _function(
     if not code.exists():
         raise ValidationError(f"{logical_id}: CodeUri {short_repr(code_uri)} does not exist ({code})")
     spec = FunctionSpec.from_mapping(raw, source=f"{template.path.name} {logical_id}")
-    return SamFunction(logical_id, spec, code)
+    return SamFunction(logical_id, spec, code, layer_names)
+
+
+def _layer(
+    template: Template,
+    logical_id: str,
+    resource: Mapping[str, Any],
+    params: Mapping[str, Any],
+    resources: set[str],
+    ctx: Intrinsics | None,
+) -> SamLayer:
+    """A LayerVersion resource: ContentUri (SAM) or Content (CloudFormation), a local folder or
+    .zip relative to the template; LayerName, else the logical id."""
+    props = resource.get("Properties") or {}
+    if not isinstance(props, Mapping):
+        raise ValidationError(f"{logical_id}: Properties must be a mapping")
+
+    def value(key: str) -> Any:
+        try:
+            return resolve(props[key], params, resources, f"{logical_id}.{key}", template.warnings, ctx=ctx)
+        except Unresolved as e:
+            raise ValidationError(f"{logical_id}.{key}: faas cannot work out {e} locally") from None
+
+    key = "ContentUri" if "ContentUri" in props else "Content"
+    uri = value(key) if key in props else None
+    if not isinstance(uri, str) or uri.startswith("s3://"):
+        raise ValidationError(
+            f"{logical_id}: {key} must be a local folder or .zip relative to the template, got {short_repr(uri)}"
+        )
+    content = (template.path.parent / uri).resolve()
+    if not content.exists():
+        raise ValidationError(f"{logical_id}: {key} {short_repr(uri)} does not exist")
+    name = value("LayerName") if "LayerName" in props else logical_id
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_-]{1,140}$", name):
+        raise ValidationError(f"{logical_id}: LayerName must be letters, digits, '-' or '_', got {short_repr(name)}")
+    ignored = sorted(k for k in props if k not in ("ContentUri", "Content", "LayerName", "CompatibleRuntimes", "Description"))
+    if ignored:
+        template.warnings.append(f"{logical_id}: not supported by faas, ignored: {', '.join(ignored)}")
+    return SamLayer(logical_id, name, content)
+
+
+def _function_layers(
+    template: Template, logical_id: str, given: Any, resolve_one: Callable[[Any], Any], names: dict[str, str]
+) -> list[str]:
+    """A function's Layers: a !Ref to a LayerVersion of the template is its content's path
+    (sent with the code, published by the gateway); anything else must come out as an ARN."""
+    if not isinstance(given, list):
+        raise ValidationError(f"{logical_id}.Layers must be a list, got {short_repr(given)}")
+    out: list[str] = []
+    for entry in given:
+        ref = entry.get("Ref") if isinstance(entry, Mapping) and len(entry) == 1 else None
+        if isinstance(ref, str) and ref in template.layers:
+            layer = template.layers[ref]
+            out.append(str(layer.content))
+            names[str(layer.content)] = layer.name
+            continue
+        arn = resolve_one(entry)
+        if not isinstance(arn, str) or not arn.startswith("arn:"):
+            raise ValidationError(f"{logical_id}.Layers: {short_repr(arn)} is neither a layer of this template nor a layer ARN")
+        out.append(arn)
+    return out
 
 
 # ---------------------------------------------------------------------------- packaging
@@ -531,7 +620,7 @@ def _function(
 def package(fn: SamFunction) -> bytes:
     """The function's code with a function.yaml written from the template, as a faas package."""
     if fn.code.is_dir():
-        return zip_folder(fn.code, spec=fn.spec)
+        return zip_folder(fn.code, spec=fn.spec, layer_names=fn.layer_names)
     try:
         with zipfile.ZipFile(fn.code) as src:
             buffer = io.BytesIO()
@@ -539,6 +628,10 @@ def package(fn: SamFunction) -> bytes:
                 for info in src.infolist():
                     if info.filename not in SPEC_NAMES:
                         dst.writestr(info, src.read(info))
+                for rel, data in layer_entries(local_layers(fn.code.parent, fn.spec), fn.spec, fn.layer_names):
+                    layer_info = zipfile.ZipInfo(rel, date_time=ZIP_EPOCH)
+                    layer_info.create_system, layer_info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
+                    dst.writestr(layer_info, data, zipfile.ZIP_DEFLATED)
                 spec_info = zipfile.ZipInfo(SPEC_NAMES[0], date_time=ZIP_EPOCH)
                 spec_info.create_system, spec_info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
                 dst.writestr(spec_info, yaml.safe_dump(fn.spec.to_mapping(), sort_keys=True), zipfile.ZIP_DEFLATED)

@@ -309,3 +309,51 @@ def test_layer_content_is_read_only_and_private_to_the_state_dir(lam: Any, gw: G
     assert json.loads(lam.invoke(FunctionName=name)["Payload"].read()) == ["ro"]
     assert gw.state_dir.stat().st_mode & 0o077 == 0  # the layers live under the private state dir
     assert (gw.state_dir / "layers").is_dir()
+
+
+def test_a_template_layer_versions_and_a_function_layers_ref(lam: Any, gw: Gateway, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(
+        "import common, other\ndef handler(e, c):\n    return [common.WHO, other.WHO, common.SHADOWED]\n"
+    )
+    (tmp_path / "layers" / "common" / "python").mkdir(parents=True)
+    (tmp_path / "layers" / "common" / "python" / "common.py").write_text("WHO = 'sam layer'\nSHADOWED = 'first'\n")
+    (tmp_path / "other.zip").write_bytes(
+        layer_zip({"python/other.py": "WHO = 'cfn layer'\n", "python/common.py": "WHO = 'later wins'\nSHADOWED = 'second'\n"})
+    )
+    fn = f"sam-{suffix}"
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            AWSTemplateFormatVersion: '2010-09-09'
+            Transform: AWS::Serverless-2016-10-31
+            Resources:
+              CommonLayer:
+                Type: AWS::Serverless::LayerVersion
+                Properties:
+                  LayerName: common-{suffix}
+                  ContentUri: layers/common
+                  CompatibleRuntimes: [python3.11]
+              OtherLayer:
+                Type: AWS::Lambda::LayerVersion
+                Properties:
+                  Content: other.zip
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  FunctionName: {fn}
+                  CodeUri: src
+                  Handler: app.handler
+                  Runtime: python3.11
+                  Layers:
+                    - !Ref CommonLayer
+                    - !Ref OtherLayer
+            """
+        )
+    )
+    out = gw.deploy(tmp_path / "template.yaml")
+    assert "not deployed" not in out.stderr, out.stderr
+    assert gw.invoke(fn).json() == ["later wins", "cfn layer", "second"]
+    arns = [x["Arn"] for x in lam.get_function(FunctionName=fn)["Configuration"]["Layers"]]
+    assert arns[0].endswith(f":layer:common-{suffix}:1") and arns[1].endswith(":layer:OtherLayer:1")
