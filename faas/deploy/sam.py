@@ -3,7 +3,9 @@
 What is read: CodeUri (a folder, or a .zip, relative to the template; without one, the
 template's own folder, as SAM builds it), Handler, Runtime, MemorySize, Timeout,
 Environment.Variables, ReservedConcurrentExecutions, Description, EphemeralStorage.Size,
-FunctionName, Architectures, Events of type Api and HttpApi (routes: faas/deploy/routes.py),
+FunctionName, Architectures, Layers (ARNs, or !Ref to the template's AWS::Serverless::LayerVersion
+and AWS::Lambda::LayerVersion, whose local content is sent with the function: docs/layers.md),
+Events of type Api and HttpApi (routes: faas/deploy/routes.py),
 a resource's Condition, and the Globals section's Function settings (a function's own value
 wins; Environment.Variables are merged, as SAM does). Every other property, every other
 resource and every value faas cannot work out is named in a warning: an existing SAM project
