@@ -38,6 +38,19 @@ def _delays(value: Any) -> tuple[float, ...]:
     return tuple(float(p) for p in parts)
 
 
+def _layer_map(value: Any) -> dict[str, str]:
+    """faas.yaml's layer_map: {layer version ARN: local folder or zip} (faas/deploy/layers.py)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and k.startswith("arn:") and isinstance(v, str) and v for k, v in value.items()
+    ):
+        raise ValidationError(
+            "layer_map must map layer version ARNs to local folders or zips, e.g. {arn:aws:lambda:...:layer:NAME:3: /path/to/layer}"
+        )
+    return dict(value)
+
+
 def _runtime_fallback(value: Any) -> dict[str, str]:
     """faas.yaml's runtime_fallback: {unavailable runtime: available runtime}, each pair checked."""
     from faas.models import RUNTIMES, UNAVAILABLE_RUNTIMES
@@ -107,6 +120,8 @@ class Config:
     records_per_function: int = 1000  # invocation records kept per function (`faas calls`)
     # Opt-in: run a function that names an unavailable runtime on an available one (warned about).
     runtime_fallback: Mapping[str, str] = field(default_factory=dict)
+    # Layer ARNs faas cannot fetch (public layers, a vendor's) -> a local folder or zip standing in.
+    layer_map: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -186,6 +201,7 @@ class Config:
                 async_max_mb=int(values.pop("async_max_mb", 256)),
                 records_per_function=int(values.pop("records_per_function", 1000)),
                 runtime_fallback=_runtime_fallback(values.pop("runtime_fallback", None)),
+                layer_map=_layer_map(values.pop("layer_map", None)),
             )
         except (TypeError, ValueError) as e:
             raise ValidationError(f"bad setting: {e}") from e

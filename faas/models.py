@@ -119,6 +119,7 @@ ASYNC_PAYLOAD_LIMIT = 1 * MB
 ZIPPED_LIMIT = 50 * MB
 UNZIPPED_LIMIT = 250 * MB
 ENVIRONMENT_LIMIT = 4096
+MAX_LAYERS = 5  # layers one function may reference (faas/deploy/layers.py)
 ACCOUNT_ID = "123456789012"
 
 
@@ -188,6 +189,11 @@ class FunctionSpec:
     description: str = ""
     # The runtime the function asked for when faas.yaml's runtime_fallback runs it on `runtime`.
     requested_runtime: str = ""
+    # Layer version ARNs, in the order they are merged at /opt (a later one wins). In a
+    # function.yaml an entry may also be a folder or .zip relative to the function folder:
+    # `faas deploy` sends its content with the code and the gateway publishes it as a layer
+    # version (faas/deploy/packages.py), so a stored spec holds ARNs only.
+    layers: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, raw: Any, *, source: str = "function.yaml") -> FunctionSpec:
@@ -260,6 +266,12 @@ class FunctionSpec:
             size = env_size(environment)
             if size > ENVIRONMENT_LIMIT:
                 problems.append(f"environment variables take {size} bytes, over the 4 KB limit ({ENVIRONMENT_LIMIT} bytes)")
+        layers = raw.get("layers") or []
+        if not isinstance(layers, (list, tuple)) or not all(isinstance(x, str) and 0 < len(x) <= 2048 for x in layers):
+            problems.append(f"layers must be a list of layer version ARNs, folders or .zip files, got {short_repr(layers)}")
+            layers = []
+        elif len(layers) > MAX_LAYERS:
+            problems.append(f"Cannot reference more than {MAX_LAYERS} layers.")
         if problems:
             raise ValidationError(clip(f"{source}: " + "; ".join(problems)))
         # What the checks above proved, said to the type checker.
@@ -279,6 +291,7 @@ class FunctionSpec:
             min_warm=min_warm,
             description=description,
             requested_runtime=requested,
+            layers=tuple(layers),
         )
 
     def to_mapping(self) -> dict[str, Any]:
@@ -302,6 +315,8 @@ class FunctionSpec:
             out["description"] = self.description
         if self.requested_runtime:
             out["requested_runtime"] = self.requested_runtime
+        if self.layers:
+            out["layers"] = list(self.layers)
         return out
 
 

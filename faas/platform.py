@@ -17,6 +17,7 @@ from faas.config import Config
 from faas.containers.executor import Executor, state_label
 from faas.deploy.deploys import Deployer, DeployProblem, VersionInfo
 from faas.deploy.incoming import IncomingWatcher
+from faas.deploy.layers import LayerStore
 from faas.deploy.packages import unpack
 from faas.deploy.registry import Registry
 from faas.deploy.routes import Route, RouteBook, RouteTable
@@ -80,11 +81,13 @@ class Platform:
         shutil.rmtree(envs_root, ignore_errors=True)
         self.store = Store(root / "faas.db")
         self.registry = Registry(self.store)
+        self.layers = LayerStore(self.store, root / "layers", config.layer_map)
         self.route_book = RouteBook(self.store)  # templates' API routes, served at the gateway's root
         self.registry.unrunnable = self.route_book.unrunnable()
         self.pump = LogPump()
         self.log_store = LogStore(root / "logs")
         self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
+        self.launcher.layer_dirs = lambda fv: self.layers.mount_dirs(fv.spec.layers)
         self.budget = MemoryBudget(config.memory_budget_mb)
         self.prestarted = PrestartedContainers(
             self.launcher.start_prestarted,
@@ -183,7 +186,9 @@ class Platform:
                 expected_name=expected_name,
                 spec_override=spec_override,
                 runtime_fallback=self.config.runtime_fallback,
+                publish_layer=self._publish_sent_layer,
             )
+            self._check_layers(package.spec, package.unzipped_size)
         except ValidationError as e:
             if expected_name:
                 self.deployer.refused(expected_name, e.message)
@@ -207,13 +212,29 @@ class Platform:
         (UpdateFunctionCode with DryRun): it is extracted into a scratch folder, then removed."""
         self._refuse_if_closing()
         with tempfile.TemporaryDirectory(prefix=".dry-run-", dir=self.config.state_dir) as scratch:
-            return unpack(
+            package = unpack(
                 data,
                 Path(scratch),
                 expected_name=expected_name,
                 spec_override=spec_override,
                 runtime_fallback=self.config.runtime_fallback,
-            ).spec
+            )
+            self._check_layers(package.spec, package.unzipped_size)
+            return package.spec
+
+    def _check_layers(self, spec: FunctionSpec, code_size: int) -> None:
+        """Layers exist, at most 5, 250 MB with the code; a version deleted since the live
+        version took it stays usable by this function (as on Lambda), not by a new one."""
+        live = self.store.get_live(spec.name)
+        self.layers.resolve(spec.layers, code_size, keep=live.spec.layers if live is not None else ())
+
+    def layer_store(self) -> LayerStore:
+        return self.layers
+
+    def _publish_sent_layer(self, name: str, data: bytes) -> str:
+        """A layer function.yaml names by folder or zip, sent with the code: a layer version
+        (the same one again while its content is unchanged)."""
+        return self.layers.publish(name, data, reuse=True).arn
 
     def remove(self, name: str) -> None:
         with self.deployer.lock(name):

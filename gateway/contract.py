@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from faas.deploy.deploys import DeployProblem, VersionInfo
+    from faas.deploy.layers import LayerStore
     from faas.deploy.routes import Route, RouteTable
     from faas.models import FunctionSpec, FunctionVersion, Result
     from faas.platform import DeployOutcome, Platform
@@ -64,6 +65,10 @@ class PlatformAPI(Protocol):
     def settings(self, name: str) -> dict[str, Any]: ...
 
     def put_setting(self, name: str, key: str, value: object) -> None: ...
+
+    def layer_store(self) -> LayerStore:
+        """Layer versions (gateway/layers_api.py)."""
+        ...
 
     # ---- API routes of deployed templates (gateway/api_routes.py) ------------------------
 

@@ -2,6 +2,7 @@
 create-function --zip-file, update-function-code, update-function-configuration,
 get-function(-configuration), list-functions, list-versions-by-function, delete-function,
 publish-version, create/get/list/update/delete-alias, put/get/delete-function-concurrency,
+the layer API (gateway/layers_api.py),
 put/get/delete-function-event-invoke-config. (invoke is gateway/lambda_api.py.)
 
 Every change goes through Platform.deploy_zip with the configuration given as spec_override,
@@ -31,15 +32,17 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from faas.deploy.layers import parse_layer_arn
 from faas.deploy.packages import zip_folder
 from faas.errors import (
+    FaasError,
     FunctionNotFound,
     PackageTooLarge,
     PreconditionFailed,
     ResourceConflict,
     ValidationError,
 )
-from faas.models import FunctionSpec, FunctionVersion, function_arn
+from faas.models import FunctionSpec, FunctionVersion, function_arn, short_repr
 from gateway.common import BodyTooLarge, access_key_id, api_token, platform, read_body, unrecognized
 from gateway.lambda_api import parse_function_name
 
@@ -53,7 +56,6 @@ ALIAS_RE = re.compile(r"^(?!^[0-9]+$)[a-zA-Z0-9_-]{1,128}$")
 MAX_ITEMS = 10000
 # Settings Lambda accepts that would make code behave differently here than there: refused.
 UNSUPPORTED = {
-    "Layers": "layers",
     "FileSystemConfigs": "EFS file systems",
     "ImageConfig": "container images",
     "KMSKeyArn": "KMS keys for environment variables",
@@ -152,11 +154,26 @@ def configuration(fv: FunctionVersion, label: str, settings: Mapping[str, Any]) 
     }
     if spec.environment:
         out["Environment"] = {"Variables": dict(spec.environment)}
+    if spec.layers:
+        out["Layers"] = _layers(fv)
     return out
 
 
 def _describe(fv: FunctionVersion, label: str) -> dict[str, Any]:
     return configuration(fv, label, platform().settings(fv.name))
+
+
+def _layers(fv: FunctionVersion) -> list[dict[str, Any]]:
+    """Lambda's Layers of a FunctionConfiguration: each ARN with its zip's size."""
+    out: list[dict[str, Any]] = []
+    store = platform().layer_store()
+    for arn in fv.spec.layers:
+        try:
+            size = store.by_arn(arn).zip_size
+        except FaasError:  # mapped (layer_map) or deleted since: the ARN is still what the function uses
+            size = 0
+        out.append({"Arn": arn, "CodeSize": size})
+    return out
 
 
 def _refuse_unsupported(body: Mapping[str, Any]) -> None:
@@ -197,6 +214,13 @@ def _spec(name: str, body: Mapping[str, Any], base: Mapping[str, Any], operation
         if not isinstance(env, dict):
             raise ValidationError(f"{operation}: Environment must be an object with Variables")
         raw["environment"] = env.get("Variables") or {}
+    if "Layers" in body:
+        layers = body["Layers"] or []
+        if not isinstance(layers, list) or not all(isinstance(a, str) and parse_layer_arn(a) for a in layers):
+            raise ValidationError(f"{operation}: Layers must be a list of layer version ARNs, got {short_repr(layers)}")
+        if any(parse_layer_arn(a)[2] is None for a in layers):  # type: ignore[index]
+            raise ValidationError(f"{operation}: each layer ARN must name a version (...:layer:NAME:VERSION)")
+        raw["layers"] = layers
     if "EphemeralStorage" in body:
         storage = body["EphemeralStorage"] or {}
         raw["ephemeral_storage"] = storage.get("Size") if isinstance(storage, dict) else storage
@@ -616,3 +640,7 @@ def delete_event_invoke_config(function: str) -> Response:
     plat.get(name)
     plat.put_setting(name, "event_invoke_config", None)
     return Response(status=204)
+
+
+# The layer routes (/2018-10-31/layers...) hang on this blueprint, under its token check.
+from gateway import layers_api  # noqa: E402, F401

@@ -25,6 +25,7 @@ import yaml
 
 from faas.containers.executor import ContainerSpec, EventCallback
 from faas.deploy.deploys import DeployProblem, VersionInfo
+from faas.deploy.layers import LayerStore
 from faas.deploy.routes import Route, RouteBook, RouteTable
 from faas.errors import FunctionNotFound, ValidationError
 from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
@@ -326,6 +327,9 @@ class FakePlatform:
 
     def delete_alias(self, name: str, alias: str) -> bool:
         return self.alias_targets.get(name, {}).pop(alias, None) is not None
+
+    def layer_store(self) -> LayerStore:
+        raise NotImplementedError("layers need the real platform (tests/integration/test_layers.py)")
 
     def settings(self, name: str) -> dict[str, Any]:
         return dict(self.stored_settings.get(name, {}))

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,7 @@ import requests.exceptions
 from docker.types import LogConfig, Ulimit
 
 from faas.containers.executor import (
+    OPT_ROOT,
     RUNTIME_DIR_IN_CONTAINER,
     SANDBOX_UID,
     TASK_ROOT,
@@ -73,11 +74,14 @@ class DockerExecutor:
     def start(self, spec: ContainerSpec) -> str:
         """Create and start one hardened container; returns its full id."""
         memory = f"{spec.memory_mb}m"
+        binds: dict[str, Mapping[str, str]] = {
+            str(spec.task_dir): {"bind": TASK_ROOT, "mode": "ro"},
+            str(spec.runtime_dir): {"bind": RUNTIME_DIR_IN_CONTAINER, "mode": "ro"},
+        }
+        if spec.opt_dir is not None:  # filled when the environment is given its function, like /var/task
+            binds[str(spec.opt_dir)] = {"bind": OPT_ROOT, "mode": "ro"}
         host_config = self.api.create_host_config(
-            binds={
-                str(spec.task_dir): {"bind": TASK_ROOT, "mode": "ro"},
-                str(spec.runtime_dir): {"bind": RUNTIME_DIR_IN_CONTAINER, "mode": "ro"},
-            },
+            binds=binds,
             read_only=True,
             # Lambda lets a function run programs from /tmp: exec, unlike Docker's tmpfs default.
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={spec.tmp_mb}m,mode=1777"},

@@ -18,6 +18,7 @@ RUNTIME_DIR_IN_CONTAINER = "/run/faas"
 SOCKET_NAME = "runtime.sock"
 LOG_FIFO_NAME = "out"
 TASK_ROOT = "/var/task"
+OPT_ROOT = "/opt"
 SANDBOX_UID = 993  # Lambda runs functions as sbx_user1051, uid 993
 
 
@@ -42,6 +43,7 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     command: tuple[str, ...] = ()  # empty: the image's own
     environment: dict[str, str] = field(default_factory=dict)  # fixed at creation (none function-specific)
+    opt_dir: Path | None = None  # host folder mounted read-only at /opt: the function's layers, merged
 
 
 # (event, container_id): event is "die" or "oom"

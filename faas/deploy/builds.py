@@ -61,12 +61,14 @@ def package_folder(
     build: Build | None = None,
     validate: bool = True,
     progress: Progress | None = None,
+    layer_names: Mapping[str, str] | None = None,
 ) -> Built:
     """The package (zip bytes) of a function folder, built and with its dependencies.
 
     spec: the function's configuration when it is not the folder's function.yaml (a SAM
     function). validate=False (the file watcher): a folder whose function.yaml is broken is
-    zipped as it is, so that the gateway refuses it where `faas ls` shows why."""
+    zipped as it is, so that the gateway refuses it where `faas ls` shows why. layer_names: a
+    template's LayerName for each of its layer folders (packages.zip_folder)."""
     folder = Path(folder).resolve()
     say = progress or (lambda _m: None)
     own = spec
@@ -88,11 +90,12 @@ def package_folder(
                 if build.method in ("makefile", "esbuild")
                 else dependencies.install(folder, own.runtime, progress=say, name=own.name)
             )
-            data = zip_folder(artifacts, spec=own, extra=[deps.root] if deps else [])
+            data = zip_folder(artifacts, spec=own, extra=[deps.root] if deps else [], layer_names=layer_names, layer_root=folder)
         return Built(data, deps)
     deps = dependencies.install(folder, own.runtime, progress=say, name=own.name)
     skip = ("node_modules",) if deps is not None and deps.kind == "node" else ()
-    return Built(zip_folder(folder, validate=validate, spec=spec, extra=[deps.root] if deps else [], skip=skip), deps)
+    extra = [deps.root] if deps else []
+    return Built(zip_folder(folder, validate=validate, spec=spec, extra=extra, skip=skip, layer_names=layer_names), deps)
 
 
 @contextmanager

@@ -23,8 +23,8 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -212,42 +212,56 @@ def _walk(root: Path, current: Path, rel: str, stack: tuple[Path, ...]) -> Itera
             LOG.warning("zip %s: skipping %s, not a regular file", root, rel_path)
 
 
-def zip_folder(
-    folder: Path,
-    *,
-    validate: bool = True,
-    spec: FunctionSpec | None = None,
-    extra: Sequence[Path] = (),
-    skip: Collection[str] = (),
-) -> bytes:
-    """Zip a function folder the way unpack() expects, byte-for-byte reproducibly.
+LAYERS_PREFIX = ".faas-layers/"  # in a zip: the layers a function.yaml names by folder or .zip
+_LAYER_ENTRY_RE = re.compile(r"^\.faas-layers/([0-4])/([A-Za-z0-9_-]{1,140})\.zip$")
 
-    function.yaml is validated first so that a broken function is refused on the
-    developer's machine, before anything is uploaded. validate=False skips that, for the
-    file watcher, which lets the gateway refuse a broken save so that `faas ls` and
-    `faas logs` show why. With `spec` (a SAM template's function, or a configuration change
-    through the management API) the folder needs no function.yaml: any there is left out
-    and `spec` is written as the zip's function.yaml.
-    """
-    folder = Path(folder)
-    name = spec.name if spec is not None else read_spec(folder).name if validate else "?"
-    root = folder.resolve()
-    files = sorted(f for f in _walk(root, root, "", (root,)) if f[0].split("/", 1)[0] not in skip)
-    if extra:
-        taken = {f[0] for f in files}
-        for other in extra:
-            other = Path(other).resolve()
-            added = [f for f in _walk(other, other, "", (other,)) if f[0] not in taken]
-            taken.update(f[0] for f in added)
-            files.extend(added)
-        files.sort()
-    if spec is not None:
-        files = [f for f in files if f[0] not in SPEC_NAMES]
-    total = 0
-    for _rel, real, _mode in files:
-        total += real.stat().st_size
-        if total > UNZIPPED_LIMIT:
-            raise _unzipped_too_large(total, at_least=True)
+
+def is_layer_arn(entry: str) -> bool:
+    return entry.startswith("arn:")
+
+
+def _layer_name(path: Path) -> str:
+    stem = path.name[:-4] if path.name.lower().endswith(".zip") else path.name
+    return re.sub(r"[^A-Za-z0-9_-]", "-", stem)[:140] or "layer"
+
+
+def _local_layers(folder: Path, spec: FunctionSpec | None) -> list[tuple[int, Path]]:
+    """(index in spec.layers, real path) of each layer given as a folder or .zip, not an ARN."""
+    if spec is None:
+        return []
+    out = []
+    for i, entry in enumerate(spec.layers):
+        if is_layer_arn(entry):
+            continue
+        path = (folder / entry).resolve()
+        if not (path.is_dir() or (path.is_file() and path.name.lower().endswith(".zip"))):
+            raise ValidationError(f"layers: {short_repr(entry)} is not a folder or .zip (relative to the function folder)")
+        out.append((i, path))
+    return out
+
+
+def layer_entries(
+    layers: list[tuple[int, Path]], spec: FunctionSpec | None, names: Mapping[str, str] | None = None
+) -> list[tuple[str, bytes]]:
+    """The zip entries that carry a spec's folder and .zip layers to the gateway."""
+    out: list[tuple[str, bytes]] = []
+    for i, path in layers:
+        if path.is_dir():
+            data = _zip_bytes(_sized(path), [])
+        else:
+            data = path.read_bytes()
+            if len(data) > ZIPPED_LIMIT:
+                raise _zipped_too_large(len(data))
+        given = (names or {}).get(spec.layers[i]) if spec is not None else None
+        out.append((f"{LAYERS_PREFIX}{i}/{given or _layer_name(path)}.zip", data))
+    return out
+
+
+def local_layers(folder: Path, spec: FunctionSpec | None) -> list[tuple[int, Path]]:
+    return _local_layers(Path(folder).resolve(), spec)
+
+
+def _zip_bytes(files: list[tuple[str, Path, int]], extra: list[tuple[str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for rel, real, mode in files:
@@ -259,14 +273,89 @@ def zip_folder(
                 shutil.copyfileobj(src, dst, CHUNK)
             if buffer.tell() > ZIPPED_LIMIT:
                 raise _zipped_too_large(buffer.tell())
-        if spec is not None:
-            info = zipfile.ZipInfo(SPEC_NAMES[0], date_time=ZIP_EPOCH)
+        for rel, data in extra:
+            info = zipfile.ZipInfo(rel, date_time=ZIP_EPOCH)
             info.create_system, info.external_attr = 3, (stat.S_IFREG | FILE_MODE) << 16
-            zf.writestr(info, yaml.safe_dump(spec.to_mapping(), sort_keys=True), zipfile.ZIP_DEFLATED)
+            zf.writestr(info, data, zipfile.ZIP_DEFLATED)
     data = buffer.getvalue()
     if len(data) > ZIPPED_LIMIT:
         raise _zipped_too_large(len(data))
-    LOG.debug("zipped %s (function %s): %d files, %d bytes", folder, name, len(files), len(data))
+    return data
+
+
+def _sized(root: Path) -> list[tuple[str, Path, int]]:
+    return _checked_size(sorted(_walk(root, root, "", (root,))))
+
+
+def _checked_size(files: list[tuple[str, Path, int]]) -> list[tuple[str, Path, int]]:
+    """files, refused (before anything is zipped) when together they are over Lambda's unzipped limit."""
+    total = 0
+    for _rel, real, _mode in files:
+        total += real.stat().st_size
+        if total > UNZIPPED_LIMIT:
+            raise _unzipped_too_large(total, at_least=True)
+    return files
+
+
+def zip_folder(
+    folder: Path,
+    *,
+    validate: bool = True,
+    spec: FunctionSpec | None = None,
+    extra: Sequence[Path] = (),
+    skip: Collection[str] = (),
+    layer_names: Mapping[str, str] | None = None,
+    layer_root: Path | None = None,
+) -> bytes:
+    """Zip a function folder the way unpack() expects, byte-for-byte reproducibly.
+
+    function.yaml is validated first so that a broken function is refused on the
+    developer's machine, before anything is uploaded. validate=False skips that, for the
+    file watcher, which lets the gateway refuse a broken save so that `faas ls` and
+    `faas logs` show why. With `spec` (a SAM template's function, or a configuration change
+    through the management API) the folder needs no function.yaml: any there is left out
+    and `spec` is written as the zip's function.yaml.
+
+    Layers the spec names by folder or .zip travel in the zip under .faas-layers/<index>/
+    (a folder zipped the same reproducible way), so every deploy path (faas deploy, the
+    watcher, a template) carries them; a layer folder inside the function folder is not
+    also part of the function's code. layer_names: a layer's name by its entry in spec.layers
+    (a template's LayerName), else the folder's or zip's own name.
+
+    extra: folders whose files join the package where the folder has none of that name (the
+    installed dependencies, faas/deploy/dependencies.py); skip: top-level names left out;
+    layer_root: what the spec's layer folders are relative to, when folder is a build's output.
+    """
+    folder = Path(folder)
+    root = folder.resolve()
+    read: FunctionSpec | None = spec
+    if read is None:
+        try:
+            read = read_spec(folder)
+        except ValidationError:
+            if validate:
+                raise
+    name = read.name if read is not None else "?"
+    layers = _local_layers(Path(layer_root).resolve() if layer_root is not None else root, read)
+    files = [
+        f
+        for f in _walk(root, root, "", (root,))
+        if f[0].split("/", 1)[0] not in skip and not any(f[1] == p or p in f[1].parents for _i, p in layers)
+    ]
+    taken = {f[0] for f in files}
+    for other in extra:
+        other = Path(other).resolve()
+        added = [f for f in _walk(other, other, "", (other,)) if f[0] not in taken]
+        taken.update(f[0] for f in added)
+        files.extend(added)
+    files = _checked_size(sorted(files))
+    if spec is not None:
+        files = [f for f in files if f[0] not in SPEC_NAMES]
+    entries = layer_entries(layers, read, layer_names)
+    if spec is not None:
+        entries.append((SPEC_NAMES[0], yaml.safe_dump(spec.to_mapping(), sort_keys=True).encode()))
+    data = _zip_bytes(files, entries)
+    LOG.debug("zipped %s (function %s): %d files, %d layers, %d bytes", folder, name, len(files), len(layers), len(data))
     return data
 
 
@@ -439,6 +528,7 @@ def unpack(
     expected_name: str | None = None,
     spec_override: FunctionSpec | None = None,
     runtime_fallback: Mapping[str, str] | None = None,
+    publish_layer: Callable[[str, bytes], str] | None = None,
 ) -> Package:
     """Validate an uploaded zip and extract it to packages_root/<sha256>/.
 
@@ -446,6 +536,8 @@ def unpack(
     written; extraction goes to a private temp folder that is removed on any failure,
     so a refused deploy leaves no trace. spec_override, when given, is the function's
     configuration and the zip needs no function.yaml (one inside is then just a file).
+    publish_layer(name, zip) -> layer version ARN: the layers sent under .faas-layers/
+    (zip_folder) are published with it and the spec names them by ARN from then on.
     """
     packages_root = Path(packages_root)
     if len(data) > ZIPPED_LIMIT:
@@ -460,10 +552,13 @@ def unpack(
             raise ValidationError(f"package has {len(infos)} entries, over {MAX_ENTRIES}")
         entries = [e for e in (_check_entry(i) for i in infos) if e is not None]
         _check_layout(entries)
-        declared = sum(i.file_size for i in infos)
+        layer_entries = [e for e in entries if e.path.startswith(LAYERS_PREFIX) or e.path == LAYERS_PREFIX[:-1]]
+        entries = [e for e in entries if e not in layer_entries]
+        declared = sum(e.info.file_size for e in entries)
         if declared > UNZIPPED_LIMIT:
             raise _unzipped_too_large(declared)
         spec = spec_override if spec_override is not None else _spec_from_zip(zf, entries)
+        spec = _with_layer_arns(zf, spec, layer_entries, publish_layer)
         # An unavailable runtime is refused here, before anything is written (or moved by runtime_fallback).
         spec = resolve_runtime(spec, runtime_fallback or {})
         if expected_name is not None and spec.name != expected_name:
@@ -492,6 +587,81 @@ def unpack(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return Package(spec=spec, sha256=sha, code_dir=target, unzipped_size=unzipped, zipped_size=len(data))
+
+
+def unpack_plain(data: bytes, root: Path, *, what: str) -> tuple[str, Path, int]:
+    """A zip with no function.yaml (a layer) extracted to root/<sha256>/ with every check of
+    unpack(); (sha256 of its files, the folder, unzipped bytes)."""
+    root = Path(root)
+    if len(data) > ZIPPED_LIMIT:
+        raise _zipped_too_large(len(data))
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
+        raise ValidationError(f"{what}: not a valid zip file: {e}") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise ValidationError(f"{what}: {len(infos)} entries, over {MAX_ENTRIES}")
+        entries = [e for e in (_check_entry(i) for i in infos) if e is not None]
+        _check_layout(entries)
+        declared = sum(i.file_size for i in infos)
+        if declared > UNZIPPED_LIMIT:
+            raise _unzipped_too_large(declared)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=root))
+        except OSError as e:
+            raise FaasError(f"could not write {what}: {e.strerror}") from e
+        try:
+            unzipped, files = _extract(zf, entries, tmp)
+            h = hashlib.sha256()
+            for path, executable, digest in sorted(files):
+                h.update(f"{path}\0{int(executable)}\0{digest}\n".encode("utf-8", "surrogateescape"))
+            sha = h.hexdigest()
+            target = root / sha
+            _publish(tmp, target)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno == errno.ENAMETOOLONG:
+                raise ValidationError(f"{what}: a file path too long to be written") from None
+            raise FaasError(f"could not write {what}: {e.strerror}") from e
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return sha, target, unzipped
+
+
+def _with_layer_arns(
+    zf: zipfile.ZipFile, spec: FunctionSpec, entries: list[_Entry], publish: Callable[[str, bytes], str] | None
+) -> FunctionSpec:
+    """spec with each layer given as a folder or .zip replaced by the ARN of the version its
+    content (sent under .faas-layers/<index>/) was published as."""
+    sent: dict[int, _Entry] = {}
+    for e in entries:
+        if e.is_dir:
+            continue
+        match = _LAYER_ENTRY_RE.match(e.path)
+        if match is None:
+            raise ValidationError(f"zip entry {short_repr(e.path)}: {LAYERS_PREFIX} holds only the layers function.yaml names")
+        sent[int(match.group(1))] = e
+    layers = list(spec.layers)
+    for i, entry in enumerate(layers):
+        if is_layer_arn(entry):
+            continue
+        got = sent.pop(i, None)
+        if got is None:
+            raise ValidationError(
+                f"layers: {short_repr(entry)} is a folder or .zip whose content was not sent with the code; "
+                "deploy the folder with `faas deploy` (or name the layer by its version ARN)"
+            )
+        if publish is None:
+            raise ValidationError("layers given as folders or .zip files are deployed with `faas deploy`, not here")
+        name = got.path.rsplit("/", 1)[-1][:-4]
+        layers[i] = publish(name, _read_member(zf, got.info, ZIPPED_LIMIT))
+    if sent:
+        raise ValidationError(f"zip entry {short_repr(sent[min(sent)].path)}: no layer of function.yaml at that position")
+    return replace(spec, layers=tuple(layers)) if layers != list(spec.layers) else spec
 
 
 def _publish(tmp: Path, target: Path) -> bool:

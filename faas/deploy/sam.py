@@ -3,7 +3,9 @@
 What is read: CodeUri (a folder, or a .zip, relative to the template; without one, the
 template's own folder, as SAM builds it), Handler, Runtime, MemorySize, Timeout,
 Environment.Variables, ReservedConcurrentExecutions, Description, EphemeralStorage.Size,
-FunctionName, Architectures, Events of type Api and HttpApi (routes: faas/deploy/routes.py),
+FunctionName, Architectures, Layers (ARNs, or !Ref to the template's AWS::Serverless::LayerVersion
+and AWS::Lambda::LayerVersion, whose local content is sent with the function: docs/layers.md),
+Events of type Api and HttpApi (routes: faas/deploy/routes.py),
 a resource's Condition, and the Globals section's Function settings (a function's own value
 wins; Environment.Variables are merged, as SAM does). Every other property, every other
 resource and every value faas cannot work out is named in a warning: an existing SAM project
@@ -44,7 +46,7 @@ import yaml
 
 from faas.deploy import cfn_routes, yaml_input
 from faas.deploy.builds import Build, package_folder
-from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH
+from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, layer_entries, local_layers
 from faas.deploy.routes import Route, check_clashes, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
@@ -58,6 +60,9 @@ APPLICATION_TYPE = "AWS::Serverless::Application"
 STACK_TYPES = (APPLICATION_TYPE, "AWS::CloudFormation::Stack")
 # CloudFormation writes a ZipFile's text to this file, by runtime family.
 INLINE_FILES = {"python": "index.py", "nodejs": "index.js"}
+# Layers a template builds from local content (faas/deploy/layers.py): published with the
+# functions that name them with !Ref, under their LayerName (else their logical id).
+LAYER_TYPES = ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
 # SAM property -> function.yaml key, for plain values.
 SCALARS = {
     "Handler": "handler",
@@ -78,6 +83,7 @@ HANDLED = {
     "Events",
     "FunctionUrlConfig",
     "InlineCode",
+    "Layers",
 }
 # AWS::Lambda::Function's properties read like the SAM ones above (Code instead of CodeUri).
 LAMBDA_HANDLED = (HANDLED - {"CodeUri", "InlineCode", "Events", "FunctionUrlConfig"}) | {"Code", "Role"}
@@ -108,6 +114,7 @@ class SamFunction:
     code: Path  # a folder or a .zip file; the template's folder for inline code
     build: Build | None = None  # Metadata: BuildMethod (faas/deploy/builds.py)
     inline: str | None = None  # Code.ZipFile / InlineCode: the handler file's text
+    layer_names: Mapping[str, str] = field(default_factory=dict)  # a local layer's path -> its LayerName
 
 
 @dataclass(frozen=True)
@@ -119,10 +126,18 @@ class Unrunnable:
     reason: str
 
 
+@dataclass(frozen=True)
+class SamLayer:
+    logical_id: str
+    name: str
+    content: Path  # a folder or a .zip file
+
+
 @dataclass
 class Template:
     path: Path
     functions: list[SamFunction] = field(default_factory=list)
+    layers: dict[str, SamLayer] = field(default_factory=dict)  # by logical id
     warnings: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
     unrunnable: list[Unrunnable] = field(default_factory=list)
@@ -345,9 +360,15 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
     problems: list[str] = []
     stack_functions: list[SamFunction] = []
     for logical_id, resource in resources.items():
+        if isinstance(resource, Mapping) and resource.get("Type") in LAYER_TYPES:
+            try:
+                template.layers[str(logical_id)] = _layer(template, str(logical_id), resource, params, set(resources), ctx)
+            except ValidationError as e:
+                problems.append(e.message)
+    for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
-        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES:
-            continue  # served as routes (sam_routes.py, cfn_routes.py), which name what they ignore
+        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES or kind in LAYER_TYPES:
+            continue  # routes (sam_routes.py, cfn_routes.py) and layers, which name what they ignore
         if kind not in (FUNCTION_TYPE, LAMBDA_TYPE, *STACK_TYPES):
             skipped.append(f"{logical_id} ({kind})")
             continue
@@ -758,6 +779,16 @@ def _function(
     arch = props.get("Architectures")
     if arch not in (None, ["x86_64"]):
         warnings.append(f"{logical_id}: Architectures {arch} - faas runs the code on this machine's architecture")
+    layer_names: dict[str, str] = {}
+    if "Layers" in props:
+
+        def one(entry: Any) -> Any:
+            try:
+                return resolve(entry, params, resources, f"{logical_id}.Layers", warnings, ctx=ctx)
+            except Unresolved as e:
+                raise ValidationError(f"{logical_id}.Layers: faas cannot work out {e} locally") from None
+
+        raw["layers"] = _function_layers(template, logical_id, props["Layers"], one, layer_names)
     source = f"{path.name} {prefix}{logical_id}"
     if kind == LAMBDA_TYPE:
         code, inline = _lambda_code(path, logical_id, props, metadata, value)
@@ -783,7 +814,7 @@ def _function(
                 f"inline code for runtime {short_repr(raw.get('runtime'))}: Lambda writes it only for Python and Node.js"
             )
     spec = FunctionSpec.from_mapping(raw, source=source)
-    return SamFunction(prefix + logical_id, spec, code, inline=inline)
+    return SamFunction(prefix + logical_id, spec, code, inline=inline, layer_names=layer_names)
 
 
 def _lambda_code(
@@ -803,6 +834,66 @@ def _lambda_code(
             raise ValidationError(f"{logical_id}: its aws:asset:path {short_repr(asset)} does not exist next to {path.name}")
         return folder, None
     raise CannotRun(f"its Code is in S3 ({short_repr(code.get('S3Key'))}) and it has no local aws:asset:path metadata")
+
+
+def _layer(
+    template: Template,
+    logical_id: str,
+    resource: Mapping[str, Any],
+    params: Mapping[str, Any],
+    resources: set[str],
+    ctx: Intrinsics | None,
+) -> SamLayer:
+    """A LayerVersion resource: ContentUri (SAM) or Content (CloudFormation), a local folder or
+    .zip relative to the template; LayerName, else the logical id."""
+    props = resource.get("Properties") or {}
+    if not isinstance(props, Mapping):
+        raise ValidationError(f"{logical_id}: Properties must be a mapping")
+
+    def value(key: str) -> Any:
+        try:
+            return resolve(props[key], params, resources, f"{logical_id}.{key}", template.warnings, ctx=ctx)
+        except Unresolved as e:
+            raise ValidationError(f"{logical_id}.{key}: faas cannot work out {e} locally") from None
+
+    key = "ContentUri" if "ContentUri" in props else "Content"
+    uri = value(key) if key in props else None
+    if not isinstance(uri, str) or uri.startswith("s3://"):
+        raise ValidationError(
+            f"{logical_id}: {key} must be a local folder or .zip relative to the template, got {short_repr(uri)}"
+        )
+    content = (template.path.parent / uri).resolve()
+    if not content.exists():
+        raise ValidationError(f"{logical_id}: {key} {short_repr(uri)} does not exist")
+    name = value("LayerName") if "LayerName" in props else logical_id
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_-]{1,140}$", name):
+        raise ValidationError(f"{logical_id}: LayerName must be letters, digits, '-' or '_', got {short_repr(name)}")
+    ignored = sorted(k for k in props if k not in ("ContentUri", "Content", "LayerName", "CompatibleRuntimes", "Description"))
+    if ignored:
+        template.warnings.append(f"{logical_id}: not supported by faas, ignored: {', '.join(ignored)}")
+    return SamLayer(logical_id, name, content)
+
+
+def _function_layers(
+    template: Template, logical_id: str, given: Any, resolve_one: Callable[[Any], Any], names: dict[str, str]
+) -> list[str]:
+    """A function's Layers: a !Ref to a LayerVersion of the template is its content's path
+    (sent with the code, published by the gateway); anything else must come out as an ARN."""
+    if not isinstance(given, list):
+        raise ValidationError(f"{logical_id}.Layers must be a list, got {short_repr(given)}")
+    out: list[str] = []
+    for entry in given:
+        ref = entry.get("Ref") if isinstance(entry, Mapping) and len(entry) == 1 else None
+        if isinstance(ref, str) and ref in template.layers:
+            layer = template.layers[ref]
+            out.append(str(layer.content))
+            names[str(layer.content)] = layer.name
+            continue
+        arn = resolve_one(entry)
+        if not isinstance(arn, str) or not arn.startswith("arn:"):
+            raise ValidationError(f"{logical_id}.Layers: {short_repr(arn)} is neither a layer of this template nor a layer ARN")
+        out.append(arn)
+    return out
 
 
 # ---------------------------------------------------------------------------- packaging
@@ -828,7 +919,7 @@ def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> b
         family = fn.spec.runtime.rstrip("0123456789.x")
         return _zip({INLINE_FILES[family]: fn.inline.encode(), SPEC_NAMES[0]: _spec_yaml(fn.spec)})
     if fn.code.is_dir():
-        return package_folder(fn.code, spec=fn.spec, build=fn.build, progress=progress).data
+        return package_folder(fn.code, spec=fn.spec, build=fn.build, progress=progress, layer_names=fn.layer_names).data
     try:
         with zipfile.ZipFile(fn.code) as src:
             buffer = io.BytesIO()
@@ -836,6 +927,10 @@ def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> b
                 for info in src.infolist():
                     if info.filename not in SPEC_NAMES:
                         dst.writestr(info, src.read(info))
+                for rel, data in layer_entries(local_layers(fn.code.parent, fn.spec), fn.spec, fn.layer_names):
+                    layer_info = zipfile.ZipInfo(rel, date_time=ZIP_EPOCH)
+                    layer_info.create_system, layer_info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
+                    dst.writestr(layer_info, data, zipfile.ZIP_DEFLATED)
                 spec_info = zipfile.ZipInfo(SPEC_NAMES[0], date_time=ZIP_EPOCH)
                 spec_info.create_system, spec_info.external_attr = 3, (stat.S_IFREG | 0o644) << 16
                 dst.writestr(spec_info, _spec_yaml(fn.spec), zipfile.ZIP_DEFLATED)

@@ -84,6 +84,15 @@ CREATE TABLE IF NOT EXISTS invocations (
 CREATE INDEX IF NOT EXISTS invocations_by_name ON invocations (name, id);
 """
 _ROUTES_TABLE = "CREATE TABLE IF NOT EXISTS api_routes (stack TEXT PRIMARY KEY, routes_json TEXT NOT NULL, updated REAL NOT NULL)"
+# Layer versions (faas/deploy/layers.py): created on first use like api_routes. A deleted
+# version keeps its row (deleted = 1) so its number is never given again, as on Lambda.
+_LAYERS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS layer_versions (name TEXT NOT NULL, version INTEGER NOT NULL,"
+    " sha256 TEXT NOT NULL, content_dir TEXT NOT NULL, code_size INTEGER NOT NULL, zip_size INTEGER NOT NULL,"
+    " info_json TEXT NOT NULL, created REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,"
+    " PRIMARY KEY (name, version))"
+)
+LAYER_COLUMNS = "name, version, sha256, content_dir, code_size, zip_size, info_json, created"
 _VERSION_COLUMNS = "v.name, v.version, v.sha256, v.spec_json, v.code_dir, v.code_size, v.source_dir, v.created"
 _SPEC_FIELDS = frozenset(f.name for f in fields(FunctionSpec))
 
@@ -97,6 +106,7 @@ def _spec_from_json(text: str) -> FunctionSpec:
     # stricter rule make the gateway unable to start on existing state.
     raw = json.loads(text)
     raw["environment"] = dict(raw.get("environment") or {})
+    raw["layers"] = tuple(raw.get("layers") or ())
     return FunctionSpec(**{k: v for k, v in raw.items() if k in _SPEC_FIELDS})
 
 
@@ -355,6 +365,40 @@ class Store:
         with self._write() as db:
             db.execute(_ROUTES_TABLE)
             return db.execute("DELETE FROM api_routes WHERE stack = ?", (stack,)).rowcount > 0
+
+    # ---- layer versions (faas/deploy/layers.py) ------------------------------------------
+
+    def add_layer_version(
+        self, name: str, sha256: str, content_dir: str, code_size: int, zip_size: int, info_json: str
+    ) -> tuple[Any, ...]:
+        """Record a new layer version (numbers only go up, deleted ones included); its row."""
+        with self._write() as db:
+            db.execute(_LAYERS_TABLE)
+            (latest,) = db.execute("SELECT MAX(version) FROM layer_versions WHERE name = ?", (name,)).fetchone()
+            row = (name, (latest or 0) + 1, sha256, content_dir, int(code_size), int(zip_size), info_json, time.time())
+            db.execute(f"INSERT INTO layer_versions ({LAYER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+        return row
+
+    def layer_versions(self, name: str | None = None, *, deleted: bool = False) -> list[tuple[Any, ...]]:
+        """Rows of the layer versions (of one layer, or all) by name then version; deleted ones
+        only with deleted=True (a function that mounts one keeps it, as on Lambda)."""
+        where, params = ("AND name = ?", (name,)) if name is not None else ("", ())
+        with self._write() as db:
+            db.execute(_LAYERS_TABLE)
+            return db.execute(
+                f"SELECT {LAYER_COLUMNS} FROM layer_versions WHERE deleted <= ? {where} ORDER BY name, version",
+                (int(deleted), *params),
+            ).fetchall()
+
+    def delete_layer_version(self, name: str, version: int) -> bool:
+        with self._write() as db:
+            db.execute(_LAYERS_TABLE)
+            return (
+                db.execute(
+                    "UPDATE layer_versions SET deleted = 1 WHERE name = ? AND version = ? AND deleted = 0", (name, version)
+                ).rowcount
+                > 0
+            )
 
     def close(self) -> None:
         with self._lock:

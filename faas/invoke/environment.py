@@ -109,6 +109,7 @@ class Environment:
         self.folder = folder
         self.task_dir = folder / "task"
         self.runtime_dir = folder / "rt"
+        self.opt_dir = folder / "opt"  # mounted at /opt from the start: the layers arrive with the function
         self.executor = executor
         self.pump = pump
         self.on_dead = on_dead
@@ -137,7 +138,7 @@ class Environment:
         self._direct: DirectConnection | None = None
         self._oom = False
         self._dying = False
-        for d in (self.task_dir, self.runtime_dir):
+        for d in (self.task_dir, self.runtime_dir, self.opt_dir):
             d.mkdir(parents=True, exist_ok=True)
             d.chmod(0o755)
         self.logs = LogSink(self.runtime_dir / LOG_FIFO_NAME)
@@ -162,14 +163,24 @@ class Environment:
         # Lambda's Init Duration covers the runtime and the function's init, not creating the sandbox.
         self.started_at = time.monotonic()
 
-    def specialise(self, version: FunctionVersion, env_vars: dict[str, str], handler: str, debug_port: int | None = None) -> None:
-        """Give the environment its function: code into /var/task, identity over the socket.
+    def specialise(
+        self,
+        version: FunctionVersion,
+        env_vars: dict[str, str],
+        handler: str,
+        debug_port: int | None = None,
+        layer_dirs: tuple[Path, ...] = (),
+    ) -> None:
+        """Give the environment its function: code into /var/task, its layers merged into /opt
+        (in order: a later layer's file replaces an earlier one's), identity over the socket.
 
         debug_port: a debugger relay on 127.0.0.1:debug_port (faas invoke --debug); the
         runtime starts its debugger and waits for an IDE before it loads the function.
         """
         self.version = version
         link_tree(version.code_dir, self.task_dir)
+        for layer in layer_dirs:
+            link_tree(layer, self.opt_dir, replace=True)
         message: dict[str, object] = {"handler": handler, "env": env_vars}
         if debug_port is not None:
             self.debug = DebugRelay(debug_port, self.runtime_dir / DEBUG_SOCKET_NAME, label=self.id)
@@ -444,8 +455,9 @@ def _exit_outcome(request_id: str | None, *, oom: bool) -> Outcome:
     return Outcome(error_payload(msg, "Runtime.ExitError"), "Runtime.ExitError", OutcomeStatus.EXIT)
 
 
-def link_tree(src: Path, dst: Path) -> None:
-    """Fill an environment's /var/task from the package store with hard links (a copy across filesystems).
+def link_tree(src: Path, dst: Path, *, replace: bool = False) -> None:
+    """Fill an environment's /var/task (or /opt) from the package store with hard links (a copy
+    across filesystems). replace=True: merge over what is there, the new file winning (layers).
 
     Hard links cost no data copy; the store's files are never modified (a new version is a
     new folder), and the mount is read-only, so sharing inodes is safe.
@@ -453,10 +465,17 @@ def link_tree(src: Path, dst: Path) -> None:
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
         target = dst / rel
+        if replace and (target.is_symlink() or target.exists()) and path.is_dir() != target.is_dir():
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
         if path.is_dir():
             target.mkdir(mode=0o755, exist_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
+        if replace and target.exists():
+            target.unlink()
         try:
             target.hardlink_to(path)
         except OSError:

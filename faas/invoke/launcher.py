@@ -80,6 +80,8 @@ class Launcher:
         self._lock = threading.Lock()
         self._warned_network: set[str] = set()
         self.on_dead: Callable[[Environment], None] | None = None
+        # The folders of a version's layers, in order (faas/deploy/layers.py); none by default.
+        self.layer_dirs: Callable[[FunctionVersion], tuple[Path, ...]] = lambda fv: ()
         # Where pre-started containers come from (faas.invoke.prestart.PrestartedContainers); None: always cold.
         self.prestarted: PrestartedContainers | None = None
         envs_root.mkdir(parents=True, exist_ok=True)
@@ -119,6 +121,7 @@ class Launcher:
                 "faas.version": str(fv.version),
             },
             environment=environment,
+            opt_dir=env.opt_dir,
         )
 
     @property
@@ -147,6 +150,7 @@ class Launcher:
                 network=self.prestarted_network,
                 labels={"faas.managed": "1", "faas.state": self.label, "faas.env": env.id, "faas.runtime": runtime},
                 environment={"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"},
+                opt_dir=env.opt_dir,  # empty until it is given a function with layers
             )
         )
         assert env.container_id is not None
@@ -194,7 +198,7 @@ class Launcher:
         env = Environment(env_id, self.envs_root / env_id, self.executor, self.pump, on_dead=self._dead)
         env.runtime = fv.spec.runtime
         try:
-            env.specialise(fv, self.lambda_environment(fv, env.id, init_type), fv.spec.handler, debug_port)
+            env.specialise(fv, self.lambda_environment(fv, env.id, init_type), fv.spec.handler, debug_port, self.layer_dirs(fv))
         except BaseException:
             env.destroy()
             raise
@@ -226,7 +230,11 @@ class Launcher:
                 env.destroy()
                 return None
         env.start_type = StartType.PRESTARTED
-        env.specialise(fv, self.lambda_environment(fv, env.id, init_type), spec.handler)
+        try:
+            env.specialise(fv, self.lambda_environment(fv, env.id, init_type), spec.handler, layer_dirs=self.layer_dirs(fv))
+        except BaseException:
+            env.destroy()
+            raise
         failure = env.wait_ready()
         if failure is not None:
             LOG.info("environment %s of %s: init failed: %s", env.id, fv.key, failure.error_type)

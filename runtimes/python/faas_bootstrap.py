@@ -454,7 +454,10 @@ def init(client):
     except OSError:
         pass
     extra = [p for p in env.get("PYTHONPATH", "").split(":") if p]
-    sys.path[0:0] = [task_root] + extra
+    # As on Lambda: the task, then the layers' python/lib/pythonX.Y/site-packages and python/
+    # under /opt, before the runtime's own packages (a layer's boto3 wins over the image's).
+    site = "/opt/python/lib/python%d.%d/site-packages" % sys.version_info[:2]
+    sys.path[0:0] = [task_root] + extra + [site, "/opt/python"]
     if "TZ" in env:
         time.tzset()
     apply_log_level()

@@ -129,7 +129,7 @@ def test_the_aws_cli_manages_a_function_end_to_end(gateway: Gateway, tmp_path: P
         (["--memory-size", "20000"], "InvalidParameterValueException", "memory must be between 128 and 10240"),
         (["--timeout", "901"], "InvalidParameterValueException", "timeout must be between 1 and 900"),
         (["--environment", "Variables={AWS_REGION=x}"], "InvalidParameterValueException", "AWS_REGION is reserved"),
-        (["--layers", "arn:aws:lambda:us-east-1:123456789012:layer:l:1"], "InvalidParameterValueException", "Layers"),
+        (["--layers", "arn:aws:lambda:us-east-1:123456789012:layer:l:1"], "InvalidParameterValueException", "does not exist"),
     ],
 )
 def test_create_function_validates_like_faas_deploy(
