@@ -83,7 +83,16 @@ class Platform:
         self.route_book = RouteBook(self.store)  # templates' API routes, served at the gateway's root
         self.pump = LogPump()
         self.log_store = LogStore(root / "logs")
-        self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
+        self.launcher = Launcher(
+            executor,
+            self.pump,
+            envs_root,
+            image_for,
+            self.label,
+            has_bridge=has_bridge,
+            gateway=(config.host, config.port),
+            aws_endpoints=dict(config.aws_endpoints),
+        )
         self.budget = MemoryBudget(config.memory_budget_mb)
         self.prestarted = PrestartedContainers(
             self.launcher.start_prestarted,
