@@ -169,3 +169,28 @@ def test_a_node_function_calls_another_through_the_js_sdk_with_network_none(gw: 
     caller = deploy(gw, tmp_path, runtime, {"index.mjs": NODE_CALLER}, "index.handler", network="none")
     got = call(gw, caller, {"callee": callee})
     assert got == {"status": 200, "payload": {"echo": {"n": 7}, "by": callee}}
+
+
+SH_CALLER = r"""#!/bin/sh
+set -u
+api="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+while true; do
+    curl -sS -D /tmp/headers -o /tmp/event "$api/invocation/next"
+    id=$(sed -n 's/^lambda-runtime-aws-request-id: *\([^[:space:]]*\).*/\1/Ip' /tmp/headers)
+    callee=$(sed -n 's/.*"callee": *"\([^"]*\)".*/\1/p' /tmp/event)
+    curl -sS -o /tmp/response --data-binary '{"n": 3}' "$AWS_ENDPOINT_URL_LAMBDA/2015-03-31/functions/$callee/invocations"
+    curl -sS -o /dev/null --data-binary @/tmp/response "$api/invocation/$id/response"
+done
+"""
+
+
+def test_a_provided_function_reaches_the_lambda_endpoint_with_network_none(gw: Gateway, tmp_path: Path) -> None:
+    callee = deploy(gw, tmp_path, "python3.11", {"app.py": ECHO}, "app.handler")
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "bootstrap").write_text(SH_CALLER)
+    (folder / "bootstrap").chmod(0o755)
+    (folder / "function.yaml").write_text(f"name: {name}\nruntime: provided\nhandler: x.handler\nnetwork: none\ntimeout: 60\n")
+    gw.deploy(folder)
+    assert call(gw, name, {"callee": callee}) == {"echo": {"n": 3}, "by": callee}
