@@ -194,3 +194,13 @@ def test_a_provided_function_reaches_the_lambda_endpoint_with_network_none(gw: G
     (folder / "function.yaml").write_text(f"name: {name}\nruntime: provided\nhandler: x.handler\nnetwork: none\ntimeout: 60\n")
     gw.deploy(folder)
     assert call(gw, name, {"callee": callee}) == {"echo": {"n": 3}, "by": callee}
+
+
+def test_with_network_host_the_endpoint_is_the_gateways_own_port(gw: Gateway, tmp_path: Path) -> None:
+    callee = deploy(gw, tmp_path, "python3.11", {"app.py": ECHO}, "app.handler")
+    caller = deploy(gw, tmp_path, "python3.11", {"app.py": PYTHON_CALLER}, "app.handler", network="host")
+    got = call(gw, caller, {"callee": callee})
+    assert isinstance(got, dict)
+    assert got["payload"] == {"echo": {"n": 42}, "by": callee}
+    assert got["env"]["AWS_ENDPOINT_URL_LAMBDA"] == gw.url  # no relay port opened on the host's loopback
+    assert got["env"]["FAAS_AWS_SOCKET"] is None
