@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -72,6 +73,38 @@ def _runtime_fallback(value: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+_ENDPOINT_VAR = re.compile(r"AWS_ENDPOINT_URL(_[A-Z0-9_]{1,64})?")
+_ENDPOINT_URL = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,255}(/[\x21-\x7e]{0,1024})?")
+
+
+def _aws_endpoints(value: Any, env: Mapping[str, str]) -> dict[str, str]:
+    """The AWS endpoints passed on to functions: AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>
+    set where faas runs, then faas.yaml's aws_endpoints (keys: a service such as s3 or dynamodb,
+    `default` for AWS_ENDPOINT_URL, or the variable's own name). Lambda's own endpoint is always
+    this gateway's, so AWS_ENDPOINT_URL_LAMBDA is not taken from here: a host that points its own
+    AWS CLI at faas with it must not send functions to a loopback address they cannot reach."""
+    from faas.models import short_repr
+
+    out = {k: v for k, v in env.items() if _ENDPOINT_VAR.fullmatch(k)}
+    if value is not None:
+        if not isinstance(value, Mapping):
+            raise ValidationError("aws_endpoints: expected a mapping of service to URL, e.g. {s3: http://127.0.0.1:4566}")
+        for key, url in value.items():
+            name = str(key).upper().replace("-", "_")
+            if name == "DEFAULT":
+                name = "AWS_ENDPOINT_URL"
+            elif not name.startswith("AWS_ENDPOINT_URL"):
+                name = f"AWS_ENDPOINT_URL_{name}"
+            if not _ENDPOINT_VAR.fullmatch(name):
+                raise ValidationError(f"aws_endpoints: {short_repr(key)} is not a service name")
+            out[name] = url
+    for name, url in out.items():
+        if not isinstance(url, str) or not _ENDPOINT_URL.fullmatch(url):
+            raise ValidationError(f"aws_endpoints: {name} must be an http:// or https:// URL, got {short_repr(url)}")
+    out.pop("AWS_ENDPOINT_URL_LAMBDA", None)
+    return out
+
+
 def _debug_target(value: Any) -> tuple[str, int] | None:
     """'hello' or 'hello:5890' -> (name, port); the default port is debugpy's 5678."""
     if not value:
@@ -122,6 +155,8 @@ class Config:
     runtime_fallback: Mapping[str, str] = field(default_factory=dict)
     # Layer ARNs faas cannot fetch (public layers, a vendor's) -> a local folder or zip standing in.
     layer_map: Mapping[str, str] = field(default_factory=dict)
+    # AWS_ENDPOINT_URL[_<SERVICE>] -> URL, passed on to every function (docs/aws-sdk.md).
+    aws_endpoints: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -202,6 +237,7 @@ class Config:
                 records_per_function=int(values.pop("records_per_function", 1000)),
                 runtime_fallback=_runtime_fallback(values.pop("runtime_fallback", None)),
                 layer_map=_layer_map(values.pop("layer_map", None)),
+                aws_endpoints=_aws_endpoints(values.pop("aws_endpoints", None), env),
             )
         except (TypeError, ValueError) as e:
             raise ValidationError(f"bad setting: {e}") from e

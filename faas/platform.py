@@ -86,7 +86,16 @@ class Platform:
         self.registry.unrunnable = self.route_book.unrunnable()
         self.pump = LogPump()
         self.log_store = LogStore(root / "logs")
-        self.launcher = Launcher(executor, self.pump, envs_root, image_for, self.label, has_bridge=has_bridge)
+        self.launcher = Launcher(
+            executor,
+            self.pump,
+            envs_root,
+            image_for,
+            self.label,
+            has_bridge=has_bridge,
+            gateway=(config.host, config.port),
+            aws_endpoints=dict(config.aws_endpoints),
+        )
         self.launcher.layer_dirs = lambda fv: self.layers.mount_dirs(fv.spec.layers)
         self.budget = MemoryBudget(config.memory_budget_mb)
         self.prestarted = PrestartedContainers(

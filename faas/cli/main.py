@@ -633,6 +633,24 @@ def cmd_runtimes_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_runtimes_list(args: argparse.Namespace) -> int:
+    """Each runtime, its image (a hash of its recipe) and the AWS SDK that image ships; no engine needed."""
+    from faas.containers.images import runtime_image_tag, sdk_summary, sdk_versions
+    from faas.models import RUNTIMES
+
+    rows: list[tuple[str, str, dict[str, str]]] = [(r, runtime_image_tag(r), sdk_versions(r)) for r in RUNTIMES]
+    if getattr(args, "json", False):
+        out.print_json(json.dumps([{"runtime": r, "image": image, "sdk": sdk} for r, image, sdk in rows]))
+        return EXIT_OK
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("RUNTIME", "IMAGE", "AWS SDK"):
+        table.add_column(column, no_wrap=column != "AWS SDK")
+    for runtime, image, sdk in rows:
+        table.add_row(runtime, image, sdk_summary(sdk) or "-")
+    out.print(table)
+    return EXIT_OK
+
+
 _WILDCARD_HOSTS = ("0.0.0.0", "", "::")
 
 
@@ -1018,8 +1036,13 @@ def build_parser() -> argparse.ArgumentParser:
     compose_cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed on to the compose client")
     compose_cmd.set_defaults(func=cmd_compose)
 
-    runtimes = sub.add_parser("runtimes", help="manage runtime images")
-    runtimes_sub = runtimes.add_subparsers(dest="runtimes_command", metavar="COMMAND", required=True)
+    runtimes = sub.add_parser("runtimes", help="list the runtimes and the AWS SDK in their images; build their images")
+    runtimes.add_argument("--json", action="store_true", help="as JSON")
+    runtimes.set_defaults(func=cmd_runtimes_list)
+    runtimes_sub = runtimes.add_subparsers(dest="runtimes_command", metavar="COMMAND")
+    listing = runtimes_sub.add_parser("list", help="the runtimes, their images and the AWS SDK versions in them")
+    listing.add_argument("--json", action="store_true", help="as JSON")
+    listing.set_defaults(func=cmd_runtimes_list)
     build = runtimes_sub.add_parser("build", help="build the runtime images (no gateway needed)")
     build.add_argument(
         "runtimes", nargs="*", metavar="RUNTIME", help="also these runtimes (default: python3.11, nodejs20.x, provided)"

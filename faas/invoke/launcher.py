@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 
 from faas.containers.executor import RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, TASK_ROOT, ContainerSpec, Executor
 from faas.errors import EngineError
+from faas.invoke.aws_relay import CONTAINER_PORT as AWS_RELAY_PORT
+from faas.invoke.aws_relay import SOCKET_NAME as AWS_SOCKET_NAME
+from faas.invoke.aws_relay import AwsRelay
 from faas.invoke.environment import Environment, new_env_id
 from faas.invoke.pool import InitFailed
 from faas.logs.pump import LogPump
@@ -44,6 +47,15 @@ RUNTIME_LABELS = {
 }
 # Lambda sets AWS_EXECUTION_ENV for its managed runtimes, not for the OS-only (provided) ones.
 EXECUTION_ENV = {runtime: f"AWS_Lambda_{runtime}" for runtime in RUNTIME_LABELS if not runtime.startswith("provided")}
+# Lambda gives every function its role's temporary credentials; here they are stand-ins that
+# the SDKs accept (the gateway checks no signature), never the gateway's API token.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "ASIAFAASLOCAL0000000",
+    "AWS_SECRET_ACCESS_KEY": "faas-local-stand-in-secret-access-key000",
+    "AWS_SESSION_TOKEN": "faas-local-stand-in-session-token",
+}
+# Where the container's forwarder reaches the host half of the Lambda API relay (aws_relay.py).
+AWS_SOCKET_IN_CONTAINER = f"{RUNTIME_DIR_IN_CONTAINER}/{AWS_SOCKET_NAME}"
 
 
 def cpu_shares(memory_mb: int) -> int:
@@ -68,7 +80,11 @@ class Launcher:
         *,
         has_bridge: bool = False,
         region: str = "us-east-1",
+        gateway: tuple[str, int] | None = None,
+        aws_endpoints: dict[str, str] | None = None,
     ) -> None:
+        """gateway: the gateway's (host, port), which functions reach as AWS_ENDPOINT_URL_LAMBDA
+        (None: no Lambda endpoint); aws_endpoints: AWS_ENDPOINT_URL[_<SERVICE>] passed on as they are."""
         self.executor = executor
         self.pump = pump
         self.envs_root = envs_root
@@ -76,6 +92,9 @@ class Launcher:
         self.label = label
         self.has_bridge = has_bridge
         self.region = region
+        self.gateway = gateway
+        self.aws_endpoints = dict(aws_endpoints or {})
+        self._relays: dict[str, AwsRelay] = {}
         self._by_container: dict[str, Environment] = {}
         self._lock = threading.Lock()
         self._warned_network: set[str] = set()
@@ -98,7 +117,7 @@ class Launcher:
     def container_spec(self, env: Environment, fv: FunctionVersion) -> ContainerSpec:
         spec = fv.spec
         network = self.network_for(fv)
-        environment = {"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"}
+        environment = self._socket_variables(network)
         if network == "host":
             # A TCP Runtime API (runtimes/provided/launch) is then on the host's loopback: it
             # must relay only the container's own processes (runtimes/provided/peer-relay).
@@ -124,6 +143,33 @@ class Launcher:
             opt_dir=env.opt_dir,
         )
 
+    def _socket_variables(self, network: str) -> dict[str, str]:
+        """The sockets the runtime's bootstrap serves: the Runtime API's, and the Lambda API
+        relay's (a TCP forwarder on the container's own loopback) where the container has its own."""
+        out = {"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"}
+        if network != "host" and self.gateway is not None:
+            out["FAAS_AWS_SOCKET"] = AWS_SOCKET_IN_CONTAINER
+        return out
+
+    def lambda_endpoint(self, network: str) -> str | None:
+        """AWS_ENDPOINT_URL_LAMBDA for a function on this network. With `host` the gateway's own
+        port is on the container's loopback already (no relay, so no new port on the host)."""
+        if self.gateway is None:
+            return None
+        if network == "host":
+            host, port = self.gateway
+            if host in ("0.0.0.0", "::", ""):
+                host = "127.0.0.1"
+            return f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        return f"http://127.0.0.1:{AWS_RELAY_PORT}"
+
+    def _open_relay(self, env: Environment, network: str) -> None:
+        if self.gateway is None or network == "host" or env.id in self._relays:
+            return
+        relay = AwsRelay(env.runtime_dir / AWS_SOCKET_NAME, self.gateway, label=env.id)
+        with self._lock:
+            self._relays[env.id] = relay
+
     @property
     def prestarted_network(self) -> str:
         return "bridge" if self.has_bridge else "none"
@@ -137,6 +183,7 @@ class Launcher:
         env_id = new_env_id()
         env = Environment(env_id, self.envs_root / env_id, self.executor, self.pump, on_dead=self._dead)
         env.runtime = runtime
+        self._open_relay(env, self.prestarted_network)
         env.start(
             ContainerSpec(
                 env_id=env.id,
@@ -149,7 +196,7 @@ class Launcher:
                 tmp_mb=PRESTARTED_TMP_MB,
                 network=self.prestarted_network,
                 labels={"faas.managed": "1", "faas.state": self.label, "faas.env": env.id, "faas.runtime": runtime},
-                environment={"FAAS_RUNTIME_SOCKET": f"{RUNTIME_DIR_IN_CONTAINER}/{SOCKET_NAME}"},
+                environment=self._socket_variables(self.prestarted_network),
                 opt_dir=env.opt_dir,  # empty until it is given a function with layers
             )
         )
@@ -176,7 +223,12 @@ class Launcher:
             "LAMBDA_TASK_ROOT": TASK_ROOT,
             "LAMBDA_RUNTIME_DIR": "/var/runtime",
             "TZ": ":UTC",
+            **LOCAL_CREDENTIALS,
+            **self.aws_endpoints,
         }
+        endpoint = self.lambda_endpoint(self.network_for(fv))
+        if endpoint is not None:
+            out["AWS_ENDPOINT_URL_LAMBDA"] = endpoint
         if EXECUTION_ENV.get(spec.runtime):
             out["AWS_EXECUTION_ENV"] = EXECUTION_ENV[spec.runtime]
         out.update(spec.environment)
@@ -202,6 +254,7 @@ class Launcher:
         except BaseException:
             env.destroy()
             raise
+        self._open_relay(env, self.network_for(fv))
         env.start(self.container_spec(env, fv))
         assert env.container_id is not None
         with self._lock:
@@ -249,9 +302,12 @@ class Launcher:
             env.on_container_event(event)
 
     def _dead(self, env: Environment) -> None:
-        if env.container_id:
-            with self._lock:
+        with self._lock:
+            relay = self._relays.pop(env.id, None)
+            if env.container_id:
                 self._by_container.pop(env.container_id, None)
+        if relay is not None:
+            relay.close()
         if self.on_dead:
             self.on_dead(env)
 

@@ -646,7 +646,30 @@ async function startDebugger(debug) {
   process.stderr.write('faas debug: debugger attached\n');
 }
 
+// AWS_ENDPOINT_URL_LAMBDA's port on this container's own loopback (so `network: none` too):
+// forwarded to the platform's Lambda API socket, so the JS SDK calls other functions here.
+const AWS_RELAY_PORT = 9002;
+
+function startAwsRelay(socketPath) {
+  const server = net.createServer((conn) => {
+    const up = net.createConnection(socketPath);
+    conn.pipe(up);
+    up.pipe(conn);
+    const fail = () => { conn.destroy(); up.destroy(); };
+    conn.on('error', fail);
+    up.on('error', fail);
+  });
+  server.on('error', (e) => {
+    process.stderr.write(`faas runtime: the Lambda API forwarder cannot listen on 127.0.0.1:${AWS_RELAY_PORT}: ${e.message}\n`);
+  });
+  server.listen(AWS_RELAY_PORT, '127.0.0.1');
+  server.unref(); // it does not keep the process alive (the event loop empties as on Lambda)
+}
+
 async function main() {
+  const awsSocket = process.env.FAAS_AWS_SOCKET;
+  delete process.env.FAAS_AWS_SOCKET;
+  if (awsSocket) startAwsRelay(awsSocket);
   const client = new RuntimeClient(process.env.FAAS_RUNTIME_SOCKET || DEFAULT_SOCKET);
   let spec;
   try {

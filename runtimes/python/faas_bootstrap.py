@@ -469,7 +469,81 @@ def init(client):
     return handler
 
 
+AWS_RELAY_PORT = 9002  # AWS_ENDPOINT_URL_LAMBDA's port on this container's own loopback
+
+
+def start_aws_relay(path, port=AWS_RELAY_PORT):
+    """Forward 127.0.0.1:port (this container's own loopback, so `network: none` too) to the
+    platform's Lambda API socket, in threads of this process: boto3 calls other functions here.
+    _socket and _thread only, so that a cold start imports nothing more for it."""
+    import _thread
+
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(16)
+    except OSError as e:
+        listener.close()
+        sys.stderr.write("faas runtime: the Lambda API forwarder cannot listen on 127.0.0.1:%d: %s\n" % (port, e))
+        return
+
+    def pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(_socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def serve(conn):
+        up = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            up.connect(path)
+        except OSError:
+            conn.close()
+            up.close()
+            return
+        done = _thread.allocate_lock()
+        done.acquire()
+
+        def upward():
+            try:
+                pump(conn, up)
+            finally:
+                done.release()
+
+        _thread.start_new_thread(upward, ())
+        pump(up, conn)
+        try:  # the platform's side ends after one answer: end the other direction too
+            conn.shutdown(_socket.SHUT_RDWR)
+        except OSError:
+            pass
+        done.acquire()
+        conn.close()
+        up.close()
+
+    def accept_loop():
+        while True:
+            try:
+                fd, _ = listener._accept()
+            except OSError:
+                return
+            _thread.start_new_thread(serve, (_socket.socket(fileno=fd),))
+
+    _thread.start_new_thread(accept_loop, ())
+
+
 def main():
+    aws_socket = os.environ.pop("FAAS_AWS_SOCKET", None)
+    if aws_socket:
+        start_aws_relay(aws_socket)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.reconfigure(line_buffering=True)
