@@ -15,7 +15,7 @@ setup: $(STAMP)
 
 ## Start the gateway on 127.0.0.1:8080 with the example functions (installs and starts Docker if needed).
 up: setup
-	$(BIN)/faas up functions
+	$(BIN)/faas up functions functions/sam-hello/template.yaml
 
 ## Lint (ruff, format and rules; mypy, strict on the invoke room), then every test: unit tests, then
 ## integration tests against a real Docker engine.

@@ -1,5 +1,7 @@
 import json
 
+import requests  # noqa: F401  (from requirements.txt, installed at deploy as `sam build` does)
+
 
 def lambda_handler(event, context):
     """The handler `sam init` writes, answering on both APIs: the event's shape says which
