@@ -112,6 +112,7 @@ def watch_sources(
     err: Console,
     templates: Iterable[Path] = (),
     overrides: Mapping[str, str] | None = None,
+    env_vars: Mapping[str, Any] | None = None,
 ) -> None:
     """For `faas up`: redeploy on save until stop is set (function folders, and SAM templates
     with their functions' code: faas/cli/template_watcher.py)."""
@@ -123,7 +124,9 @@ def watch_sources(
     ):
         watcher = SourceWatcher(_upload(upload_client), redeploy_printer(out, err), progress=_progress(err))
         report = template_printer(out, err)
-        template_watchers = [TemplateWatcher(template_client, t, report, overrides=overrides) for t in templates]
+        template_watchers = [
+            TemplateWatcher(template_client, t, report, overrides=overrides, env_vars=env_vars) for t in templates
+        ]
         try:
             for tw in template_watchers:
                 out.print(

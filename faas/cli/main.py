@@ -670,15 +670,18 @@ class UpTemplates:
     overrides: dict[str, str]
     runtimes: list[str]
     api_url: str | None  # `--api-port`'s listener, where the routes are served too
+    env_vars: dict[str, Any] | None = None  # --env-vars, in SAM's format
 
 
-def _read_templates(paths: Iterable[Path], overrides: dict[str, str], api_url: str | None) -> UpTemplates:
+def _read_templates(
+    paths: Iterable[Path], overrides: dict[str, str], api_url: str | None, env_vars: dict[str, Any] | None = None
+) -> UpTemplates:
     """Load each template (a broken one stops `faas up` before anything starts)."""
     from faas.deploy import sam
 
-    loaded = [sam.load(Path(p).expanduser(), overrides) for p in paths]
+    loaded = [sam.load(Path(p).expanduser(), overrides, env_vars) for p in paths]
     runtimes = sorted({fn.spec.runtime for t in loaded for fn in t.functions})
-    return UpTemplates([t.path for t in loaded], overrides, runtimes, api_url)
+    return UpTemplates([t.path for t in loaded], overrides, runtimes, api_url, env_vars)
 
 
 def _deploy_templates(client: GatewayClient, base_url: str, templates: UpTemplates) -> int:
@@ -694,6 +697,7 @@ def _deploy_templates(client: GatewayClient, base_url: str, templates: UpTemplat
                 say=lambda m: out.print(m, markup=False),
                 warn=lambda m: err.print(m, style="yellow", markup=False),
                 overrides=templates.overrides,
+                env_vars=templates.env_vars,
             )
         except GatewayUnavailable:
             raise
@@ -766,6 +770,7 @@ def _deploy_then_watch(
             err=err,
             templates=templates.paths,
             overrides=templates.overrides,
+            env_vars=templates.env_vars,
         )
 
 
@@ -785,16 +790,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     check_exposure(config)  # before the engine and the images: refuse at once
     # A file is a SAM template (`sam local start-api`'s project, unchanged); a folder holds functions.
-    from faas.deploy import sam
-
-    overrides = sam.parse_overrides(getattr(args, "parameter_overrides", "") or "")
+    options = template_options(args)
+    overrides = options["overrides"]
     template_paths = [Path(d) for d in args.dirs if Path(d).is_file()]
-    if overrides and not template_paths:
-        raise ValidationError("--parameter-overrides applies to a SAM template (faas up template.yaml)")
+    if (overrides or options["env_vars"]) and not template_paths:
+        raise ValidationError("--parameter-overrides and --env-vars apply to a SAM template (faas up template.yaml)")
     folders = find_function_folders(Path(d) for d in args.dirs if not Path(d).is_file())
     base_url = _public_url(config)
     api_url = _public_url(replace(config, port=config.api_port)) if config.api_port else None
-    templates = _read_templates(template_paths, overrides, api_url)
+    templates = _read_templates(template_paths, overrides, api_url, options["env_vars"])
     with GatewayClient(base_url) as probe:
         if probe.health():
             err.print(f"error: a faas gateway already answers at {base_url}", markup=False)
@@ -896,12 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also serve the templates' API routes at the root of port P, with nothing else of faas there "
         "(as `sam local start-api` does on 3000)",
     )
-    up.add_argument(
-        "--parameter-overrides",
-        default="",
-        metavar="OVERRIDES",
-        help="the templates' parameter values, in SAM's syntax: 'Key=Value Key2=Value2'",
-    )
+    add_template_options(up)
     up.add_argument("--no-watch", action="store_true", help="do not redeploy functions when their source folder changes")
     up.add_argument(
         "--debug",

@@ -91,12 +91,14 @@ class TemplateWatcher:
         report: Callable[[TemplateRedeploy], None],
         *,
         overrides: Mapping[str, str] | None = None,
+        env_vars: Mapping[str, Any] | None = None,
         debounce_s: float = DEBOUNCE_S,
     ) -> None:
         self._client = client
         self.path = Path(path).resolve()
         self._report = report
         self._overrides = dict(overrides or {})
+        self._env_vars = dict(env_vars) if env_vars is not None else None
         self._lock = threading.Lock()
         self._watches: dict[Path, Any] = {}
         self._counted: list[Path] = [self.path]
@@ -107,7 +109,7 @@ class TemplateWatcher:
         self._observer.daemon = True
         self._observer.start()
         try:
-            template = sam.load(self.path, self._overrides)
+            template = sam.load(self.path, self._overrides, self._env_vars)
         except FaasError as e:  # `faas up` deployed nothing from it: watch the template for a fix
             LOG.info("watcher: %s does not load right now (%s); watching it anyway", self.path, e.message)
             self._rewatch([self.path.parent], [self.path])
@@ -162,7 +164,7 @@ class TemplateWatcher:
 
     def _changed(self, _key: Path, first_seen: float) -> None:
         try:
-            template = sam.load(self.path, self._overrides)
+            template = sam.load(self.path, self._overrides, self._env_vars)
         except FaasError as e:
             self._report(TemplateRedeploy(self.path, ok=False, message=e.message, took_ms=_since(first_seen)))
             return
@@ -175,7 +177,7 @@ class TemplateWatcher:
             (errors if line.startswith("error:") else warnings).append(line)
 
         try:
-            sam.deploy(recorder, self.path, say=lambda _line: None, warn=warn, overrides=self._overrides)
+            sam.deploy(recorder, self.path, say=lambda _line: None, warn=warn, overrides=self._overrides, env_vars=self._env_vars)
         except GatewayUnavailable as e:
             self._report(TemplateRedeploy(self.path, ok=False, message=e.message, took_ms=_since(first_seen)))
             return

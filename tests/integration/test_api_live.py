@@ -196,3 +196,52 @@ def test_a_broken_template_save_keeps_the_live_routes_serving(live: Live) -> Non
     # fixed again: goes live
     write_template(live.project, BYE, ITEMS, HELLO)
     wait_for(lambda: get(f"{live.gw.url}/hello").status_code == 200, "the fixed template's route answers", live.gw)
+
+
+ENV_APP = """\
+import os
+def handler(event, context):
+    return {"statusCode": 200, "body": os.environ["GREETING"] + " WORD"}
+"""
+
+ENV_TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  EnvFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: env/
+      Handler: app.handler
+      Runtime: python3.11
+      Environment:
+        Variables:
+          GREETING: from the template
+      Events:
+        Greet:
+          Type: HttpApi
+          Properties:
+            Path: /greet
+            Method: get
+"""
+
+
+def test_faas_up_takes_env_vars_and_keeps_them_across_saves(runtime_images, tmp_path: Path, docker_client) -> None:
+    """`faas up template.yaml --env-vars env.json`, as `sam local start-api --env-vars` takes it:
+    the file's value wins over the template's, on the first deploy and on a save's."""
+    project = tmp_path / "project"
+    (project / "env").mkdir(parents=True)
+    (project / "env" / "app.py").write_text(ENV_APP.replace("WORD", "one"))
+    (project / "template.yaml").write_text(ENV_TEMPLATE)
+    (tmp_path / "env.json").write_text('{"Parameters": {"GREETING": "from env.json"}}')
+    gw = start_gateway(tmp_path / "state", args=(str(project / "template.yaml"), "--env-vars", str(tmp_path / "env.json")))
+    try:
+        wait_for(lambda: get(f"{gw.url}/greet").text == "from env.json one", "the first deploy with env.json's value", gw)
+        tmp = project / "env" / "app.tmp"
+        tmp.write_text(ENV_APP.replace("WORD", "two"))
+        tmp.replace(project / "env" / "app.py")
+        wait_for(lambda: get(f"{gw.url}/greet").text == "from env.json two", "a save, still with env.json's value", gw)
+    finally:
+        stop_gateway(gw)
+        for c in gw.containers(docker_client):
+            c.remove(force=True)
