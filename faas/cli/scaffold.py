@@ -93,9 +93,33 @@ handler() {
 """
 
 
+_JAVA_APP = """\
+package example;
+
+import java.util.Map;
+
+/** Greets whoever ?name= or {"name": ...} names; GREETING comes from function.yaml. Lambda calls
+ * a public method named by the handler (example.Hello::handleRequest) with the event mapped to its
+ * parameter's type; implement com.amazonaws.services.lambda.runtime.RequestHandler to get the Context. */
+public class Hello {
+    public Map<String, String> handleRequest(Map<String, Object> event) {
+        Object params = event.get("queryStringParameters");
+        Object name = params instanceof Map<?, ?> query && query.get("name") != null ? query.get("name") : event.get("name");
+        String who = name == null ? "world" : name.toString();
+        System.out.println("greeting " + who);
+        return Map.of("message", System.getenv("GREETING") + ", " + who + "!");
+    }
+}
+"""
+# A Java starter is compiled at deploy by its build: command (a JDK 17 or newer on this machine).
+_JAVA_BUILD = "build: javac --release 17 -d $ARTIFACTS_DIR src/example/Hello.java\n"
+
+
 def _handler(runtime: str) -> str:
     if runtime.startswith("python"):
         return "app.handler"
+    if runtime.startswith("java"):
+        return "example.Hello::handleRequest"
     return "index.handler" if runtime.startswith("nodejs") else "function.handler"
 
 
@@ -116,6 +140,9 @@ def starter_files(name: str, runtime: str) -> dict[str, StarterFile]:
         files["app.py"] = StarterFile(_PYTHON_APP)
     elif runtime.startswith("nodejs"):
         files["index.mjs"] = StarterFile(_NODE_APP)
+    elif runtime.startswith("java"):
+        files["function.yaml"] = StarterFile(files["function.yaml"].text + _JAVA_BUILD)
+        files["src/example/Hello.java"] = StarterFile(_JAVA_APP)
     else:
         files["bootstrap"] = StarterFile(_PROVIDED_BOOTSTRAP, executable=True)
         files["function.sh"] = StarterFile(_PROVIDED_HANDLER)
@@ -131,6 +158,7 @@ def write_starter(name: str, runtime: str, parent: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for rel, starter in files.items():
         path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(starter.text)
         mode = 0o755 if starter.executable else 0o644
         os.chmod(path, mode)

@@ -47,6 +47,7 @@ RUNTIME_FOLDERS: dict[str, str] = {
     "nodejs20.x": "node",
     "nodejs22.x": "nodejs22.x",
     "nodejs24.x": "nodejs24.x",
+    "java21": "java21",
     "provided": "provided",
     "provided.al2": "provided",  # Lambda's OS-only runtimes: one image, the function brings its bootstrap
     "provided.al2023": "provided",
@@ -533,6 +534,10 @@ def _mmdebstrap_argv(mmdebstrap: str, recipe: BaseRecipe, tarball: Path, sources
         "--dpkgopt=path-exclude=/usr/share/locale/*",
         "--dpkgopt=path-exclude=/usr/share/info/*",
     ]
+    if any(p.startswith("openjdk-") for p in recipe.packages):
+        # OpenJDK's postinst registers its man pages with update-alternatives, which fails when
+        # the (excluded) man folder is missing: the empty folder is made before it runs.
+        argv.append('--essential-hook=mkdir -p "$1/usr/share/man/man1"')
     if recipe.suite in ROLLING_SUITES:
         # sid's Release file is valid for a week only, and a mirror that this machine sees may be
         # older than that: its signature is still checked, its age is not.

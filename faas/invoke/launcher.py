@@ -41,6 +41,7 @@ RUNTIME_LABELS = {
     "nodejs20.x": "nodejs:20",
     "nodejs22.x": "nodejs:22",
     "nodejs24.x": "nodejs:24",
+    "java21": "java:21",
     "provided": "provided:al2023",
     "provided.al2": "provided:al2",
     "provided.al2023": "provided:al2023",

@@ -1,6 +1,7 @@
 """The same behaviour in every runtime, through the real gateway: one probe function per
 runtime (a Python handler for python3.11/3.13/3.14, a Node.js ES module for nodejs20.x/22.x/24.x,
-a shell bootstrap for provided, provided.al2 and provided.al2023), each answering the same
+a Java RequestHandler for java21, a shell bootstrap for provided, provided.al2 and provided.al2023),
+each answering the same
 actions, plus one function per runtime whose init fails.
 
 What the caller sees must not depend on the runtime: the event and context arrive whole,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -160,11 +162,104 @@ curl -sS -o /dev/null -H 'Lambda-Runtime-Function-Error-Type: InitError' \
 exit 1
 """
 
+# A RequestHandler with POJO input (JSON mapped to a Map) and output, compiled in the fixture
+# with the java21 image's own javac against its com.amazonaws.services.lambda.runtime interfaces.
+# Its "oom" grows native memory past the function's memory (as a JVM does when it outgrows its
+# container); a heap that is full is Java's own OutOfMemoryError (test_java_heap_out_of_memory).
+JAVA_PROBE = """
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.RequestHandler;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+public class Probe implements RequestHandler<Map<String, Object>, Object> {
+    @Override
+    public Object handleRequest(Map<String, Object> event, Context context) {
+        String runtime = System.getenv("AWS_EXECUTION_ENV").replace("AWS_Lambda_", "");
+        System.out.println("hello from " + runtime + " " + context.getAwsRequestId());
+        switch (String.valueOf(event.get("action"))) {
+            case "version":
+                return System.getProperty("java.version");
+            case "echo": {
+                Map<String, Object> out = new LinkedHashMap<>();
+                out.put("event", event);
+                out.put("requestId", context.getAwsRequestId());
+                out.put("functionName", context.getFunctionName());
+                out.put("functionVersion", context.getFunctionVersion());
+                out.put("memoryLimitInMB", String.valueOf(context.getMemoryLimitInMB()));
+                out.put("invokedFunctionArn", context.getInvokedFunctionArn());
+                out.put("logGroupName", context.getLogGroupName());
+                out.put("logStreamName", context.getLogStreamName());
+                out.put("remainingMs", context.getRemainingTimeInMillis());
+                return out;
+            }
+            case "error":
+                throw new RuntimeException("boom");
+            case "sleep":
+                try {
+                    Thread.sleep(((Number) event.get("seconds")).longValue() * 1000);
+                } catch (InterruptedException e) {
+                    throw new RuntimeException(e);
+                }
+                return "slept";
+            case "oom":
+                try {
+                    java.lang.reflect.Field field = Class.forName("sun.misc.Unsafe").getDeclaredField("theUnsafe");
+                    field.setAccessible(true);
+                    sun.misc.Unsafe unsafe = (sun.misc.Unsafe) field.get(null);
+                    for (;;) {
+                        long address = unsafe.allocateMemory(16 << 20);
+                        unsafe.setMemory(address, 16 << 20, (byte) 1);
+                    }
+                } catch (ReflectiveOperationException e) {
+                    throw new RuntimeException(e);
+                }
+            case "heap": {
+                List<byte[]> hog = new java.util.ArrayList<>();
+                for (;;) hog.add(new byte[16 << 20]);
+            }
+            case "env": {
+                Map<String, Object> out = new LinkedHashMap<>();
+                for (Object name : (List<?>) event.get("names")) out.put((String) name, System.getenv((String) name));
+                return out;
+            }
+            case "size":
+                return Map.of("length", ((String) event.get("data")).length());
+            case "big":
+                return "x".repeat(((Number) event.get("length")).intValue());
+            default:
+                return null;
+        }
+    }
+}
+"""
+
+JAVA_INIT_ERROR = """
+public class Probe implements com.amazonaws.services.lambda.runtime.RequestHandler<Object, Object> {
+    public Probe() {
+        throw new RuntimeException("init failed");
+    }
+
+    @Override
+    public Object handleRequest(Object event, com.amazonaws.services.lambda.runtime.Context context) {
+        return "never";
+    }
+}
+"""
+
 # runtime family -> (handler, probe files, init-error files, the error type each one reports)
 FAMILIES = {
     "python": ("app.handler", {"app.py": PYTHON_PROBE}, {"app.py": PYTHON_INIT_ERROR}, "ValueError", "RuntimeError"),
     "nodejs": ("index.handler", {"index.mjs": NODE_PROBE}, {"index.mjs": NODE_INIT_ERROR}, "Error", "Error"),
     "provided": ("probe.handler", {"bootstrap": SH_PROBE}, {"bootstrap": SH_INIT_ERROR}, "HandlerError", "InitError"),
+    "java": (
+        "Probe",
+        {"Probe.java": JAVA_PROBE},
+        {"Probe.java": JAVA_INIT_ERROR},
+        "java.lang.RuntimeException",
+        "java.lang.RuntimeException",
+    ),
 }
 SOURCES = {runtime: FAMILIES[re.sub(r"[\d.].*$", "", runtime)] for runtime in RUNTIMES}
 
@@ -186,8 +281,30 @@ def write_function(root: Path, name: str, runtime: str, handler: str, files: dic
     return folder
 
 
+def compile_java(gateway, docker_client, runtime: str, folders: list[Path]) -> None:
+    """javac each folder's .java files into classes beside them, with the runtime image's own JDK
+    (built first if need be) and its aws-lambda-java-core interfaces: what a user's build makes."""
+    built = gateway.cli("runtimes", "build", runtime, timeout=1800)
+    assert built.returncode == 0, built.stdout + built.stderr
+    from faas.containers.images import runtime_image_tag
+
+    volumes = {str(folder): {"bind": f"/src/{i}", "mode": "rw"} for i, folder in enumerate(folders)}
+    sources = [f"/src/{i}/{p.name}" for i, folder in enumerate(folders) for p in folder.glob("*.java")]
+    for i, folder in enumerate(folders):  # one javac per folder: each has its own Probe class
+        docker_client.containers.run(
+            runtime_image_tag(runtime),
+            entrypoint=["javac", "-nowarn", "-cp", "/var/runtime/lib/aws-lambda-java-core.jar", "-d", f"/src/{i}"]
+            + [src for src in sources if src.startswith(f"/src/{i}/")],
+            volumes=volumes,
+            user=f"{os.getuid()}:{os.getgid()}",
+            network_disabled=True,
+            remove=True,
+        )
+        assert (folder / "Probe.class").is_file()
+
+
 @pytest.fixture(scope="module")
-def functions(gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, str]]]:
+def functions(gateway, docker_client, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[str, str]]]:
     """runtime -> (probe function name, init-error function name), deployed once for the module."""
     root = tmp_path_factory.mktemp("matrix")
     suffix = uuid.uuid4().hex[:6]
@@ -196,8 +313,13 @@ def functions(gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dic
         handler, probe, broken, _, _ = SOURCES[runtime]
         short = re.sub(r"[^a-z0-9]", "", runtime)
         probe_name, broken_name = f"mx-{short}-{suffix}", f"mx-{short}-init-{suffix}"
-        gateway.deploy(write_function(root, probe_name, runtime, handler, probe))
-        gateway.deploy(write_function(root, broken_name, runtime, handler, broken))
+        folders = [
+            write_function(root, name, runtime, handler, files) for name, files in ((probe_name, probe), (broken_name, broken))
+        ]
+        if family(runtime) == "java":
+            compile_java(gateway, docker_client, runtime, folders)
+        for folder in folders:
+            gateway.deploy(folder)
         names[runtime] = (probe_name, broken_name)
     yield names
     for probe_name, broken_name in names.values():
@@ -248,6 +370,9 @@ def test_handler_error(gateway, functions, runtime: str) -> None:
         assert any("raise ValueError" in line for line in body["stackTrace"])
     if family(runtime) == "nodejs":
         assert body["trace"][0] == "Error: boom" and "/var/task/index.mjs" in body["trace"][1]
+    if family(runtime) == "java":  # Lambda's Java shape: the handler's frame first, the runtime's left out
+        assert body["stackTrace"][0].startswith("Probe.handleRequest(Probe.java:"), body
+        assert not any("faas.runtime" in line or "reflect" in line for line in body["stackTrace"]), body
     # The environment survives its function's error: the next call is answered.
     assert ok(call(gateway, functions[runtime][0], {"action": "echo"}))["event"] == {"action": "echo"}
 
@@ -294,7 +419,7 @@ def test_environment_variables(gateway, functions, runtime: str) -> None:
 @pytest.mark.parametrize("runtime", [r for r in RUNTIMES if family(r) != "provided"])
 def test_the_language_is_the_runtimes_version(gateway, functions, runtime: str) -> None:
     version = ok(call(gateway, functions[runtime][0], {"action": "version"}))
-    wanted = runtime.removeprefix("python").removeprefix("nodejs").removesuffix(".x")
+    wanted = runtime.removeprefix("python").removeprefix("nodejs").removeprefix("java").removesuffix(".x")
     assert version == wanted or version.startswith(wanted + "."), (runtime, version)
 
 
@@ -330,3 +455,13 @@ def test_payload_limits(gateway, functions, runtime: str) -> None:
     refused = call(gateway, name, b'"' + b"z" * LIMIT + b'"')
     assert refused.status_code == 413
     assert refused.headers.get("x-amzn-ErrorType", "").startswith("RequestTooLargeException")
+
+
+@pytest.mark.parametrize("runtime", [r for r in RUNTIMES if family(r) == "java"])
+def test_java_heap_out_of_memory_then_a_fresh_environment(gateway, functions, runtime: str) -> None:
+    """A full heap is Java's OutOfMemoryError, reported as Lambda's Java runtime reports it; the
+    environment does not outlive it (the runtime exits), so the next call is answered afresh."""
+    name = functions[runtime][0]
+    body = function_error(call(gateway, name, {"action": "heap"}))
+    assert body["errorType"] == "java.lang.OutOfMemoryError" and body["errorMessage"] == "Java heap space", body
+    assert ok(call(gateway, name, {"action": "echo"}))["functionName"] == name

@@ -58,7 +58,13 @@ def test_a_name_that_is_no_lambda_runtime_is_refused_when_read() -> None:
 
 @pytest.mark.parametrize(
     ("runtime", "nearest"),
-    [("python3.12", "python3.13"), ("python3.9", "python3.11"), ("nodejs18.x", "nodejs20.x"), ("java21", None)],
+    [
+        ("python3.12", "python3.13"),
+        ("python3.9", "python3.11"),
+        ("nodejs18.x", "nodejs20.x"),
+        ("java17", "java21"),
+        ("dotnet8", None),
+    ],
 )
 def test_an_unavailable_runtime_is_refused_at_deploy_with_the_way_forward(runtime: str, nearest: str | None) -> None:
     spec = FunctionSpec.from_mapping({"name": "f", "runtime": runtime, "handler": "app.handler"})
@@ -70,7 +76,7 @@ def test_an_unavailable_runtime_is_refused_at_deploy_with_the_way_forward(runtim
     if nearest:
         assert f"runtime_fallback: {{{runtime}: {nearest}}}" in message
     else:
-        assert "runtime_fallback" not in message and "no java runtime" in message
+        assert "runtime_fallback" not in message and "no dotnet runtime" in message
 
 
 def test_a_deploy_of_an_unavailable_runtime_writes_nothing(tmp_path: Path) -> None:
@@ -127,7 +133,7 @@ def test_the_lists_do_not_overlap_and_faas_up_builds_only_the_defaults_unless_as
     assert not set(RUNTIMES) & set(UNAVAILABLE_RUNTIMES) and set(DEFAULT_RUNTIMES) <= set(RUNTIMES)
     config = Config.load({"state_dir": tmp_path / "state"}, env={}).with_(runtime_fallback={"python3.12": "python3.14"})
     folders = []
-    for name, runtime in [("a", "python3.11"), ("b", "nodejs24.x"), ("c", "python3.12"), ("d", "java21")]:
+    for name, runtime in [("a", "python3.11"), ("b", "nodejs24.x"), ("c", "python3.12"), ("d", "java17")]:
         folder = tmp_path / name
         folder.mkdir()
         (folder / "function.yaml").write_text(f"name: {name}\nruntime: {runtime}\nhandler: app.handler\n")

@@ -27,6 +27,9 @@ def test_each_runtime_gets_a_deployable_starter(tmp_path: Path, runtime: str) ->
         assert {"bootstrap", f"{module}.sh"} <= names
         assert os.access(folder / "bootstrap", os.X_OK)
         assert (folder / "bootstrap").read_text().startswith("#!/bin/sh\n")
+    elif runtime.startswith("java"):  # compiled at deploy by its build: command
+        assert spec.handler == "example.Hello::handleRequest" and "src" in names
+        assert "handleRequest" in (folder / "src/example/Hello.java").read_text()
     else:
         handler_file = f"{module}.py" if runtime.startswith("python") else f"{module}.mjs"
         assert handler_file in names and not os.access(folder / handler_file, os.X_OK)
