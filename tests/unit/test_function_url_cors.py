@@ -147,3 +147,12 @@ def test_a_bad_function_url_cors_refuses_the_template_and_names_it(tmp_path: Pat
         sam.load(_template(tmp_path, TEMPLATE.replace("MaxAge: 60", "MaxAge: 100000")))
     with pytest.raises(ValidationError, match=r"PlainUrl\.Cors: Cors must be an object"):
         sam.load(_template(tmp_path, TEMPLATE.replace('Cors: {AllowOrigins: ["*"], AllowHeaders: [content-type]}', "Cors: yes")))
+
+
+def test_url_cors_survives_the_store(tmp_path: Path) -> None:
+    from faas.deploy.store import _spec_from_json, _spec_json
+
+    spec = FunctionSpec.from_mapping({"name": "web", "url_cors": CORS})
+    assert _spec_from_json(_spec_json(spec)) == spec
+    plain = FunctionSpec.from_mapping({"name": "web"})
+    assert _spec_from_json(_spec_json(plain)) == plain
