@@ -8,9 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faas.errors import RequestTooLarge, ValidationError
+
+if TYPE_CHECKING:
+    from faas.deploy.routes import Cors
 
 # The runtimes faas builds (runtimes/, faas/containers/images.py): what a function may run on.
 RUNTIMES = (
@@ -194,6 +197,10 @@ class FunctionSpec:
     # `faas deploy` sends its content with the code and the gateway publishes it as a layer
     # version (faas/deploy/packages.py), so a stored spec holds ARNs only.
     layers: tuple[str, ...] = ()
+    # The CORS settings of the function's URL (/function/NAME): a SAM FunctionUrlConfig's or an
+    # AWS::Lambda::Url's Cors, or function.yaml's `url_cors`. Part of the spec so that it is
+    # versioned with the function and a redeploy changes it.
+    url_cors: Cors | None = None
 
     @classmethod
     def from_mapping(cls, raw: Any, *, source: str = "function.yaml") -> FunctionSpec:
@@ -272,6 +279,7 @@ class FunctionSpec:
             layers = []
         elif len(layers) > MAX_LAYERS:
             problems.append(f"Cannot reference more than {MAX_LAYERS} layers.")
+        url_cors = _url_cors(raw.get("url_cors"), problems)
         if problems:
             raise ValidationError(clip(f"{source}: " + "; ".join(problems)))
         # What the checks above proved, said to the type checker.
@@ -292,6 +300,7 @@ class FunctionSpec:
             description=description,
             requested_runtime=requested,
             layers=tuple(layers),
+            url_cors=url_cors,
         )
 
     def to_mapping(self) -> dict[str, Any]:
@@ -317,7 +326,53 @@ class FunctionSpec:
             out["requested_runtime"] = self.requested_runtime
         if self.layers:
             out["layers"] = list(self.layers)
+        if self.url_cors is not None:
+            out["url_cors"] = self.url_cors.to_json()
         return out
+
+
+# Lambda's bounds on a function URL's Cors (API_Cors): (items, characters per item).
+URL_CORS_LISTS = {
+    "allow_origins": (100, 253),
+    "allow_methods": (6, 6),
+    "allow_headers": (100, 1024),
+    "expose_headers": (100, 1024),
+}
+_URL_CORS_KEYS = frozenset({*URL_CORS_LISTS, "max_age", "allow_credentials"})
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]*")  # what may go into a response header unchanged
+
+
+def _url_cors(raw: Any, problems: list[str]) -> Cors | None:
+    """function.yaml's url_cors, checked against Lambda's bounds; every value ends up in a
+    response header, so printable ASCII only (a bad one is refused at deploy, not per request)."""
+    if raw is None:
+        return None
+    from faas.deploy.routes import Cors  # routes.py imports this module
+
+    if not isinstance(raw, Mapping):
+        problems.append(f"url_cors must be a mapping (allow_origins, allow_methods, ...), got {short_repr(raw)}")
+        return None
+    bad = len(problems)
+    unknown = sorted(short_repr(k) for k in raw if k not in _URL_CORS_KEYS)
+    if unknown:
+        problems.append(f"url_cors: unknown key(s): {', '.join(unknown)} (known: {', '.join(sorted(_URL_CORS_KEYS))})")
+    for key, (count, length) in URL_CORS_LISTS.items():
+        value = raw.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, (list, tuple)) or len(value) > count:
+            problems.append(f"url_cors.{key} must be a list of at most {count} strings, got {short_repr(value)}")
+        elif not all(isinstance(v, str) and 0 < len(v) <= length and _HEADER_TEXT.fullmatch(v) for v in value):
+            problems.append(f"url_cors.{key} entries must be printable text of 1 to {length} characters, got {short_repr(value)}")
+    max_age = raw.get("max_age")
+    if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or not 0 <= max_age <= 86400):
+        problems.append(f"url_cors.max_age must be 0..86400 seconds, got {short_repr(max_age)}")
+    credentials = raw.get("allow_credentials")
+    if credentials is not None and not isinstance(credentials, bool):
+        problems.append(f"url_cors.allow_credentials must be true or false, got {short_repr(credentials)}")
+    if len(problems) > bad:
+        return None
+    return Cors.from_json({k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()})
 
 
 def unavailable_runtime(runtime: str) -> ValidationError:

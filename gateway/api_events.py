@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from faas.deploy.routes import HTTP, Route
+from faas.deploy.routes import HTTP, Cors, Route
 from faas.models import ACCOUNT_ID
 from gateway.http_trigger import InvalidFunctionResponse, build_event, build_response, request_time
 
@@ -337,8 +337,16 @@ def preflight_answer(route: Route, methods: list[str], origin: str | None, reque
         if cors.allow_credentials:
             headers.append(("Access-Control-Allow-Credentials", "true"))
         return 200, [*checked_headers(headers), ("Content-Type", "application/json")], b""
+    return http_preflight(cors, origin, requested_method)
+
+
+def http_preflight(cors: Cors, origin: str | None, requested_method: str | None) -> Answer | None:
+    """An HTTP API's (and a function URL's) answer to a preflight, from its CORS settings alone:
+    204, with the CORS headers when the origin is allowed; None when the request is no preflight
+    (no Origin or no Access-Control-Request-Method), which then goes to the function."""
     if not origin or not requested_method:
         return None
+    headers: list[tuple[str, str]] = []
     if cors.allows(origin):
         headers.append(
             ("Access-Control-Allow-Origin", "*" if "*" in cors.allow_origins and not cors.allow_credentials else origin)
@@ -356,8 +364,15 @@ def preflight_answer(route: Route, methods: list[str], origin: str | None, reque
 def cors_response_headers(route: Route, origin: str | None) -> list[tuple[str, str]]:
     """The CORS headers an HTTP API with CorsConfiguration puts on a response (they replace
     the function's own); REST APIs add none (the function returns its own)."""
-    cors = route.cors
-    if cors is None or route.kind != HTTP or not origin or not cors.allows(origin):
+    if route.cors is None or route.kind != HTTP:
+        return []
+    return http_cors_headers(route.cors, origin)
+
+
+def http_cors_headers(cors: Cors, origin: str | None) -> list[tuple[str, str]]:
+    """The CORS headers an HTTP API's CorsConfiguration, or a function URL's Cors, puts on a
+    response to a request from an allowed Origin; none for another origin or no Origin."""
+    if not origin or not cors.allows(origin):
         return []
     headers = [("Access-Control-Allow-Origin", "*" if "*" in cors.allow_origins and not cors.allow_credentials else origin)]
     if cors.expose_headers:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote
 
 from flask import Blueprint, Response, request
 
+from faas.deploy.routes import Cors
 from faas.errors import FaasError, FunctionNotFound, RequestTooLarge, ShuttingDown, TooManyRequests
 from faas.models import SYNC_PAYLOAD_LIMIT
 from gateway.common import BodyTooLarge, platform, read_body
@@ -283,7 +284,19 @@ def _raw_path(rest: str) -> str:
 @bp.route("/function/<name>/<path:rest>", methods=METHODS)
 def trigger(name: str, rest: str) -> Response:
     """Run the function for one HTTP request and answer as its function URL would."""
+    from gateway.api_events import http_cors_headers, http_preflight  # api_events imports this module
+
     request_id = str(uuid.uuid4())
+    cors = _url_cors(name)
+    origin = request.headers.get("Origin")
+    if cors is not None and request.method == "OPTIONS":
+        # The URL service answers a preflight from the configuration; the function never sees it.
+        answer = http_preflight(cors, origin, request.headers.get("Access-Control-Request-Method"))
+        if answer is not None:
+            status, preflight_headers, data = answer
+            response = Response(data, status=status, headers=preflight_headers)
+            response.headers["x-amzn-RequestId"] = request_id
+            return response
     try:
         body = read_body(SYNC_PAYLOAD_LIMIT)
     except BodyTooLarge:
@@ -327,5 +340,20 @@ def trigger(name: str, rest: str) -> Response:
     response = Response(data, status=status, headers=headers)
     for cookie in cookies:
         response.headers.add("Set-Cookie", cookie)
+    if cors is not None:
+        # With Cors configured, the URL's CORS headers replace the function's own, as Lambda does.
+        for header in {h for h in response.headers.keys() if h.lower().startswith("access-control-")}:
+            del response.headers[header]
+        for header, value in http_cors_headers(cors, origin):
+            response.headers[header] = value
     response.headers["x-amzn-RequestId"] = request_id
     return response
+
+
+def _url_cors(name: str) -> Cors | None:
+    """The live version's function URL Cors; None when there is none, or no such function
+    (the call then answers as it would without, a 404 or the reason it cannot run)."""
+    try:
+        return platform().get(name).spec.url_cors
+    except FaasError:
+        return None

@@ -84,9 +84,48 @@ def routes(
         if name is None:
             warnings.append(f"{lid}: its TargetFunctionArn is not a function of this template faas deploys")
             continue
-        extra = sorted(k for k in props if k not in ("TargetFunctionArn", "AuthType", "InvokeMode", "Qualifier"))
+        extra = sorted(k for k in props if k not in ("TargetFunctionArn", "AuthType", "InvokeMode", "Qualifier", "Cors"))
         note = f"; not applied: {', '.join(extra)}" if extra else ""
         warnings.append(f"{lid}: the function URL of {name} is /function/{name} on the gateway{note}")
+    return out
+
+
+# A function URL's Cors (AWS::Lambda::Url, SAM's FunctionUrlConfig) -> function.yaml's url_cors.
+URL_CORS_KEYS = {
+    "AllowOrigins": "allow_origins",
+    "AllowMethods": "allow_methods",
+    "AllowHeaders": "allow_headers",
+    "ExposeHeaders": "expose_headers",
+    "MaxAge": "max_age",
+    "AllowCredentials": "allow_credentials",
+}
+
+
+def url_cors(raw: Any, where: str) -> dict[str, Any]:
+    """A resolved Cors object of a function URL as function.yaml's url_cors (FunctionSpec
+    checks the values against Lambda's bounds)."""
+    if not isinstance(raw, Mapping):
+        raise ValidationError(f"{where}: Cors must be an object (AllowOrigins, AllowMethods, ...)")
+    unknown = sorted(str(k) for k in raw if k not in URL_CORS_KEYS)
+    if unknown:
+        raise ValidationError(f"{where}: unknown Cors key(s) {', '.join(unknown)} (known: {', '.join(URL_CORS_KEYS)})")
+    return {URL_CORS_KEYS[k]: v for k, v in raw.items()}
+
+
+def function_url_cors(
+    resources: Mapping[str, Any], functions: Mapping[str, str], value: Callable[[Any, str], Any]
+) -> dict[str, dict[str, Any]]:
+    """The Cors of each AWS::Lambda::Url of the template, by the name of the function it serves."""
+    out: dict[str, dict[str, Any]] = {}
+    for lid, res in resources.items():
+        if not isinstance(res, Mapping) or res.get("Type") != FUNCTION_URL:
+            continue
+        props = res.get("Properties") or {}
+        if not isinstance(props, Mapping) or "Cors" not in props:
+            continue
+        name = functions.get(_ref(props.get("TargetFunctionArn")) or "")
+        if name is not None:
+            out[name] = url_cors(value(props["Cors"], f"{lid}.Cors"), f"{lid}.Cors")
     return out
 
 

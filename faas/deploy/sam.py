@@ -450,11 +450,21 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
             lambda uri, where: _definition(path.parent, uri, where),
         )
         routes += cfn_routes.routes(resources, routed, quiet, warnings)
+        stack_functions = [_with_url_cors(f, cfn_routes.function_url_cors(resources, routed, quiet)) for f in stack_functions]
     except ValidationError as e:
         raise ValidationError(f"{where_file}: {e.message}") from None
     template.functions.extend(stack_functions)
     template.routes.extend(routes)
     template.warnings.extend(w if not prefix else f"{prefix}{w}" for w in warnings)
+
+
+def _with_url_cors(fn: SamFunction, by_name: Mapping[str, Mapping[str, Any]]) -> SamFunction:
+    """The function with the Cors of an AWS::Lambda::Url that serves it, checked as function.yaml's."""
+    cors = by_name.get(fn.spec.name)
+    if cors is None:
+        return fn
+    spec = FunctionSpec.from_mapping({**fn.spec.to_mapping(), "url_cors": cors}, source=f"{fn.logical_id} (its AWS::Lambda::Url)")
+    return replace(fn, spec=spec)
 
 
 def _nested(
@@ -737,9 +747,9 @@ def _function(
         except Unresolved as e:
             raise ValidationError(f"{logical_id}.{key}: faas cannot work out {e} locally") from None
 
-    url_config = props.get("FunctionUrlConfig")
+    url_config = value("FunctionUrlConfig") if "FunctionUrlConfig" in props else None
     if isinstance(url_config, Mapping):
-        extra = sorted(k for k in url_config if k not in ("AuthType", "InvokeMode"))
+        extra = sorted(k for k in url_config if k not in ("AuthType", "InvokeMode", "Cors"))
         note = f" (not applied: {', '.join(extra)})" if extra else ""
         if url_config.get("AuthType") == "AWS_IAM":
             note += " without AWS_IAM auth: anyone who can reach the gateway may call it"
@@ -813,6 +823,8 @@ def _function(
             raise CannotRun(
                 f"inline code for runtime {short_repr(raw.get('runtime'))}: Lambda writes it only for Python and Node.js"
             )
+    if isinstance(url_config, Mapping) and url_config.get("Cors") is not None:
+        raw["url_cors"] = cfn_routes.url_cors(url_config["Cors"], f"{logical_id}.FunctionUrlConfig.Cors")
     spec = FunctionSpec.from_mapping(raw, source=source)
     return SamFunction(prefix + logical_id, spec, code, inline=inline, layer_names=layer_names)
 

@@ -19,6 +19,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from faas.deploy.routes import Cors
 from faas.errors import FaasError, FunctionNotFound
 from faas.models import FunctionSpec, FunctionVersion, function_arn
 from faas.private import private_file
@@ -107,6 +108,8 @@ def _spec_from_json(text: str) -> FunctionSpec:
     raw = json.loads(text)
     raw["environment"] = dict(raw.get("environment") or {})
     raw["layers"] = tuple(raw.get("layers") or ())
+    if raw.get("url_cors") is not None:
+        raw["url_cors"] = Cors.from_json(raw["url_cors"])
     return FunctionSpec(**{k: v for k, v in raw.items() if k in _SPEC_FIELDS})
 
 

@@ -229,4 +229,7 @@ def test_a_function_url_config_is_the_gateways_function_url(tmp_path: Path) -> N
     template = sam.load(path)
     assert not any(w.startswith("F") for w in template.warnings)
     (warning,) = [w for w in template.warnings if w.startswith("G")]
-    assert "/function/NAME" in warning and "not applied: Cors" in warning and "without AWS_IAM auth" in warning
+    assert "/function/NAME" in warning and "not applied" not in warning and "without AWS_IAM auth" in warning
+    f, g = template.functions
+    assert f.spec.url_cors is None
+    assert g.spec.url_cors is not None and g.spec.url_cors.allow_origins == ("*",)

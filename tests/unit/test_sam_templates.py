@@ -264,7 +264,9 @@ def test_plain_cloudformation_functions_and_api_resources(tmp_path: Path) -> Non
     things = routes[("POST", "/things/{proxy+}")]
     assert (things.function, things.payload_version, things.cors is not None) == ("Inline", "1.0", True)
     text = "\n".join(template.warnings)
-    assert "the function URL of Inline is /function/Inline on the gateway; not applied: Cors" in text
+    assert "the function URL of Inline is /function/Inline on the gateway" in text and "not applied: Cors" not in text
+    assert inline.spec.url_cors is not None and inline.spec.url_cors.allow_origins == ("*",)
+    assert asset.spec.url_cors is None
     assert "Role" not in text  # IAM has no meaning here; not worth a warning
 
 
