@@ -377,14 +377,17 @@ def test_a_function_reaches_nothing_of_the_host_or_of_other_functions(gateway: G
     assert not any(out["exists"].values()), out["exists"]
     assert set(out["unix"].values()) == {"ENOENT"}, out["unix"]
     assert out["secret_found"] == []
-    assert out["runtime_dir"] == ["out", "runtime.sock"]  # its own socket and log pipe, nobody else's
-    assert {m[1]: m[2].split(",")[0] for m in out["mounts"] if m[1] in ("/var/task", "/run/faas")} == {
+    # its own Runtime API socket, log pipe and Invoke relay socket (AWS_ENDPOINT_URL_LAMBDA), nobody else's
+    assert out["runtime_dir"] == ["aws.sock", "out", "runtime.sock"]
+    assert {m[1]: m[2].split(",")[0] for m in out["mounts"] if m[1] in ("/var/task", "/run/faas", "/opt")} == {
         "/var/task": "ro",
         "/run/faas": "ro",
+        "/opt": "ro",
     }
     state = str(gateway.state_dir)
     host_roots = [m[0] for m in out["mounts"] if m[0].startswith(state)]
-    assert sorted(r.rsplit("/", 1)[-1] for r in host_roots) == ["rt", "task"], host_roots  # its own folders only
+    # its own folders only: code, runtime sockets, layers (/opt)
+    assert sorted(r.rsplit("/", 1)[-1] for r in host_roots) == ["opt", "rt", "task"], host_roots
     assert all(r.startswith(f"{state}/envs/") for r in host_roots), host_roots
     assert len(out["pids"]) < 10 and min(out["pids"]) == 1  # its own processes only
     assert out["interfaces"] == ["lo"]
