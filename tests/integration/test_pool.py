@@ -172,7 +172,7 @@ def test_functions_never_see_each_others_code(gateway: Gateway, make_function) -
         out = gateway.invoke(spy_name).json()
         assert out["found"] == []
         assert out["task"] == ["app.py", "function.yaml"]
-        assert out["run"] == ["out", "runtime.sock"]
+        assert out["run"] == ["aws.sock", "out", "runtime.sock"]  # its own sockets (Runtime API, Invoke relay) and log pipe
     spy_containers = {e["container"] for e in environments(gateway, spy_name)}
     secret_containers = {e["container"] for e in environments(gateway, secret_name)}
     assert spy_containers and not spy_containers & secret_containers
