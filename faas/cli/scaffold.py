@@ -60,6 +60,16 @@ export const handler = async (event, context) => {
 };
 """
 
+_RUBY_APP = """\
+# Greets whoever ?name= or {"name": ...} names; GREETING comes from function.yaml.
+# Lambda's Ruby runtime calls the handler with the keyword arguments event: and context:.
+def handler(event:, context:)
+  name = (event["queryStringParameters"] || {})["name"] || event["name"] || "world"
+  puts "greeting #{name}"
+  { message: "#{ENV['GREETING']}, #{name}!", requestId: context.aws_request_id }
+end
+"""
+
 _PROVIDED_BOOTSTRAP = """\
 #!/bin/sh
 # A custom runtime in shell (AWS's tutorial, in sh): load the handler named by _HANDLER
@@ -94,7 +104,7 @@ handler() {
 
 
 def _handler(runtime: str) -> str:
-    if runtime.startswith("python"):
+    if runtime.startswith(("python", "ruby")):
         return "app.handler"
     return "index.handler" if runtime.startswith("nodejs") else "function.handler"
 
@@ -116,6 +126,8 @@ def starter_files(name: str, runtime: str) -> dict[str, StarterFile]:
         files["app.py"] = StarterFile(_PYTHON_APP)
     elif runtime.startswith("nodejs"):
         files["index.mjs"] = StarterFile(_NODE_APP)
+    elif runtime.startswith("ruby"):
+        files["app.rb"] = StarterFile(_RUBY_APP)
     else:
         files["bootstrap"] = StarterFile(_PROVIDED_BOOTSTRAP, executable=True)
         files["function.sh"] = StarterFile(_PROVIDED_HANDLER)

@@ -1,0 +1,118 @@
+"""The ruby3.3 runtime beyond the shared matrix, through the real gateway: what a Ruby user of
+Lambda writes works unchanged here. `faas init --runtime ruby3.3`'s starter answers; handlers
+in a module or class (`file.Module::Class.method`) are called as Lambda's Ruby runtime calls
+them; gems bundled into vendor/bundle are found through GEM_PATH and libraries under lib/
+through RUBYLIB; a broken handler fails its init with Lambda's Ruby error types.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from faas.cli.scaffold import write_starter
+
+pytestmark = pytest.mark.integration
+
+CLASS_HANDLER = """
+require "shout"  # a gem bundled into vendor/bundle (bundle config set path vendor/bundle)
+require "helper" # /var/task/lib through the function's own RUBYLIB
+
+module Greeting
+  class Handler
+    def self.process(event:, context:)
+      { "greeting" => Shout.loud("hello #{event['name']}"), "helper" => Helper.name_of(context),
+        "gem_path" => Gem.path.first(2) }
+    end
+  end
+end
+"""
+
+GEM_SPEC = """
+Gem::Specification.new do |s|
+  s.name = "shout"
+  s.version = "1.0.0"
+  s.summary = "loud strings"
+  s.authors = ["faas"]
+  s.files = ["lib/shout.rb"]
+  s.require_paths = ["lib"]
+end
+"""
+
+
+def deploy(gateway, root: Path, name: str, handler: str, files: dict[str, str], env: str = "") -> str:
+    folder = root / name
+    for rel, text in files.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    (folder / "function.yaml").write_text(f"name: {name}\nruntime: ruby3.3\nhandler: {handler}\nmemory: 128\ntimeout: 5\n{env}")
+    gateway.deploy(folder)
+    return name
+
+
+def unhandled(response) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200, response.text[:500]
+    assert response.headers.get("X-Amz-Function-Error") == "Unhandled", response.text[:500]
+    return response.json()
+
+
+def test_the_starter_answers_an_event_and_a_url_call(gateway, tmp_path: Path) -> None:
+    name = f"rb-start-{uuid.uuid4().hex[:6]}"
+    gateway.deploy(write_starter(name, "ruby3.3", tmp_path))
+    try:
+        answer = gateway.invoke(name, b'{"name": "you"}')
+        assert answer.status_code == 200 and "X-Amz-Function-Error" not in answer.headers, answer.text
+        assert answer.json() == {"message": "Hello, you!", "requestId": answer.headers["x-amzn-RequestId"]}
+        url_call = gateway.invoke(name, json.dumps({"queryStringParameters": {"name": "url"}}).encode())
+        assert url_call.json()["message"] == "Hello, url!"
+    finally:
+        gateway.cli("rm", name)
+
+
+def test_a_class_handler_with_a_bundled_gem_and_rubylib(gateway, tmp_path: Path) -> None:
+    name = f"rb-class-{uuid.uuid4().hex[:6]}"
+    gems = "vendor/bundle/ruby/3.3.0"
+    files = {
+        "app.rb": CLASS_HANDLER,
+        f"{gems}/specifications/shout-1.0.0.gemspec": GEM_SPEC,
+        f"{gems}/gems/shout-1.0.0/lib/shout.rb": "module Shout\n  def self.loud(text) = text.upcase + '!'\nend\n",
+        "lib/helper.rb": "module Helper\n  def self.name_of(context) = context.function_name\nend\n",
+    }
+    deploy(gateway, tmp_path, name, "app.Greeting::Handler.process", files, "environment:\n  RUBYLIB: /var/task/lib\n")
+    try:
+        for _ in range(3):  # the first call and warm ones
+            answer = gateway.invoke(name, b'{"name": "ruby"}')
+            assert answer.status_code == 200 and "X-Amz-Function-Error" not in answer.headers, answer.text
+            assert answer.json() == {
+                "greeting": "HELLO RUBY!",
+                "helper": name,
+                "gem_path": ["/var/task/vendor/bundle/ruby/3.3.0", "/opt/ruby/gems/3.3.0"],
+            }
+    finally:
+        gateway.cli("rm", name)
+
+
+@pytest.mark.parametrize(
+    ("handler", "source", "error_type", "message"),
+    [
+        ("app.handler", "def handler(event:, context:\n", "Init<SyntaxError>", "syntax error"),
+        ("missing.handler", "", "Init<LoadError>", "cannot load such file -- /var/task/missing"),
+        ("app.Nowhere.handler", "def handler(event:, context:) = 1\n", "Init<NameError>", "uninitialized constant Nowhere"),
+        ("app", "", "Init<ArgumentError>", "Invalid handler app, must be of form FILENAME.METHOD"),
+        ("app.absent", "def handler(event:, context:) = 1\n", "Function<NoMethodError>", "absent"),
+    ],
+)
+def test_a_broken_handler_fails_with_lambdas_ruby_error(gateway, tmp_path: Path, handler, source, error_type, message) -> None:  # type: ignore[no-untyped-def]
+    name = f"rb-bad-{uuid.uuid4().hex[:6]}"
+    deploy(gateway, tmp_path, name, handler, {"app.rb": source})
+    try:
+        body = unhandled(gateway.invoke(name, b"{}"))
+        assert body["errorType"] == error_type, body
+        assert message in body["errorMessage"], body
+        assert isinstance(body["stackTrace"], list)
+        assert "/var/runtime/" not in json.dumps(body["stackTrace"])  # the runtime's own frames are left out
+    finally:
+        gateway.cli("rm", name)
