@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from faas.cli.scaffold import write_starter
 
@@ -116,3 +117,51 @@ def test_a_broken_handler_fails_with_lambdas_ruby_error(gateway, tmp_path: Path,
         assert "/var/runtime/" not in json.dumps(body["stackTrace"])  # the runtime's own frames are left out
     finally:
         gateway.cli("rm", name)
+
+
+SAM_TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  HelloRuby{suffix}:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: hello_world/
+      Handler: app.lambda_handler
+      Runtime: ruby3.3
+      Events:
+        Hello:
+          Type: Api
+          Properties:
+            Path: /rb-hello-{suffix}
+            Method: get
+"""
+
+# What `sam init --runtime ruby3.3` writes (hello-world), plus the path it was called on.
+SAM_APP = """\
+require 'json'
+
+def lambda_handler(event:, context:)
+  {
+    statusCode: 200,
+    body: {
+      message: "Hello World!",
+      path: event["path"],
+    }.to_json
+  }
+end
+"""
+
+
+def test_a_sam_template_naming_ruby33_deploys_and_answers_its_route(gateway, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    (tmp_path / "hello_world").mkdir()
+    (tmp_path / "hello_world" / "app.rb").write_text(SAM_APP)
+    (tmp_path / "template.yaml").write_text(SAM_TEMPLATE.format(suffix=suffix))
+    out = gateway.cli("deploy", str(tmp_path / "template.yaml"), timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    try:
+        answer = requests.get(f"{gateway.url}/rb-hello-{suffix}", timeout=60)
+        assert (answer.status_code, answer.json()) == (200, {"message": "Hello World!", "path": f"/rb-hello-{suffix}"})
+    finally:
+        gateway.cli("rm", f"HelloRuby{suffix}")
