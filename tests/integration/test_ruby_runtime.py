@@ -165,3 +165,31 @@ def test_a_sam_template_naming_ruby33_deploys_and_answers_its_route(gateway, tmp
         assert (answer.status_code, answer.json()) == (200, {"message": "Hello World!", "path": f"/rb-hello-{suffix}"})
     finally:
         gateway.cli("rm", f"HelloRuby{suffix}")
+
+
+LAYER_HANDLER = """
+require "layered"   # /opt/ruby/lib, on RUBYLIB
+require "whisper"   # a gem under /opt/ruby/gems/3.3.0, on GEM_PATH
+
+def handler(event:, context:)
+  { "layered" => Layered.hello, "whisper" => Whisper.quiet("HUSH") }
+end
+"""
+
+
+def test_a_layers_ruby_lib_and_gems_are_found(gateway, tmp_path: Path) -> None:
+    name = f"rb-layer-{uuid.uuid4().hex[:6]}"
+    gems = "layer/ruby/gems/3.3.0"
+    files = {
+        "app.rb": LAYER_HANDLER,
+        "layer/ruby/lib/layered.rb": "module Layered\n  def self.hello = 'from the layer'\nend\n",
+        f"{gems}/specifications/whisper-2.0.0.gemspec": GEM_SPEC.replace("shout", "whisper").replace("1.0.0", "2.0.0"),
+        f"{gems}/gems/whisper-2.0.0/lib/whisper.rb": "module Whisper\n  def self.quiet(text) = text.downcase\nend\n",
+    }
+    deploy(gateway, tmp_path, name, "app.handler", files, "layers:\n  - layer\n")
+    try:
+        answer = gateway.invoke(name, b"{}")
+        assert answer.status_code == 200 and "X-Amz-Function-Error" not in answer.headers, answer.text
+        assert answer.json() == {"layered": "from the layer", "whisper": "hush"}
+    finally:
+        gateway.cli("rm", name)
