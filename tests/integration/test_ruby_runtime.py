@@ -193,3 +193,33 @@ def test_a_layers_ruby_lib_and_gems_are_found(gateway, tmp_path: Path) -> None:
         assert answer.json() == {"layered": "from the layer", "whisper": "hush"}
     finally:
         gateway.cli("rm", name)
+
+
+CALLER = """
+require "net/http"
+
+# Lambda's Invoke through AWS_ENDPOINT_URL_LAMBDA, which the runtime relays to the gateway
+# from the container's own loopback (network: none too).
+def handler(event:, context:)
+  uri = URI("#{ENV['AWS_ENDPOINT_URL_LAMBDA']}/2015-03-31/functions/#{event['callee']}/invocations")
+  answer = Net::HTTP.post(uri, JSON.generate({ "name" => "from ruby" }), "Content-Type" => "application/json")
+  { "endpoint" => ENV["AWS_ENDPOINT_URL_LAMBDA"], "status" => answer.code.to_i, "answer" => JSON.parse(answer.body) }
+end
+"""
+
+RUBY_GREETER = 'def handler(event:, context:) = { "greeting" => "hello #{event[\'name\']}" }\n'
+
+
+def test_a_ruby_function_calls_another_through_aws_endpoint_url_lambda(gateway, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    callee = deploy(gateway, tmp_path, f"rb-callee-{suffix}", "app.handler", {"app.rb": RUBY_GREETER})
+    caller = deploy(gateway, tmp_path, f"rb-caller-{suffix}", "app.handler", {"app.rb": CALLER}, "network: none\n")
+    try:
+        answer = gateway.invoke(caller, json.dumps({"callee": callee}).encode())
+        assert answer.status_code == 200 and "X-Amz-Function-Error" not in answer.headers, answer.text
+        body = answer.json()
+        assert body["endpoint"] == "http://127.0.0.1:9002"
+        assert (body["status"], body["answer"]) == (200, {"greeting": "hello from ruby"})
+    finally:
+        gateway.cli("rm", caller)
+        gateway.cli("rm", callee)
