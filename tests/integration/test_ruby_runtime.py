@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from faas.cli.scaffold import write_starter
+from tests.integration.aws_clients import lambda_client, zip_code
 
 pytestmark = pytest.mark.integration
 
@@ -223,3 +224,41 @@ def test_a_ruby_function_calls_another_through_aws_endpoint_url_lambda(gateway, 
     finally:
         gateway.cli("rm", caller)
         gateway.cli("rm", callee)
+
+
+CLASS_GREETER = """
+class Greeter
+  def self.handle(event:, context:)
+    { message: "#{ENV['GREETING']}, #{event['name']}!", memory: context.memory_limit_in_mb }
+  end
+end
+"""
+
+
+def test_create_function_through_the_management_api_runs_ruby33(gateway) -> None:  # type: ignore[no-untyped-def]
+    lam = lambda_client(gateway.url)
+    name = f"rb-api-{uuid.uuid4().hex[:6]}"
+    created = lam.create_function(
+        FunctionName=name,
+        Runtime="ruby3.3",
+        Handler="function.Greeter.handle",
+        Role="arn:aws:iam::123456789012:role/r",
+        Code={"ZipFile": zip_code(CLASS_GREETER, name="function.rb")},
+        Environment={"Variables": {"GREETING": "Howdy"}},
+    )
+    try:
+        assert created["Runtime"] == "ruby3.3"
+        answer = lam.invoke(FunctionName=name, Payload=b'{"name": "api"}')
+        assert "FunctionError" not in answer
+        assert json.loads(answer["Payload"].read()) == {"message": "Howdy, api!", "memory": "128"}
+        with pytest.raises(lam.exceptions.InvalidParameterValueException) as refused:
+            lam.create_function(
+                FunctionName=f"{name}-old",
+                Runtime="ruby3.2",
+                Handler="function.handler",
+                Role="arn:aws:iam::123456789012:role/r",
+                Code={"ZipFile": zip_code(CLASS_GREETER, name="function.rb")},
+            )
+        assert "ruby3.3" in str(refused.value)  # the way forward names the Ruby runtime faas has
+    finally:
+        lam.delete_function(FunctionName=name)
