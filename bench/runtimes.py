@@ -1,9 +1,9 @@
 """Benchmark: each runtime's first call after deploy and warm latency, as ratios to Python's.
 
 Starts its own gateway (`faas up`) on a free loopback port with a temporary state dir and
-deploys the hello example of each runtime's language (functions/hello, hello-node, hello-sh,
+deploys the hello example of each runtime's language (functions/hello, hello-node, hello-sh, hello-ruby,
 with the runtime named in its function.yaml: python3.11/3.13/3.14, nodejs20.x/22.x/24.x,
-provided, provided.al2023; bench/functions/hello-java, compiled at deploy by its build: command
+provided, provided.al2023, ruby3.3; bench/functions/hello-java, compiled at deploy by its build: command
 with this machine's javac, for java21). Runtimes
 are measured in turn, round after round, so that a change in the machine's load falls on
 all of them alike. Prints one JSON document: medians in ms and, per runtime, the ratio of
@@ -40,6 +40,7 @@ EXAMPLES = {
     "provided": "hello-sh",
     "provided.al2023": "hello-sh",  # the provided image under Lambda's current name
     "java21": "../bench/functions/hello-java",  # `faas init --runtime java21`'s starter, compiled at deploy
+    "ruby3.3": "hello-ruby",
 }
 BASELINE = "python3.11"
 

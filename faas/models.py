@@ -27,6 +27,7 @@ RUNTIMES = (
     "provided",
     "provided.al2",
     "provided.al2023",
+    "ruby3.3",
 )
 # What `faas up` builds before any function asks; the others are built when a function needs one.
 DEFAULT_RUNTIMES = ("python3.11", "nodejs20.x", "provided")
@@ -47,7 +48,6 @@ UNAVAILABLE_RUNTIMES = (
     "dotnet8",
     "dotnet10",
     "ruby3.2",
-    "ruby3.3",
     "ruby3.4",
     "go1.x",
 )

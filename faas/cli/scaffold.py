@@ -60,6 +60,16 @@ export const handler = async (event, context) => {
 };
 """
 
+_RUBY_APP = """\
+# Greets whoever ?name= or {"name": ...} names; GREETING comes from function.yaml.
+# Lambda's Ruby runtime calls the handler with the keyword arguments event: and context:.
+def handler(event:, context:)
+  name = (event["queryStringParameters"] || {})["name"] || event["name"] || "world"
+  puts "greeting #{name}"
+  { message: "#{ENV['GREETING']}, #{name}!", requestId: context.aws_request_id }
+end
+"""
+
 _PROVIDED_BOOTSTRAP = """\
 #!/bin/sh
 # A custom runtime in shell (AWS's tutorial, in sh): load the handler named by _HANDLER
@@ -116,7 +126,7 @@ _JAVA_BUILD = "build: javac --release 17 -d $ARTIFACTS_DIR src/example/Hello.jav
 
 
 def _handler(runtime: str) -> str:
-    if runtime.startswith("python"):
+    if runtime.startswith(("python", "ruby")):
         return "app.handler"
     if runtime.startswith("java"):
         return "example.Hello::handleRequest"
@@ -143,6 +153,8 @@ def starter_files(name: str, runtime: str) -> dict[str, StarterFile]:
     elif runtime.startswith("java"):
         files["function.yaml"] = StarterFile(files["function.yaml"].text + _JAVA_BUILD)
         files["src/example/Hello.java"] = StarterFile(_JAVA_APP)
+    elif runtime.startswith("ruby"):
+        files["app.rb"] = StarterFile(_RUBY_APP)
     else:
         files["bootstrap"] = StarterFile(_PROVIDED_BOOTSTRAP, executable=True)
         files["function.sh"] = StarterFile(_PROVIDED_HANDLER)

@@ -51,6 +51,7 @@ RUNTIME_FOLDERS: dict[str, str] = {
     "provided": "provided",
     "provided.al2": "provided",  # Lambda's OS-only runtimes: one image, the function brings its bootstrap
     "provided.al2023": "provided",
+    "ruby3.3": "ruby3.3",  # Debian trixie's ruby3.3, the client in runtimes/ruby3.3/
 }
 # faas.models.DEFAULT_RUNTIMES are built by `faas up` up front; the others when a deployed function
 # needs one (faas up's folders, or the gateway at that function's first start: OnDemandImages).

@@ -45,6 +45,7 @@ RUNTIME_LABELS = {
     "provided": "provided:al2023",
     "provided.al2": "provided:al2",
     "provided.al2023": "provided:al2023",
+    "ruby3.3": "ruby:3.3",
 }
 # Lambda sets AWS_EXECUTION_ENV for its managed runtimes, not for the OS-only (provided) ones.
 EXECUTION_ENV = {runtime: f"AWS_Lambda_{runtime}" for runtime in RUNTIME_LABELS if not runtime.startswith("provided")}

@@ -1,6 +1,7 @@
 """The same behaviour in every runtime, through the real gateway: one probe function per
 runtime (a Python handler for python3.11/3.13/3.14, a Node.js ES module for nodejs20.x/22.x/24.x,
-a Java RequestHandler for java21, a shell bootstrap for provided, provided.al2 and provided.al2023),
+a Java RequestHandler for java21, a shell bootstrap for provided, provided.al2 and provided.al2023,
+a Ruby handler for ruby3.3),
 each answering the same
 actions, plus one function per runtime whose init fails.
 
@@ -248,6 +249,35 @@ public class Probe implements com.amazonaws.services.lambda.runtime.RequestHandl
 }
 """
 
+# Lambda's Ruby runtime calls handler(event:, context:); errors come back as Function<Class>.
+RUBY_PROBE = """
+RUNTIME = ENV["AWS_EXECUTION_ENV"].delete_prefix("AWS_Lambda_")
+
+def handler(event:, context:)
+  puts "hello from #{RUNTIME} #{context.aws_request_id}"
+  case event["action"]
+  when "version" then RUBY_VERSION
+  when "echo"
+    { event: event, requestId: context.aws_request_id, functionName: context.function_name,
+      functionVersion: context.function_version, memoryLimitInMB: context.memory_limit_in_mb,
+      invokedFunctionArn: context.invoked_function_arn, logGroupName: context.log_group_name,
+      logStreamName: context.log_stream_name, remainingMs: context.get_remaining_time_in_millis }
+  when "error" then raise ArgumentError, "boom"
+  when "sleep"
+    sleep event["seconds"]
+    "slept"
+  when "oom"
+    hog = []
+    loop { hog << ("x" * (16 * 1024 * 1024)) }
+  when "env" then event["names"].to_h { |name| [name, ENV[name]] }
+  when "size" then { length: event["data"].length }
+  when "big" then "x" * event["length"]
+  end
+end
+"""
+
+RUBY_INIT_ERROR = 'raise "init failed"\ndef handler(event:, context:) = "never"\n'
+
 # runtime family -> (handler, probe files, init-error files, the error type each one reports)
 FAMILIES = {
     "python": ("app.handler", {"app.py": PYTHON_PROBE}, {"app.py": PYTHON_INIT_ERROR}, "ValueError", "RuntimeError"),
@@ -260,6 +290,7 @@ FAMILIES = {
         "java.lang.RuntimeException",
         "java.lang.RuntimeException",
     ),
+    "ruby": ("app.handler", {"app.rb": RUBY_PROBE}, {"app.rb": RUBY_INIT_ERROR}, "Function<ArgumentError>", "Init<RuntimeError>"),
 }
 SOURCES = {runtime: FAMILIES[re.sub(r"[\d.].*$", "", runtime)] for runtime in RUNTIMES}
 
@@ -373,6 +404,9 @@ def test_handler_error(gateway, functions, runtime: str) -> None:
     if family(runtime) == "java":  # Lambda's Java shape: the handler's frame first, the runtime's left out
         assert body["stackTrace"][0].startswith("Probe.handleRequest(Probe.java:"), body
         assert not any("faas.runtime" in line or "reflect" in line for line in body["stackTrace"]), body
+    if family(runtime) == "ruby":  # the function's own frames, none of the runtime's
+        assert body["stackTrace"][0].startswith("/var/task/app.rb:") and "in `handler'" in body["stackTrace"][0]
+        assert not any("/var/runtime/" in line for line in body["stackTrace"]), body["stackTrace"]
     # The environment survives its function's error: the next call is answered.
     assert ok(call(gateway, functions[runtime][0], {"action": "echo"}))["event"] == {"action": "echo"}
 
@@ -419,7 +453,7 @@ def test_environment_variables(gateway, functions, runtime: str) -> None:
 @pytest.mark.parametrize("runtime", [r for r in RUNTIMES if family(r) != "provided"])
 def test_the_language_is_the_runtimes_version(gateway, functions, runtime: str) -> None:
     version = ok(call(gateway, functions[runtime][0], {"action": "version"}))
-    wanted = runtime.removeprefix("python").removeprefix("nodejs").removeprefix("java").removesuffix(".x")
+    wanted = runtime.removeprefix("python").removeprefix("nodejs").removeprefix("java").removeprefix("ruby").removesuffix(".x")
     assert version == wanted or version.startswith(wanted + "."), (runtime, version)
 
 

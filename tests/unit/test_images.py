@@ -83,8 +83,8 @@ def test_base_tag_follows_base_conf(tmp_path):
 
 
 def test_unknown_runtime_and_bad_recipes_are_named(tmp_path):
-    with pytest.raises(ImageBuildError, match="ruby3.3"):
-        images.runtime_image_tag("ruby3.3", root=REPO_RUNTIMES)
+    with pytest.raises(ImageBuildError, match="ruby3.4"):
+        images.runtime_image_tag("ruby3.4", root=REPO_RUNTIMES)
     root = make_runtimes(tmp_path)
     (root / "python" / "base.conf").write_text("packages python3\n")
     with pytest.raises(ImageBuildError, match="base.conf:1"):

@@ -60,4 +60,4 @@ def test_awslambdaric_image_is_rebuilt_when_the_provided_launcher_changes(tmp_pa
 
 def test_unknown_image_is_refused() -> None:
     with pytest.raises(ImageBuildError, match="no runtime image recipe"):
-        images.runtime_image_tag("ruby3.3", root=REPO_RUNTIMES)
+        images.runtime_image_tag("ruby3.4", root=REPO_RUNTIMES)

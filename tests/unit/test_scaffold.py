@@ -31,7 +31,8 @@ def test_each_runtime_gets_a_deployable_starter(tmp_path: Path, runtime: str) ->
         assert spec.handler == "example.Hello::handleRequest" and "src" in names
         assert "handleRequest" in (folder / "src/example/Hello.java").read_text()
     else:
-        handler_file = f"{module}.py" if runtime.startswith("python") else f"{module}.mjs"
+        extension = {"python": "py", "nodejs": "mjs", "ruby": "rb"}[runtime.rstrip("0123456789.x")]
+        handler_file = f"{module}.{extension}"
         assert handler_file in names and not os.access(folder / handler_file, os.X_OK)
         assert spec.handler.split(".")[1] in (folder / handler_file).read_text()
 
@@ -45,7 +46,7 @@ def test_starter_refuses_a_folder_with_files_and_bad_input(tmp_path: Path) -> No
     (tmp_path / "empty").mkdir()
     assert write_starter("empty", "nodejs20.x", tmp_path) == tmp_path / "empty"
     with pytest.raises(ValidationError, match="runtime must be one of"):
-        starter_files("fn", "ruby3.3")
+        starter_files("fn", "ruby3.4")
     with pytest.raises(ValidationError, match="function name"):
         starter_files("no spaces", "python3.11")
 
