@@ -30,7 +30,7 @@ from typing import Any
 
 from faas.errors import FaasError, ValidationError
 from faas.events import cron
-from faas.models import ACCOUNT_ID, NAME_RE, short_repr
+from faas.models import ACCOUNT_ID, NAME_RE, clip, short_repr
 
 LOG = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Schedule:
 
     def check(self) -> cron.Expression:
         """Every rule EventBridge would check on deploy; the parsed expression."""
-        where = self.source or self.name
+        where = clip(self.source, 200) if self.source else f"schedule {short_repr(self.name)}"
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ValidationError(f"{where}: a schedule's name is 1-64 letters, digits, '.', '_' or '-': {short_repr(self.name)}")
         if not isinstance(self.function, str) or not NAME_RE.match(self.function):
