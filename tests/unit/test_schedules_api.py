@@ -70,3 +70,12 @@ def test_the_api_token_guards_schedules(fake: FakePlatform, tmp_path: Path) -> N
     assert c.put("/system/schedules/stk", json={"schedules": [TICK]}).status_code == 401
     assert c.post("/system/schedules/tick/fire").status_code == 401
     assert c.get("/system/schedules", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_the_dashboards_sample_picker_serves_the_catalogue_and_each_sample(client: Any) -> None:
+    catalogue = client.get("/ui/api/samples").get_json()["samples"]
+    assert {"service": "s3", "kind": "put"} in [{"service": s["service"], "kind": s["kind"]} for s in catalogue]
+    sample = client.get("/ui/api/samples?service=s3&kind=put").get_json()
+    assert sample["Records"][0]["eventName"] == "ObjectCreated:Put"
+    bad = client.get("/ui/api/samples?service=nope")
+    assert bad.status_code == 400 and "GET /ui/api/samples" in bad.get_json()["message"]
