@@ -388,6 +388,13 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             request_id = client.fire_schedule(args.name)
             out.print(f"fired {args.name} (async request {request_id}; `faas calls` and `faas logs` show the call)", markup=False)
             return EXIT_OK
+        if args.action == "rm":
+            if not args.name:
+                err.print("usage: faas schedules rm TEMPLATE (its TEMPLATE column)", markup=False)
+                return EXIT_ERROR
+            client.put_schedules(args.name, [])
+            out.print(f"removed the schedules of {args.name}", markup=False)
+            return EXIT_OK
         schedules = client.schedules()
     if args.json:
         sys.stdout.write(json.dumps(schedules, indent=2) + "\n")
@@ -1033,7 +1040,13 @@ def build_parser() -> argparse.ArgumentParser:
     routes.set_defaults(func=cmd_routes)
 
     schedules = client_command("schedules", "list the schedules of deployed SAM templates with their next firing")
-    schedules.add_argument("action", nargs="?", choices=["list", "fire"], default="list", help="fire NAME: fire one now")
+    schedules.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "fire", "rm"],
+        default="list",
+        help="fire NAME: fire one now; rm TEMPLATE: remove a template's schedules",
+    )
     schedules.add_argument("name", nargs="?", metavar="NAME")
     schedules.add_argument("--json", action="store_true", help="print JSON instead of a table")
     schedules.set_defaults(func=cmd_schedules)

@@ -149,3 +149,22 @@ def test_a_restart_skips_the_firings_missed_while_faas_was_stopped(runtime_image
         wait_for(g, "SchedSlow", len(before) + 1, within_s=30)
     finally:
         assert stop_gateway(g) == 0
+
+
+def test_faas_up_runs_a_templates_schedules_and_rm_stops_them(runtime_images, tmp_path: Path, app: Path) -> None:
+    g = start_gateway(tmp_path / "state", {"FAAS_SCHEDULE_SPEEDUP": "60"}, args=(str(app), "--no-watch"))
+    try:
+        deadline = time.monotonic() + 120
+        while "SchedTickOften" not in schedules(g) and time.monotonic() < deadline:
+            time.sleep(0.5)  # `faas up` deploys the template once the gateway answers
+        wait_for(g, "SchedTick", 1)
+        stack = schedules(g)["SchedTickOften"]["stack"]
+        removed = g.cli("schedules", "rm", stack)
+        assert removed.returncode == 0 and f"removed the schedules of {stack}" in removed.stdout, removed.stderr
+        assert schedules(g) == {}
+        time.sleep(2)  # an event fired just before the removal may still be running
+        count = len(events_seen(g, "SchedTick"))
+        time.sleep(3)  # three periods of rate(1 minute) sped up
+        assert len(events_seen(g, "SchedTick")) == count
+    finally:
+        assert stop_gateway(g) == 0
