@@ -23,6 +23,7 @@ from faas.deploy.registry import Registry
 from faas.deploy.routes import Route, RouteBook, RouteTable
 from faas.deploy.store import Store
 from faas.errors import ShuttingDown, ValidationError
+from faas.events.schedule import Schedule, ScheduleBook
 from faas.invoke.async_invoke import MB, AsyncInvoker, Policy, QueueBounds
 from faas.invoke.environment import Environment
 from faas.invoke.launcher import PRESTARTED_MEMORY_MB, Launcher
@@ -145,6 +146,8 @@ class Platform:
                 config.async_max_mb * MB,
             ),
         )
+        # Templates' schedules (faas/events/schedule.py): fired into the async queue above.
+        self.schedule_book = ScheduleBook(self.store.path, lambda name, payload: self.invoke_async(name, payload))
         self.registry.subscribe(self._version_changed)
         executor.subscribe(self.launcher.route_event)
         self._closing = threading.Event()
@@ -274,6 +277,17 @@ class Platform:
     ) -> None:
         self.route_book.put(stack, routes, dry_run=dry_run, unrunnable=unrunnable)
         self.registry.unrunnable = self.route_book.unrunnable()
+
+    # ---- schedules of deployed templates (faas/events/schedule.py) -------------------------
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return self.schedule_book.list()
+
+    def put_schedules(self, stack: str, schedules: list[Schedule], *, dry_run: bool = False) -> None:
+        self.schedule_book.put(stack, schedules, dry_run=dry_run)
+
+    def fire_schedule(self, name: str) -> str:
+        return self.schedule_book.fire(name)
 
     def unrunnable_functions(self) -> dict[str, dict[str, str]]:
         return self.route_book.unrunnable_by_stack()
@@ -513,6 +527,7 @@ class Platform:
             return
         self._closing.set()
         self.incoming.close()
+        self.schedule_book.close()
         self.async_invoker.stop()
         longest = max((fv.spec.timeout for fv in self.registry.all()), default=3)
         self.pool.shutdown(longest + 1.0 if wait_s is None else wait_s)

@@ -58,6 +58,9 @@ def create_app(platform: PlatformAPI | None = None, config: Config | None = None
 
     app.register_blueprint(metrics.bp)
     app.register_blueprint(ui.bp)
+    from gateway import schedules_api
+
+    app.register_blueprint(schedules_api.bp)
     from gateway import api_routes
 
     app.register_blueprint(api_routes.bp)  # last: template routes take what no faas route does

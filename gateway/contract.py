@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from faas.deploy.deploys import DeployProblem, VersionInfo
     from faas.deploy.layers import LayerStore
     from faas.deploy.routes import Route, RouteTable
+    from faas.events.schedule import Schedule
     from faas.models import FunctionSpec, FunctionVersion, Result
     from faas.platform import DeployOutcome, Platform
 
@@ -89,6 +90,20 @@ class PlatformAPI(Protocol):
     ) -> None:
         """Replace a stack's routes (an empty list removes them); a clash is a ValidationError.
         unrunnable: the template's functions that cannot run here, with the reason."""
+        ...
+
+    # ---- schedules of deployed templates (gateway/schedules_api.py) ----------------------
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """Every schedule with its stack, next firing and last firing (`faas schedules`)."""
+        ...
+
+    def put_schedules(self, stack: str, schedules: list[Schedule], *, dry_run: bool = False) -> None:
+        """Replace a stack's schedules (an empty list removes them); a bad one is a ValidationError."""
+        ...
+
+    def fire_schedule(self, name: str) -> str:
+        """Fire a schedule now through the async queue; the request id."""
         ...
 
     def unrunnable_functions(self) -> dict[str, dict[str, str]]:

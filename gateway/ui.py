@@ -108,6 +108,20 @@ def invocations() -> Response:
     return _json({"cursor": cursor, "invocations": entries})
 
 
+@bp.get("/ui/api/samples")
+def sample_events() -> Response:
+    """The invoke form's sample picker: the catalogue, or one sample (?service=&kind=)."""
+    from faas.events import samples
+
+    service = request.args.get("service")
+    if not service:
+        return _json({"samples": samples.catalogue()})
+    try:
+        return _json(samples.generate(service[:40], (request.args.get("kind") or "")[:40] or None))
+    except KeyError:
+        raise ValidationError("no such sample event (GET /ui/api/samples lists them)") from None
+
+
 @bp.get("/ui/api/series")
 def series() -> Response:
     """One function's p50/p99 latency, calls and errors per second over the last `seconds`."""

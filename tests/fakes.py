@@ -28,6 +28,7 @@ from faas.deploy.deploys import DeployProblem, VersionInfo
 from faas.deploy.layers import LayerStore
 from faas.deploy.routes import Route, RouteBook, RouteTable
 from faas.errors import FunctionNotFound, ValidationError
+from faas.events.schedule import Schedule, ScheduleBook
 from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
 from faas.platform import DeployOutcome
 
@@ -188,6 +189,8 @@ class FakePlatform:
         self.draining = False
         self.shutdown_called = False
         self.route_book = RouteBook(None)  # API routes, in memory
+        # Schedules, in an in-memory SQLite; fired by hand only (no thread).
+        self.schedule_book = ScheduleBook(Path(":memory:"), lambda name, payload: self.invoke_async(name, payload), start=False)
 
     # ---- set-up helpers for tests -------------------------------------------------------
 
@@ -442,6 +445,15 @@ class FakePlatform:
         self, stack: str, routes: list[Route], *, dry_run: bool = False, unrunnable: Mapping[str, str] | None = None
     ) -> None:
         self.route_book.put(stack, routes, dry_run=dry_run, unrunnable=unrunnable)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return self.schedule_book.list()
+
+    def put_schedules(self, stack: str, schedules: list[Schedule], *, dry_run: bool = False) -> None:
+        self.schedule_book.put(stack, schedules, dry_run=dry_run)
+
+    def fire_schedule(self, name: str) -> str:
+        return self.schedule_book.fire(name)
 
     def unrunnable_functions(self) -> dict[str, dict[str, str]]:
         return self.route_book.unrunnable_by_stack()

@@ -140,6 +140,17 @@ class GatewayClient:
             body["unrunnable"] = unrunnable
         return list(self._request("PUT", path, json=body).json().get("routes") or [])
 
+    def put_schedules(self, stack: str, schedules: list[dict[str, Any]], *, dry_run: bool = False) -> None:
+        """Replace a template's schedules (dry_run: only check them); see faas/events/schedule.py."""
+        query = "?dry_run=true" if dry_run else ""
+        self._request("PUT", f"/system/schedules/{quote(stack, safe='')}{query}", json={"schedules": schedules})
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/system/schedules").json().get("schedules") or [])
+
+    def fire_schedule(self, name: str) -> str:
+        return str(self._request("POST", f"/system/schedules/{quote(name, safe='')}/fire").json().get("request_id"))
+
     def unrunnable(self) -> list[dict[str, Any]]:
         """Functions of deployed templates that cannot run here: name, reason, stack."""
         return list(self._request("GET", "/system/routes").json().get("unrunnable") or [])

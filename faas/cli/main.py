@@ -378,6 +378,84 @@ def cmd_routes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_schedules(args: argparse.Namespace) -> int:
+    """Every deployed template's schedules with their next firing; `fire NAME` fires one now."""
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        if args.action == "fire":
+            if not args.name:
+                err.print("usage: faas schedules fire NAME", markup=False)
+                return EXIT_ERROR
+            request_id = client.fire_schedule(args.name)
+            out.print(f"fired {args.name} (async request {request_id}; `faas calls` and `faas logs` show the call)", markup=False)
+            return EXIT_OK
+        if args.action == "rm":
+            if not args.name:
+                err.print("usage: faas schedules rm TEMPLATE (its TEMPLATE column)", markup=False)
+                return EXIT_ERROR
+            client.put_schedules(args.name, [])
+            out.print(f"removed the schedules of {args.name}", markup=False)
+            return EXIT_OK
+        schedules = client.schedules()
+    if args.json:
+        sys.stdout.write(json.dumps(schedules, indent=2) + "\n")
+        return EXIT_OK
+    if not schedules:
+        err.print(
+            "no schedules; a SAM template's Schedule events become schedules with `faas deploy template.yaml`", markup=False
+        )
+        return EXIT_OK
+    rows = [["NAME", "FUNCTION", "EXPRESSION", "TIMEZONE", "STATE", "NEXT (UTC)", "LAST FIRED", "TEMPLATE"]]
+    for sch in schedules:
+        rows.append(
+            [
+                str(sch.get("name")),
+                str(sch.get("function")),
+                str(sch.get("expression")),
+                str(sch.get("timezone") or "UTC"),
+                "enabled" if sch.get("enabled") else "disabled",
+                str(sch.get("next") or "-"),
+                str(sch.get("last_fired") or "-") + (f" ({sch['last_error']})" if sch.get("last_error") else ""),
+                str(sch.get("stack")),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), markup=False, soft_wrap=True)
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Lambda's sample events (faas/events/samples.py): no gateway needed."""
+    from faas.events import samples
+
+    if not args.service:
+        for entry in samples.catalogue():
+            flags = " ".join(f"--{o.replace('_', '-')}" for o in entry["options"])
+            out.print(f"{entry['service']:<12} {entry['kind']:<13} {entry['help']}  [{flags}]", markup=False, soft_wrap=True)
+        return EXIT_OK
+    try:
+        sample = samples.find(args.service, args.kind)
+    except KeyError as e:
+        err.print(f"error: {e.args[0]}", markup=False)
+        return EXIT_ERROR
+    given = {o: getattr(args, o) for o in samples.OPTIONS if getattr(args, o, None) is not None}
+    unused = sorted(set(given) - set(sample.options))
+    if unused:
+        err.print(
+            f"error: {sample.service} {sample.kind} takes {', '.join('--' + o.replace('_', '-') for o in sample.options)};"
+            f" not {', '.join('--' + o.replace('_', '-') for o in unused)}",
+            markup=False,
+        )
+        return EXIT_ERROR
+    try:
+        event = sample.make(given)
+    except ValueError as e:
+        err.print(f"error: {e}", markup=False)
+        return EXIT_ERROR
+    sys.stdout.write(json.dumps(event, indent=2) + "\n")
+    return EXIT_OK
+
+
 def cmd_rm(args: argparse.Namespace) -> int:
     with GatewayClient(gateway_url(args.gateway)) as client:
         client.remove(args.name)
@@ -959,6 +1037,47 @@ def build_parser() -> argparse.ArgumentParser:
     routes = client_command("routes", "list the API routes of deployed SAM templates (METHOD, path, function, API, stage)")
     routes.add_argument("--rm", metavar="TEMPLATE", help="remove one template's routes (its TEMPLATE column); its functions stay")
     routes.set_defaults(func=cmd_routes)
+
+    schedules = client_command("schedules", "list the schedules of deployed SAM templates with their next firing")
+    schedules.add_argument(
+        "action",
+        nargs="?",
+        choices=["list", "fire", "rm"],
+        default="list",
+        help="fire NAME: fire one now; rm TEMPLATE: remove a template's schedules",
+    )
+    schedules.add_argument("name", nargs="?", metavar="NAME")
+    schedules.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    schedules.set_defaults(func=cmd_schedules)
+
+    events = sub.add_parser(
+        "events",
+        help='print a Lambda sample event (faas invoke NAME --payload "$(faas events s3 put --bucket b --key k)")',
+    )
+    events.add_argument(
+        "service", nargs="?", metavar="SERVICE", help="apigateway, alb, sqs, sns, s3, dynamodb, kinesis, eventbridge, cloudwatch"
+    )
+    events.add_argument("kind", nargs="?", metavar="KIND", help="e.g. rest / http, put / delete, scheduled / custom")
+    for option in (
+        "body",
+        "path",
+        "method",
+        "bucket",
+        "key",
+        "size",
+        "queue",
+        "count",
+        "topic",
+        "subject",
+        "table",
+        "stream",
+        "rule",
+        "source",
+        "detail_type",
+        "log_group",
+    ):
+        events.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar=option.upper())
+    events.set_defaults(func=cmd_events)
 
     rm = client_command("rm", "remove a function, its versions and environments")
     rm.add_argument("name", metavar="NAME")

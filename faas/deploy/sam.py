@@ -44,12 +44,13 @@ from typing import Any
 
 import yaml
 
-from faas.deploy import cfn_routes, yaml_input
+from faas.deploy import cfn_routes, sam_schedules, yaml_input
 from faas.deploy.builds import Build, package_folder
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, layer_entries, local_layers
 from faas.deploy.routes import Route, check_clashes, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
+from faas.events.schedule import Schedule
 from faas.models import ACCOUNT_ID, NAME_RE, FunctionSpec, fallback_warning, function_arn, short_repr
 
 LOG = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class Template:
     layers: dict[str, SamLayer] = field(default_factory=dict)  # by logical id
     warnings: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
+    schedules: list[Schedule] = field(default_factory=list)  # Schedule events and resources (sam_schedules.py)
     unrunnable: list[Unrunnable] = field(default_factory=list)
 
     def find(self, name: str) -> SamFunction | None:
@@ -367,8 +369,8 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
                 problems.append(e.message)
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
-        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES or kind in LAYER_TYPES:
-            continue  # routes (sam_routes.py, cfn_routes.py) and layers, which name what they ignore
+        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES or kind in LAYER_TYPES or kind in sam_schedules.RESOURCE_TYPES:
+            continue  # routes (sam_routes.py, cfn_routes.py), layers and schedules, which name what they ignore
         if kind not in (FUNCTION_TYPE, LAMBDA_TYPE, *STACK_TYPES):
             skipped.append(f"{logical_id} ({kind})")
             continue
@@ -451,10 +453,13 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
         )
         routes += cfn_routes.routes(resources, routed, quiet, warnings)
         stack_functions = [_with_url_cors(f, cfn_routes.function_url_cors(resources, routed, quiet)) for f in stack_functions]
+        scheduled = {f.logical_id.rsplit("/", 1)[-1]: f.spec.name for f in stack_functions}
+        schedules = sam_schedules.template_schedules(resources, scheduled, quiet, warnings)
     except ValidationError as e:
         raise ValidationError(f"{where_file}: {e.message}") from None
     template.functions.extend(stack_functions)
     template.routes.extend(routes)
+    template.schedules.extend(schedules)
     template.warnings.extend(w if not prefix else f"{prefix}{w}" for w in warnings)
 
 
@@ -988,6 +993,8 @@ def deploy(
         warn(f"warning: {warning}")
     routes = [r.to_json() for r in template.routes]
     client.put_routes(template.stack, routes, dry_run=True)
+    schedules = [s.to_json() for s in template.schedules]
+    client.put_schedules(template.stack, schedules, dry_run=True)
     failed = 0
     for fn in template.functions:
         try:
@@ -1008,4 +1015,10 @@ def deploy(
     )
     for route in template.routes:
         say(f"route {route.method} {route.path} -> {route.function} ({route.kind} {route.api_id}, stage {route.stage})")
+    client.put_schedules(template.stack, schedules)
+    for sched in template.schedules:
+        off = "" if sched.enabled else ", disabled"
+        say(
+            f"schedule {sched.name} -> {sched.function} ({sched.expression}{' ' + sched.timezone if sched.timezone else ''}{off})"
+        )
     return failed

@@ -156,6 +156,8 @@ def template_routes(
         for event_id, event in events.items():
             where = f"{logical_id}.Events.{event_id}"
             kind = event.get("Type") if isinstance(event, Mapping) else None
+            if kind in ("Schedule", "ScheduleV2"):
+                continue  # faas/deploy/sam_schedules.py
             if kind not in KINDS:
                 warnings.append(f"{where}: event type {kind} is not served by faas, ignored")
                 continue

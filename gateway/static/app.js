@@ -313,6 +313,34 @@ async function invoke(event) {
   }
 }
 
+// The sample picker: Lambda's sample events (faas/events/samples.py, as `faas events` prints them).
+async function loadSamples() {
+  try {
+    const data = await getJSON("/ui/api/samples");
+    const select = $("invoke-sample");
+    for (const s of data.samples) {
+      const option = document.createElement("option");
+      option.value = `${s.service}/${s.kind}`;
+      option.textContent = `${s.service} ${s.kind}: ${s.help}`;
+      select.appendChild(option);
+    }
+  } catch (e) { /* the picker stays empty; the form still works */ }
+}
+
+async function pickSample(event) {
+  const value = event.target.value;
+  if (!value) return;
+  const [service, kind] = value.split("/");
+  try {
+    const sample = await getJSON(`/ui/api/samples?service=${encodeURIComponent(service)}&kind=${encodeURIComponent(kind)}`);
+    $("invoke-payload").value = JSON.stringify(sample, null, 2);
+  } catch (e) {
+    $("invoke-status").textContent = `no sample: ${e.message}`;
+  }
+}
+
+$("invoke-sample").addEventListener("change", pickSample);
+loadSamples();
 $("invoke-form").addEventListener("submit", invoke);
 $("invoke-function").addEventListener("change", (e) => select(e.target.value));
 

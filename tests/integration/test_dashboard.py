@@ -6,6 +6,7 @@ also written there: that is how docs/dashboard.png is made)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.integration.conftest import Gateway
 
 CODE = """
 import os
+import re
 def handler(event, context):
     return {"message": f"{os.environ.get('GREETING', 'Hello')}, {event.get('name', 'world')}!"}
 """
@@ -115,3 +117,10 @@ def test_a_failing_call_is_shown_as_failed(gateway: Gateway, make_function, page
     expect(failed).to_contain_text("error (KeyError)", timeout=5_000)
     # The function's row counts the error within the next refresh.
     expect(page.locator(f'#functions tr[data-function="{name}"] td.status-error')).to_have_text("1", timeout=5_000)
+
+
+def test_the_invoke_forms_sample_picker_fills_in_a_sample_event(gateway: Gateway, page: Page) -> None:
+    page.goto(f"{gateway.url}/ui")
+    expect(page.locator("#invoke-sample option[value='s3/put']")).to_have_count(1, timeout=30_000)
+    page.select_option("#invoke-sample", "s3/put")
+    expect(page.locator("#invoke-payload")).to_have_value(re.compile(r'"eventName": "ObjectCreated:Put"'), timeout=10_000)
