@@ -165,3 +165,33 @@ def test_runtime_images_runs_an_unavailable_runtime_on_the_image_it_names(platfo
     result = platform.invoke("py312", b"{}")
     assert result.function_error is None, result.payload
     assert json.loads(result.payload)["zip"] is True
+
+
+def test_create_function_with_package_type_image_through_the_management_api(gateway, function_image) -> None:
+    from tests.integration.aws_clients import lambda_client
+
+    lam = lambda_client(gateway.url)
+    name = f"img-api-{uuid.uuid4().hex[:6]}"
+    created = lam.create_function(
+        FunctionName=name,
+        PackageType="Image",
+        Code={"ImageUri": function_image},
+        Role="arn:aws:iam::123456789012:role/x",
+        ImageConfig={"Command": ["app.other"]},
+        Timeout=5,
+    )
+    assert created["PackageType"] == "Image" and "Runtime" not in created
+    assert created["ImageConfigResponse"] == {"ImageConfig": {"Command": ["app.other"]}}
+    assert lam.get_function(FunctionName=name)["Code"] == {"RepositoryType": "ECR", "ImageUri": function_image}
+    answer = lam.invoke(FunctionName=name, Payload=b"{}")
+    assert "FunctionError" not in answer
+    assert json.loads(answer["Payload"].read()) == ["other handler", "/function"]
+    lam.delete_function(FunctionName=name)
+
+
+def test_create_function_refuses_an_image_without_image_uri(gateway) -> None:
+    from tests.integration.aws_clients import lambda_client
+
+    lam = lambda_client(gateway.url)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="ImageUri"):
+        lam.create_function(FunctionName="img-none", PackageType="Image", Code={}, Role="arn:aws:iam::123456789012:role/x")
