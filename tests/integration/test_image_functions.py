@@ -195,3 +195,42 @@ def test_create_function_refuses_an_image_without_image_uri(gateway) -> None:
     lam = lambda_client(gateway.url)
     with pytest.raises(lam.exceptions.InvalidParameterValueException, match="ImageUri"):
         lam.create_function(FunctionName="img-none", PackageType="Image", Code={}, Role="arn:aws:iam::123456789012:role/x")
+
+
+def test_a_template_image_function_is_built_from_its_dockerfile_and_answers(
+    platform, engine, function_image, tmp_path, monkeypatch
+) -> None:
+    from faas.deploy import sam
+
+    monkeypatch.setenv("DOCKER_HOST", engine.base_url)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "build.Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCOPY note.txt /function/note.txt\n")
+    (tmp_path / "img" / "note.txt").write_text("built from the template")
+    tag = f"t{uuid.uuid4().hex[:6]}"
+    (tmp_path / "template.yaml").write_text(
+        f"""\
+Resources:
+  ImgFn:
+    Type: AWS::Serverless::Function
+    Properties:
+      PackageType: Image
+      FunctionName: sam-img-{tag}
+      Timeout: 5
+      ImageConfig: {{Command: [app.other]}}
+    Metadata:
+      DockerContext: ./img
+      Dockerfile: build.Dockerfile
+      DockerTag: {tag}
+      DockerBuildArgs: {{BASE: {function_image}}}
+"""
+    )
+    template = sam.load(tmp_path / "template.yaml")
+    [fn] = template.functions
+    assert fn.spec.package_type == "Image" and fn.spec.image_uri == f"imgfn:{tag}"
+    lines: list[str] = []
+    platform.deploy_zip(sam.package(fn, lines.append))
+    assert any("Successfully tagged" in line for line in lines)
+    result = platform.invoke(f"sam-img-{tag}", b"{}")
+    assert result.function_error is None, result.payload
+    assert json.loads(result.payload) == ["other handler", "/function"]
+    DockerExecutor(base_url=engine.base_url).remove_image(f"imgfn:{tag}")
