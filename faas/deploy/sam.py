@@ -999,10 +999,14 @@ def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> b
 
 def build_image(build: ImageBuild, progress: Callable[[str], None] | None = None) -> None:
     """docker build of an Image function's image on the engine (offline: no pull, no network)."""
+    from faas.config import Config
     from faas.containers.docker_executor import DockerExecutor
+    from faas.containers.engine import ensure_engine
     from faas.containers.image_functions import build_function_image
 
-    executor = DockerExecutor()
+    # The engine `faas up` uses (DOCKER_HOST, the default socket, or the one faas started).
+    engine = ensure_engine(Config.load().state_dir, say=progress or (lambda line: None))
+    executor = DockerExecutor(base_url=engine.base_url)
     try:
         build_function_image(
             executor, build.context, build.tag, dockerfile=build.dockerfile, build_args=build.build_args, on_line=progress
