@@ -52,6 +52,27 @@ def _layer_map(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _runtime_images(value: Any) -> dict[str, str]:
+    """faas.yaml's runtime_images: {Lambda runtime: an image following Lambda's base-image contract}."""
+    from faas.models import IMAGE_URI_RE, RUNTIMES, UNAVAILABLE_RUNTIMES
+
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"runtime_images must map a runtime to an image, e.g. {{python3.12: my/python:3.12}}, got {type(value).__name__}"
+        )
+    problems = []
+    for runtime, image in value.items():
+        if runtime not in RUNTIMES and runtime not in UNAVAILABLE_RUNTIMES:
+            problems.append(f"{str(runtime)[:40]!r} is not a Lambda runtime")
+        if not isinstance(image, str) or not IMAGE_URI_RE.match(image):
+            problems.append(f"{str(runtime)[:40]}: {str(image)[:80]!r} is not an image name")
+    if problems:
+        raise ValidationError("runtime_images: " + "; ".join(problems))
+    return {str(k): str(v) for k, v in value.items()}
+
+
 def _runtime_fallback(value: Any) -> dict[str, str]:
     """faas.yaml's runtime_fallback: {unavailable runtime: available runtime}, each pair checked."""
     from faas.models import RUNTIMES, UNAVAILABLE_RUNTIMES
@@ -153,6 +174,8 @@ class Config:
     records_per_function: int = 1000  # invocation records kept per function (`faas calls`)
     # Opt-in: run a function that names an unavailable runtime on an available one (warned about).
     runtime_fallback: Mapping[str, str] = field(default_factory=dict)
+    # A runtime -> an image following Lambda's base-image contract that runs it (docs/image-functions.md).
+    runtime_images: Mapping[str, str] = field(default_factory=dict)
     # Layer ARNs faas cannot fetch (public layers, a vendor's) -> a local folder or zip standing in.
     layer_map: Mapping[str, str] = field(default_factory=dict)
     # AWS_ENDPOINT_URL[_<SERVICE>] -> URL, passed on to every function (docs/aws-sdk.md).
@@ -236,6 +259,7 @@ class Config:
                 async_max_mb=int(values.pop("async_max_mb", 256)),
                 records_per_function=int(values.pop("records_per_function", 1000)),
                 runtime_fallback=_runtime_fallback(values.pop("runtime_fallback", None)),
+                runtime_images=_runtime_images(values.pop("runtime_images", None)),
                 layer_map=_layer_map(values.pop("layer_map", None)),
                 aws_endpoints=_aws_endpoints(values.pop("aws_endpoints", None), env),
             )

@@ -54,6 +54,10 @@ UNAVAILABLE_RUNTIMES = (
 # OS-only runtimes: the function's own ./bootstrap is the runtime, the handler is free-form.
 PROVIDED_RUNTIMES = ("provided", "provided.al2", "provided.al2023")
 NETWORKS = ("bridge", "none", "host")
+PACKAGE_TYPES = ("Zip", "Image")
+# ImageConfig's keys (Lambda's names): each overrides the image's own ENTRYPOINT, CMD, WORKDIR.
+IMAGE_CONFIG_KEYS = ("EntryPoint", "Command", "WorkingDirectory")
+IMAGE_URI_RE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
 CPU_MODES = ("shares", "lambda")
 NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -201,6 +205,11 @@ class FunctionSpec:
     # AWS::Lambda::Url's Cors, or function.yaml's `url_cors`. Part of the spec so that it is
     # versioned with the function and a redeploy changes it.
     url_cors: Cors | None = None
+    # A container-image function (docs/image-functions.md): the image is the code and the runtime.
+    package_type: str = "Zip"
+    image_uri: str = ""
+    # Lambda's ImageConfig: EntryPoint and Command (lists of strings), WorkingDirectory (a path).
+    image_config: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_mapping(cls, raw: Any, *, source: str = "function.yaml") -> FunctionSpec:
@@ -237,8 +246,20 @@ class FunctionSpec:
             problems.append(
                 f"requested_runtime is set by runtime_fallback: an unavailable runtime run on an available one, got {short_repr(requested)}"
             )
-        handler = raw.get("handler", "app.handler")
-        if not isinstance(handler, str) or not handler or len(handler) > 128:
+        package_type = raw.get("package_type", "Zip")
+        image_uri = raw.get("image_uri", "")
+        image_config = raw.get("image_config") or {}
+        if package_type not in PACKAGE_TYPES:
+            problems.append(f"package_type must be one of {', '.join(PACKAGE_TYPES)}, got {short_repr(package_type)}")
+        elif package_type == "Image":
+            problems.extend(_image_problems(image_uri, image_config))
+        elif image_uri or image_config:
+            problems.append("image_uri and image_config are for package_type Image")
+        handler = raw.get("handler", "" if package_type == "Image" else "app.handler")
+        if package_type == "Image":
+            if not isinstance(handler, str) or len(handler) > 128:
+                problems.append(f"handler must be a string, got {short_repr(handler)}")
+        elif not isinstance(handler, str) or not handler or len(handler) > 128:
             problems.append(f"handler must be a non-empty string like 'app.handler', got {short_repr(handler)}")
         elif str(runtime).startswith(("python", "nodejs")) and not re.match(r"^[^\s]+\.[^\s.]+$", handler):
             problems.append(f"handler must be 'module.function' (e.g. app.handler), got {short_repr(handler)}")
@@ -301,6 +322,9 @@ class FunctionSpec:
             requested_runtime=requested,
             layers=tuple(layers),
             url_cors=url_cors,
+            package_type=str(package_type),
+            image_uri=str(image_uri or ""),
+            image_config=_image_config(image_config) if package_type == "Image" else {},
         )
 
     def to_mapping(self) -> dict[str, Any]:
@@ -328,6 +352,11 @@ class FunctionSpec:
             out["layers"] = list(self.layers)
         if self.url_cors is not None:
             out["url_cors"] = self.url_cors.to_json()
+        if self.package_type != "Zip":
+            out["package_type"] = self.package_type
+            out["image_uri"] = self.image_uri
+            if self.image_config:
+                out["image_config"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.image_config.items()}
         return out
 
 
@@ -373,6 +402,32 @@ def _url_cors(raw: Any, problems: list[str]) -> Cors | None:
     if len(problems) > bad:
         return None
     return Cors.from_json({k: list(v) if isinstance(v, tuple) else v for k, v in raw.items()})
+
+
+def _image_problems(uri: Any, config: Any) -> list[str]:
+    """What is wrong with an Image function's image_uri and image_config (Lambda's ImageConfig)."""
+    problems: list[str] = []
+    if not isinstance(uri, str) or not IMAGE_URI_RE.match(uri):
+        problems.append(f"image_uri must name an image (repository[:tag] or @digest), got {short_repr(uri)}")
+    if not isinstance(config, Mapping):
+        return [*problems, f"image_config must be a mapping, got {type(config).__name__}"]
+    for key, value in config.items():
+        if key not in IMAGE_CONFIG_KEYS:
+            problems.append(f"image_config: unknown key {short_repr(key)} (known: {', '.join(IMAGE_CONFIG_KEYS)})")
+        elif key == "WorkingDirectory":
+            if not isinstance(value, str) or not value.startswith("/") or len(value) > 1000:
+                problems.append(f"image_config WorkingDirectory must be an absolute path, got {short_repr(value)}")
+        elif (
+            not isinstance(value, (list, tuple))
+            or len(value) > 1500
+            or not all(isinstance(x, str) and len(x) <= 1024 for x in value)
+        ):
+            problems.append(f"image_config {key} must be a list of strings, got {short_repr(value)}")
+    return problems
+
+
+def _image_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v if k == "WorkingDirectory" else tuple(v)) for k, v in config.items() if v is not None}
 
 
 def unavailable_runtime(runtime: str) -> ValidationError:
@@ -423,9 +478,11 @@ def fallback_warning(function: Mapping[str, Any]) -> str | None:
 def resolve_runtime(spec: FunctionSpec, fallback: Mapping[str, str]) -> FunctionSpec:
     """spec as faas will run it: unchanged on an available runtime, moved to the runtime that
     runtime_fallback names for an unavailable one, else refused (nothing falls back silently)."""
-    if spec.runtime in RUNTIMES:
-        return spec
+    if spec.runtime in RUNTIMES or spec.package_type == "Image":
+        return spec  # an image function's runtime is its image's
     target = fallback.get(spec.runtime)
+    if target == spec.runtime:
+        return spec  # faas.yaml's runtime_images runs it on the image it names
     if target is None:
         raise unavailable_runtime(spec.runtime)
     return replace(spec, runtime=target, requested_runtime=spec.runtime)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from faas.config import Config
+from faas.containers import image_functions
 from faas.containers.executor import Executor, state_label
 from faas.deploy.deploys import Deployer, DeployProblem, VersionInfo
 from faas.deploy.incoming import IncomingWatcher
@@ -98,6 +99,10 @@ class Platform:
             aws_endpoints=dict(config.aws_endpoints),
         )
         self.launcher.layer_dirs = lambda fv: self.layers.mount_dirs(fv.spec.layers)
+        if hasattr(executor, "image_inspect"):  # container-image functions (docs/image-functions.md)
+            self.launcher.image_start = lambda image, cfg: image_functions.start_for(executor, image, cfg)  # type: ignore[arg-type]
+            self.launcher.forwarder = lambda: image_functions.ensure_forwarder(root / "bin")
+            self.launcher.runtime_images = dict(config.runtime_images)
         self.budget = MemoryBudget(config.memory_budget_mb)
         self.prestarted = PrestartedContainers(
             self.launcher.start_prestarted,
@@ -197,10 +202,11 @@ class Platform:
                 self.packages_root,
                 expected_name=expected_name,
                 spec_override=spec_override,
-                runtime_fallback=self.config.runtime_fallback,
+                runtime_fallback=self._fallback(),
                 publish_layer=self._publish_sent_layer,
             )
             self._check_layers(package.spec, package.unzipped_size)
+            self._check_image(package.spec)
         except ValidationError as e:
             if expected_name:
                 self.deployer.refused(expected_name, e.message)
@@ -217,6 +223,15 @@ class Platform:
             LOG.info("function %s: version %d is live (%s)", version.name, version.version, package.sha256[:12])
         return DeployOutcome(version, changed)
 
+    def _check_image(self, spec: FunctionSpec) -> None:
+        """An image function's image must be in the engine (and have an entrypoint) before it goes live."""
+        if spec.package_type == "Image" and self.launcher.image_start is not None:
+            self.launcher.image_start(spec.image_uri, spec.image_config)
+
+    def _fallback(self) -> dict[str, str]:
+        """runtime_fallback, with each runtime that runtime_images maps kept as it is (it runs on that image)."""
+        return {**self.config.runtime_fallback, **{r: r for r in self.config.runtime_images}}
+
     def check_zip(
         self, data: bytes, *, expected_name: str | None = None, spec_override: FunctionSpec | None = None
     ) -> FunctionSpec:
@@ -229,7 +244,7 @@ class Platform:
                 Path(scratch),
                 expected_name=expected_name,
                 spec_override=spec_override,
-                runtime_fallback=self.config.runtime_fallback,
+                runtime_fallback=self._fallback(),
             )
             self._check_layers(package.spec, package.unzipped_size)
             return package.spec

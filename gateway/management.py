@@ -22,10 +22,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import io
 import json
 import logging
 import re
 import uuid
+import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -57,7 +59,6 @@ MAX_ITEMS = 10000
 # Settings Lambda accepts that would make code behave differently here than there: refused.
 UNSUPPORTED = {
     "FileSystemConfigs": "EFS file systems",
-    "ImageConfig": "container images",
     "KMSKeyArn": "KMS keys for environment variables",
     "CodeSigningConfigArn": "code signing",
     "DeadLetterConfig": "dead-letter queues (faas keeps failed async events under failures/ in its state dir)",
@@ -152,6 +153,13 @@ def configuration(fv: FunctionVersion, label: str, settings: Mapping[str, Any]) 
         "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{fv.name}"},
     }
+    if spec.package_type == "Image":
+        out["PackageType"] = "Image"
+        del out["Runtime"], out["Handler"]
+        if spec.image_config:
+            out["ImageConfigResponse"] = {
+                "ImageConfig": {k: (list(v) if isinstance(v, tuple) else v) for k, v in spec.image_config.items()}
+            }
     if spec.environment:
         out["Environment"] = {"Variables": dict(spec.environment)}
     if spec.layers:
@@ -183,8 +191,8 @@ def _refuse_unsupported(body: Mapping[str, Any]) -> None:
     snap = body.get("SnapStart") or {}
     if isinstance(snap, dict) and snap.get("ApplyOn") not in (None, "None"):
         problems.append("SnapStart")
-    if body.get("PackageType") not in (None, "Zip"):
-        problems.append("PackageType Image (container images)")
+    if body.get("PackageType") not in (None, "Zip", "Image"):
+        raise ValidationError(f"PackageType must be Zip or Image, got {short_repr(body.get('PackageType'))}")
     arch = body.get("Architectures")
     if arch is not None and (not isinstance(arch, list) or len(arch) != 1 or arch[0] not in ARCHITECTURES):
         raise ValidationError(f"Architectures must be one of {list(ARCHITECTURES)} (a list of one), got {arch!r}")
@@ -221,6 +229,14 @@ def _spec(name: str, body: Mapping[str, Any], base: Mapping[str, Any], operation
         if any(parse_layer_arn(a)[2] is None for a in layers):  # type: ignore[index]
             raise ValidationError(f"{operation}: each layer ARN must name a version (...:layer:NAME:VERSION)")
         raw["layers"] = layers
+    if body.get("PackageType") == "Image":  # docs/image-functions.md
+        code = body.get("Code") or {}
+        raw["package_type"] = "Image"
+        raw["image_uri"] = code.get("ImageUri") if isinstance(code, Mapping) else None
+        raw.pop("runtime", None)
+        raw.setdefault("handler", "")
+    if raw.get("package_type") == "Image" and "ImageConfig" in body:
+        raw["image_config"] = body["ImageConfig"] or {}
     if "EphemeralStorage" in body:
         storage = body["EphemeralStorage"] or {}
         raw["ephemeral_storage"] = storage.get("Size") if isinstance(storage, dict) else storage
@@ -241,6 +257,14 @@ def _zip_file(code: Any, operation: str) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError, TypeError):
         raise ValidationError(f"{operation}: ZipFile is not valid base64") from None
+
+
+def _empty_zip() -> bytes:
+    """An Image function's package: its code is in its image, the package store keeps an empty zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w"):
+        pass
+    return buf.getvalue()
 
 
 def _check_revision(body: Mapping[str, Any], fv: FunctionVersion) -> None:
@@ -304,11 +328,18 @@ def create_function() -> Response:
     else:
         raise ResourceConflict(f"Function already exist: {name}")
     _refuse_unsupported(body)
-    for required in ("Runtime", "Handler"):
-        if not body.get(required):
-            raise ValidationError(f"CreateFunction: {required} is required for a function packaged as a .zip file")
-    spec = _spec(name, body, {}, "CreateFunction")
-    data = _zip_file(body.get("Code"), "CreateFunction")
+    if body.get("PackageType") == "Image":
+        code = body.get("Code")
+        if not isinstance(code, Mapping) or not code.get("ImageUri") or code.get("ZipFile"):
+            raise ValidationError("CreateFunction: a function of PackageType Image takes Code ImageUri (and no ZipFile)")
+        spec = _spec(name, body, {}, "CreateFunction")
+        data = _empty_zip()
+    else:
+        for required in ("Runtime", "Handler"):
+            if not body.get(required):
+                raise ValidationError(f"CreateFunction: {required} is required for a function packaged as a .zip file")
+        spec = _spec(name, body, {}, "CreateFunction")
+        data = _zip_file(body.get("Code"), "CreateFunction")
     outcome = plat.deploy_zip(data, expected_name=name, spec_override=spec)
     _store_settings(name, body)
     LOG.info("function %s: created through the management API (version %d)", name, outcome.version.version)
@@ -338,6 +369,8 @@ def get_function(function: str) -> Response:
         "Configuration": configuration(fv, label, settings),
         "Code": {"RepositoryType": "S3", "Location": f"{request.host_url}faas/code/{name}/{fv.version}.zip"},
     }
+    if fv.spec.package_type == "Image":
+        out["Code"] = {"RepositoryType": "ECR", "ImageUri": fv.spec.image_uri}
     if fv.spec.concurrency is not None:
         out["Concurrency"] = {"ReservedConcurrentExecutions": fv.spec.concurrency}
     if settings.get("tags"):

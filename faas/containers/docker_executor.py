@@ -74,10 +74,9 @@ class DockerExecutor:
     def start(self, spec: ContainerSpec) -> str:
         """Create and start one hardened container; returns its full id."""
         memory = f"{spec.memory_mb}m"
-        binds: dict[str, Mapping[str, str]] = {
-            str(spec.task_dir): {"bind": TASK_ROOT, "mode": "ro"},
-            str(spec.runtime_dir): {"bind": RUNTIME_DIR_IN_CONTAINER, "mode": "ro"},
-        }
+        binds: dict[str, Mapping[str, str]] = {str(spec.runtime_dir): {"bind": RUNTIME_DIR_IN_CONTAINER, "mode": "ro"}}
+        if spec.mount_task:  # not for a container-image function: its code is in its image
+            binds[str(spec.task_dir)] = {"bind": TASK_ROOT, "mode": "ro"}
         if spec.opt_dir is not None:  # filled when the environment is given its function, like /var/task
             binds[str(spec.opt_dir)] = {"bind": OPT_ROOT, "mode": "ro"}
         host_config = self.api.create_host_config(
@@ -109,6 +108,7 @@ class DockerExecutor:
                 environment=dict(spec.environment),
                 labels=labels,
                 hostname="faas",
+                working_dir=spec.working_dir,
                 host_config=host_config,
             )
             container_id = created["Id"]
@@ -298,6 +298,11 @@ class DockerExecutor:
             return False
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
             raise EngineError(f"inspecting image {tag}: {_explain(e)}") from e
+
+    def image_inspect(self, tag: str) -> dict[str, Any]:
+        """The engine's description of an image (its Config: Entrypoint, Cmd, WorkingDir, ...)."""
+        with _translate(f"inspecting image {tag}"):
+            return dict(self.api.inspect_image(tag))
 
     def image_size(self, tag: str) -> int:
         with _translate(f"inspecting image {tag}"):

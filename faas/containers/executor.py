@@ -44,6 +44,8 @@ class ContainerSpec:
     command: tuple[str, ...] = ()  # empty: the image's own
     environment: dict[str, str] = field(default_factory=dict)  # fixed at creation (none function-specific)
     opt_dir: Path | None = None  # host folder mounted read-only at /opt: the function's layers, merged
+    mount_task: bool = True  # False for a container-image function, whose /var/task is its image's
+    working_dir: str | None = None  # None: the image's own WORKDIR
 
 
 # (event, container_id): event is "die" or "oom"

@@ -85,6 +85,8 @@ HANDLED = {
     "FunctionUrlConfig",
     "InlineCode",
     "Layers",
+    "ImageUri",
+    "ImageConfig",
 }
 # AWS::Lambda::Function's properties read like the SAM ones above (Code instead of CodeUri).
 LAMBDA_HANDLED = (HANDLED - {"CodeUri", "InlineCode", "Events", "FunctionUrlConfig"}) | {"Code", "Role"}
@@ -116,6 +118,17 @@ class SamFunction:
     build: Build | None = None  # Metadata: BuildMethod (faas/deploy/builds.py)
     inline: str | None = None  # Code.ZipFile / InlineCode: the handler file's text
     layer_names: Mapping[str, str] = field(default_factory=dict)  # a local layer's path -> its LayerName
+    image_build: ImageBuild | None = None  # PackageType Image built from Metadata (docs/image-functions.md)
+
+
+@dataclass(frozen=True)
+class ImageBuild:
+    """SAM's Metadata of an Image function: the engine builds its image before it deploys."""
+
+    context: Path  # DockerContext, relative to the template
+    dockerfile: str  # Dockerfile, relative to the context
+    tag: str  # the image built: <logical id, lower case>:<DockerTag>
+    build_args: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -763,11 +776,7 @@ def _function(
     code_prop = props.get("Code") if kind == LAMBDA_TYPE else None
     image = props.get("PackageType", "Zip") != "Zip" or (isinstance(code_prop, Mapping) and "ImageUri" in code_prop)
     if image:
-        uri = "ImageUri" in props or (isinstance(code_prop, Mapping) and "ImageUri" in code_prop)
-        raise CannotRun(
-            "PackageType Image: faas runs zip functions on its own runtime images, not container images"
-            + ("" if uri else " (and it has no ImageUri)")
-        )
+        return _image_function(path, logical_id, props, metadata, value, prefix)
     raw: dict[str, Any] = {}
     name = value("FunctionName") if "FunctionName" in props else logical_id
     raw["name"] = name
@@ -832,6 +841,51 @@ def _function(
         raw["url_cors"] = cfn_routes.url_cors(url_config["Cors"], f"{logical_id}.FunctionUrlConfig.Cors")
     spec = FunctionSpec.from_mapping(raw, source=source)
     return SamFunction(prefix + logical_id, spec, code, inline=inline, layer_names=layer_names)
+
+
+def _image_function(
+    path: Path, logical_id: str, props: Mapping[str, Any], metadata: Any, value: Callable[[str], Any], prefix: str
+) -> SamFunction:
+    """A PackageType Image function: a local image (ImageUri), or one the engine builds from
+    SAM's Metadata (DockerContext, Dockerfile, DockerTag, DockerBuildArgs), as `sam build` does."""
+    raw: dict[str, Any] = {"name": value("FunctionName") if "FunctionName" in props else logical_id}
+    for key, target in SCALARS.items():
+        if key in props and key not in ("Handler", "Runtime"):
+            raw[target] = value(key)
+    env = value("Environment") if "Environment" in props else {}
+    if isinstance(env, Mapping) and isinstance(env.get("Variables"), Mapping):
+        raw["environment"] = {k: v for k, v in env["Variables"].items() if v is not NO_VALUE}
+    storage = props.get("EphemeralStorage")
+    if isinstance(storage, Mapping) and "Size" in storage:
+        raw["ephemeral_storage"] = storage["Size"]
+    raw["package_type"] = "Image"
+    if "ImageConfig" in props:
+        raw["image_config"] = value("ImageConfig")
+    build: ImageBuild | None = None
+    if isinstance(metadata, Mapping) and "DockerContext" in metadata:
+        context = metadata.get("DockerContext")
+        dockerfile = metadata.get("Dockerfile", "Dockerfile")
+        tag = str(metadata.get("DockerTag", "latest"))
+        args = metadata.get("DockerBuildArgs") or {}
+        if not isinstance(context, str) or not isinstance(dockerfile, str) or not isinstance(args, Mapping):
+            raise ValidationError(f"{logical_id}: Metadata DockerContext and Dockerfile must be paths, DockerBuildArgs a mapping")
+        folder = (path.parent / context).resolve()
+        if not folder.is_dir():
+            raise ValidationError(f"{logical_id}: Metadata DockerContext {short_repr(context)} is not a folder")
+        if Path(dockerfile).is_absolute() or ".." in Path(dockerfile).parts or not (folder / dockerfile).is_file():
+            raise ValidationError(
+                f"{logical_id}: Metadata Dockerfile {short_repr(dockerfile)} is not a file in the DockerContext"
+            )
+        build = ImageBuild(folder, dockerfile, f"{logical_id.lower()}:{tag}", {str(k): str(v) for k, v in args.items()})
+        raw["image_uri"] = build.tag
+    else:
+        code = props.get("Code")
+        uri = value("ImageUri") if "ImageUri" in props else (code.get("ImageUri") if isinstance(code, Mapping) else None)
+        if not uri:
+            raise CannotRun("PackageType Image (and it has no ImageUri, nor Metadata DockerContext to build one)")
+        raw["image_uri"] = uri
+    spec = FunctionSpec.from_mapping(raw, source=f"{path.name} {prefix}{logical_id}")
+    return SamFunction(prefix + logical_id, spec, path.parent, image_build=build)
 
 
 def _lambda_code(
@@ -932,6 +986,10 @@ def build_of(logical_id: str, metadata: Any) -> Build | None:
 def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> bytes:
     """The function's code with a function.yaml written from the template, as a faas package:
     built (Metadata BuildMethod) and with its dependencies installed when it is a folder."""
+    if fn.spec.package_type == "Image":  # the code is the image: built here when Metadata says how
+        if fn.image_build is not None:
+            build_image(fn.image_build, progress)
+        return _zip({SPEC_NAMES[0]: _spec_yaml(fn.spec)})
     if fn.inline is not None:  # Code.ZipFile / InlineCode: one file, named as Lambda names it
         family = fn.spec.runtime.rstrip("0123456789.x")
         return _zip({INLINE_FILES[family]: fn.inline.encode(), SPEC_NAMES[0]: _spec_yaml(fn.spec)})
@@ -954,6 +1012,24 @@ def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> b
     except (zipfile.BadZipFile, OSError) as e:
         raise ValidationError(f"{fn.logical_id}: CodeUri {fn.code} is not a readable zip: {e}") from e
     return buffer.getvalue()
+
+
+def build_image(build: ImageBuild, progress: Callable[[str], None] | None = None) -> None:
+    """docker build of an Image function's image on the engine (offline: no pull, no network)."""
+    from faas.config import Config
+    from faas.containers.docker_executor import DockerExecutor
+    from faas.containers.engine import ensure_engine
+    from faas.containers.image_functions import build_function_image
+
+    # The engine `faas up` uses (DOCKER_HOST, the default socket, or the one faas started).
+    engine = ensure_engine(Config.load().state_dir, say=progress or (lambda line: None))
+    executor = DockerExecutor(base_url=engine.base_url)
+    try:
+        build_function_image(
+            executor, build.context, build.tag, dockerfile=build.dockerfile, build_args=build.build_args, on_line=progress
+        )
+    finally:
+        executor.close()
 
 
 def _spec_yaml(spec: FunctionSpec) -> bytes:

@@ -12,11 +12,19 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from faas.containers.executor import RUNTIME_DIR_IN_CONTAINER, SOCKET_NAME, TASK_ROOT, ContainerSpec, Executor
+from faas.containers.executor import (
+    LOG_FIFO_NAME,
+    RUNTIME_DIR_IN_CONTAINER,
+    SOCKET_NAME,
+    TASK_ROOT,
+    ContainerSpec,
+    Executor,
+)
+from faas.containers.image_functions import FORWARDER_NAME, ImageStart, place_forwarder
 from faas.errors import EngineError
 from faas.invoke.aws_relay import CONTAINER_PORT as AWS_RELAY_PORT
 from faas.invoke.aws_relay import SOCKET_NAME as AWS_SOCKET_NAME
@@ -103,6 +111,12 @@ class Launcher:
         self.on_dead: Callable[[Environment], None] | None = None
         # The folders of a version's layers, in order (faas/deploy/layers.py); none by default.
         self.layer_dirs: Callable[[FunctionVersion], tuple[Path, ...]] = lambda fv: ()
+        # Container-image functions and faas.yaml's runtime_images (docs/image-functions.md): set by
+        # the platform. image_start(image, ImageConfig) reads the image's entrypoint; forwarder()
+        # is the static binary that bridges its runtime client to the Runtime API socket.
+        self.image_start: Callable[[str, Mapping[str, Any]], ImageStart] | None = None
+        self.forwarder: Callable[[], Path] | None = None
+        self.runtime_images: Mapping[str, str] = {}
         # Where pre-started containers come from (faas.invoke.prestart.PrestartedContainers); None: always cold.
         self.prestarted: PrestartedContainers | None = None
         envs_root.mkdir(parents=True, exist_ok=True)
@@ -116,7 +130,50 @@ class Launcher:
             return "none"
         return net
 
-    def container_spec(self, env: Environment, fv: FunctionVersion) -> ContainerSpec:
+    def runs_image(self, fv: FunctionVersion) -> str | None:
+        """The image a function runs its own runtime client from: its ImageUri, or the image
+        faas.yaml's runtime_images maps its runtime to; None for faas's own runtime images."""
+        if fv.spec.package_type == "Image":
+            return fv.spec.image_uri
+        return self.runtime_images.get(fv.spec.runtime)
+
+    def image_container_spec(self, env: Environment, fv: FunctionVersion, image: str, variables: dict[str, str]) -> ContainerSpec:
+        """A container of an image that follows Lambda's contract: its entrypoint and command
+        (or ImageConfig's) started by the forwarder, Lambda's variables set at creation."""
+        if self.image_start is None or self.forwarder is None:
+            raise EngineError("this gateway cannot run container images")
+        spec = fv.spec
+        is_image = spec.package_type == "Image"
+        # A runtime_images image is one of Lambda's base images: its CMD is the handler.
+        config: Mapping[str, Any] = spec.image_config if is_image else {"Command": (spec.handler,)}
+        start = self.image_start(image, config)
+        place_forwarder(self.forwarder(), env.runtime_dir)
+        base = self.container_spec(env, fv, image)
+        environment = {**base.environment, **variables, "FAAS_LOG_FIFO": f"{RUNTIME_DIR_IN_CONTAINER}/{LOG_FIFO_NAME}"}
+        if is_image:
+            environment.pop("LAMBDA_TASK_ROOT", None)  # the image's own ENV says where its code is
+            environment.pop("LAMBDA_RUNTIME_DIR", None)
+            if not spec.handler:
+                environment.pop("_HANDLER", None)
+        return ContainerSpec(
+            env_id=base.env_id,
+            image=image,
+            task_dir=base.task_dir,
+            runtime_dir=base.runtime_dir,
+            memory_mb=base.memory_mb,
+            cpu_shares=base.cpu_shares,
+            cpu_quota_us=base.cpu_quota_us,
+            tmp_mb=base.tmp_mb,
+            network=base.network,
+            labels=base.labels,
+            command=(f"{RUNTIME_DIR_IN_CONTAINER}/{FORWARDER_NAME}", "--", *start.argv),
+            environment=environment,
+            opt_dir=None if is_image else base.opt_dir,
+            mount_task=not is_image,
+            working_dir=start.working_dir,
+        )
+
+    def container_spec(self, env: Environment, fv: FunctionVersion, image: str | None = None) -> ContainerSpec:
         spec = fv.spec
         network = self.network_for(fv)
         environment = self._socket_variables(network)
@@ -126,7 +183,7 @@ class Launcher:
             environment["FAAS_RUNTIME_PEERS"] = "container"
         return ContainerSpec(
             env_id=env.id,
-            image=self.image_for(spec.runtime),
+            image=image or self.image_for(spec.runtime),
             task_dir=env.task_dir,
             runtime_dir=env.runtime_dir,
             memory_mb=spec.memory,
@@ -242,7 +299,8 @@ class Launcher:
         Raises InitFailed when the function cannot initialise, EngineError when the engine fails.
         debug_port: a one-off environment under a debugger (always a new container).
         """
-        if self.prestarted is not None and self.prestarted_compatible(fv) and debug_port is None:
+        image = self.runs_image(fv)
+        if self.prestarted is not None and image is None and self.prestarted_compatible(fv) and debug_port is None:
             container = self.prestarted.take(fv.spec.runtime)
             if container is not None:
                 env = self._specialise_prestarted(container, fv, init_type)
@@ -251,13 +309,15 @@ class Launcher:
         env_id = new_env_id()
         env = Environment(env_id, self.envs_root / env_id, self.executor, self.pump, on_dead=self._dead)
         env.runtime = fv.spec.runtime
+        variables = self.lambda_environment(fv, env.id, init_type)
         try:
-            env.specialise(fv, self.lambda_environment(fv, env.id, init_type), fv.spec.handler, debug_port, self.layer_dirs(fv))
+            env.specialise(fv, variables, fv.spec.handler, debug_port, self.layer_dirs(fv))
+            shape = self.container_spec(env, fv) if image is None else self.image_container_spec(env, fv, image, variables)
         except BaseException:
             env.destroy()
             raise
         self._open_relay(env, self.network_for(fv))
-        env.start(self.container_spec(env, fv))
+        env.start(shape)
         assert env.container_id is not None
         with self._lock:
             self._by_container[env.container_id] = env

@@ -86,7 +86,7 @@ def test_every_unsupported_property_and_resource_is_named(tmp_path: Path) -> Non
             "is in S3; faas deploys local code",
         ),
         ("CodeUri: nowhere\n      Handler: app.handler\n      Runtime: python3.11", "does not exist"),
-        ("PackageType: Image\n      ImageUri: x", "container images"),
+        ("PackageType: Image\n      ImageUri: Not An Image", "image_uri must name an image"),
     ],
 )
 def test_invalid_functions_are_refused_with_the_reason(tmp_path: Path, props: str, message: str) -> None:

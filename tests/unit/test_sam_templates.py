@@ -149,7 +149,7 @@ def test_a_template_of_only_unrunnable_functions_is_refused_with_the_reasons(tmp
     path = write(
         tmp_path,
         "template.yaml",
-        "Resources:\n  Img:\n    Type: AWS::Serverless::Function\n    Properties: {PackageType: Image, ImageUri: x}\n",
+        "Resources:\n  Img:\n    Type: AWS::Serverless::Function\n    Properties: {PackageType: Image}\n",
     )
     with pytest.raises(ValidationError, match="no function faas can run.*Img: PackageType Image"):
         sam.load(path)
