@@ -27,7 +27,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from faas.containers.images import BASE_CONF, BASE_REPOSITORY, BaseRecipe, build_on_base, runtimes_root, tree_hash
+from faas.containers.images import (
+    BASE_CONF,
+    BASE_REPOSITORY,
+    PYTHON_SDK,
+    BaseRecipe,
+    build_on_base,
+    runtimes_root,
+    tree_hash,
+)
 from faas.errors import ImageBuildError
 
 if TYPE_CHECKING:
@@ -121,6 +129,23 @@ def assemble_context(context: Path, root: Path, arch: str, step: Callable[[str],
     requirements = dependencies(root / "pyproject.toml")
     step(f"pip download {len(requirements)} dependencies for CPython {TARGET_PYTHON} on {arch or 'this machine'}")
     _pip(["download", "--dest", str(wheels), *wheel_target_args(arch), *requirements], step)
+    # The Python runtimes' AWS SDK, so the container builds their images without the index
+    # (images.SDK_WHEELS_VAR): pure-Python wheels, pinned with their hashes.
+    step("pip download the AWS SDK for the Python runtime images")
+    sdk = runtimes_root() / PYTHON_SDK
+    _pip(
+        [
+            "download",
+            "--dest",
+            str(context / "sdk-wheels"),
+            "--require-hashes",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-r",
+            str(sdk),
+        ],
+        step,
+    )
     LOG.info("gateway build context: %d wheels", len(list(wheels.glob("*.whl"))))
 
 

@@ -101,6 +101,9 @@ NODE_DIST_FILE = "node-dist.tgz"  # its name in the build context
 # integrity in node/sdk/package-lock.json, installed with `npm ci`). Both on this machine, at
 # image build, into the build context: the image build itself reaches no network.
 PYTHON_SDK = "python/sdk-requirements.txt"
+# A folder holding those wheels already (the gateway's own image carries them, fetched on the host
+# where the package index is reachable and trusted): used instead of the index, hashes still checked.
+SDK_WHEELS_VAR = "FAAS_SDK_WHEELS"
 NODE_SDK = "node/sdk"
 SDK_OF: dict[str, str] = {
     "python": PYTHON_SDK,
@@ -347,6 +350,9 @@ def fetch_python_sdk(requirements: Path, dest: Path, step: Callable[[str], None]
     step(f"pip download the AWS SDK for Python ({sdk_summary(_python_sdk_versions(requirements))})")
     pip = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-input", "--quiet"]
     argv = [*pip, "--require-hashes", "--no-deps", "--only-binary=:all:", "-r", str(requirements), "-d", str(wheels)]
+    local = os.environ.get(SDK_WHEELS_VAR)
+    if local and Path(local).is_dir():
+        argv += ["--no-index", "--find-links", local]
     _run_tool(argv, "pip download of the AWS SDK for Python")
     dest.mkdir()
     for wheel in sorted(wheels.glob("*.whl")):
