@@ -132,20 +132,10 @@ def assemble_context(context: Path, root: Path, arch: str, step: Callable[[str],
     # The Python runtimes' AWS SDK, so the container builds their images without the index
     # (images.SDK_WHEELS_VAR): pure-Python wheels, pinned with their hashes.
     step("pip download the AWS SDK for the Python runtime images")
-    sdk = runtimes_root() / PYTHON_SDK
-    _pip(
-        [
-            "download",
-            "--dest",
-            str(context / "sdk-wheels"),
-            "--require-hashes",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-r",
-            str(sdk),
-        ],
-        step,
-    )
+    sdk_wheels = context / "sdk-wheels"
+    sdk_wheels.mkdir()
+    hashed = ["--require-hashes", "--no-deps", "--only-binary=:all:", "-r", str(runtimes_root() / PYTHON_SDK)]
+    _pip(["download", "--dest", str(sdk_wheels), *hashed], step)
     LOG.info("gateway build context: %d wheels", len(list(wheels.glob("*.whl"))))
 
 

@@ -144,14 +144,15 @@ def test_build_sequence_context_latest_and_pruning(tree: Path, monkeypatch: pyte
     assert built == tag and buildargs == {"BASE": base}
     assert "Dockerfile" in files and "runtimes/python/bootstrap" in files
     assert "wheels/wheel-0-py3-none-any.whl" in files and "wheels/download-0-py3-none-any.whl" in files
-    assert [c[0] for c in pip_calls] == ["wheel", "download"]
+    assert "sdk-wheels/download-0-py3-none-any.whl" in files  # the Python runtimes' AWS SDK, for builds in the container
+    assert [c[0] for c in pip_calls] == ["wheel", "download", "download"]
     assert pip_calls[1][-2:] == ["docker==7.1.0", "flask==3.1.3"]
     assert ex.image_exists("faas-gateway:latest")
     assert not ex.image_exists("faas-gateway:old1")  # an older build nobody runs goes
     assert ex.image_exists("faas-gateway:old2")  # one a container still runs stays
 
     assert gateway_image.ensure_gateway_image(ex, root=tree, say=lambda _: None) == tag  # type: ignore[arg-type]
-    assert len(ex.builds) == 1 and len(pip_calls) == 2  # built once per content
+    assert len(ex.builds) == 1 and len(pip_calls) == 3  # built once per content
 
 
 # --- compose.yaml and the compose settings ---------------------------------------------------
