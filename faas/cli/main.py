@@ -499,18 +499,36 @@ def _function_name(args: argparse.Namespace) -> str:
         return str(args.name)
     from faas.deploy import sam
 
-    template = sam.load(Path(args.template))
+    env_file = getattr(args, "env_vars", None)
+    template = sam.load(Path(args.template), None, sam.read_env_vars(env_file) if env_file else None)
     found = template.find(args.name)
     if found is None:
         for gone in template.unrunnable:
             if args.name in (gone.path, gone.name, gone.path.rsplit("/", 1)[-1]):
                 raise ValidationError(f"{gone.path} is not deployed: it cannot run here: {gone.reason}")
         raise ValidationError(f"{Path(args.template).name} has no function {short_repr(args.name)}")
+    if env_file:
+        _deploy_with_env_vars(args, template, found)
     return found.spec.name
+
+
+def _deploy_with_env_vars(args: argparse.Namespace, template: Any, fn: Any) -> None:
+    """`faas invoke --template T --env-vars E NAME`: the function deployed from T with E's values
+    first. sam local invoke starts a one-off container; a faas function persists, so it keeps
+    them (an unchanged package is not a new version) until the next deploy."""
+    from faas.deploy import sam
+
+    with GatewayClient(gateway_url(args.gateway)) as client:
+        result = client.deploy(fn.spec.name, sam.package(fn, progress_line))
+    version = result.function.get("version")
+    state = f"deployed version {version}" if result.changed else f"unchanged (version {version})"
+    err.print(f"{fn.spec.name}: {state} with the variables of {Path(args.env_vars).name}", style="dim", markup=False)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     payload = read_payload(args.payload)
+    if getattr(args, "env_vars", None) and not getattr(args, "template", None):
+        raise ValidationError("--env-vars needs --template: the variables a function may take are the ones its template declares")
     args.name = _function_name(args)
     if args.debug:
         err.print(f"waiting for a debugger on 127.0.0.1:{args.debug} (the call runs once one attaches)", markup=False)
@@ -1091,6 +1109,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--template",
         metavar="TEMPLATE",
         help="a SAM template: NAME may be a logical id or SAM's Child/Function path in it (nested stacks)",
+    )
+    invoke.add_argument(
+        "--env-vars",
+        metavar="ENV_JSON",
+        help="with --template: deploy NAME from the template with these variables (SAM's env.json format) "
+        "before the call; the function keeps them until its next deploy",
     )
     invoke.add_argument("--tail", action="store_true", help="also print the end of the call's log (stderr)")
     invoke.add_argument(

@@ -219,3 +219,19 @@ def test_a_template_broken_as_a_whole_changes_nothing(deployed, project: Path) -
     out = gw.cli("deploy", str(broken))
     assert out.returncode != 0 and "not valid YAML" in out.stderr
     assert requests.get(f"{gw.url}/system/routes", timeout=30).json() == before
+
+
+def test_faas_invoke_takes_env_vars_with_the_template(deployed, project: Path, tmp_path: Path) -> None:
+    """`faas invoke Child/Worker --template T --env-vars E`, as `sam local invoke --env-vars`: the
+    call sees E's values (only those the function declares); the function keeps them (it persists)."""
+    gw, _ = deployed
+    env_file = tmp_path / "invoke-env.json"
+    env_file.write_text(json.dumps({"Worker": {"GREETING": "for-this-invoke", "UNDECLARED": "x"}}))
+    call = gw.cli("invoke", "Child/Worker", "--template", str(project), "--env-vars", str(env_file))
+    assert call.returncode == 0, call.stdout + call.stderr
+    assert json.loads(json.loads(call.stdout)["body"])["env"]["GREETING"] == "for-this-invoke"
+    assert "Worker: deployed version 2 with the variables of invoke-env.json" in call.stderr
+    again = gw.cli("invoke", "Child/Worker", "--template", str(project), "--env-vars", str(env_file))
+    assert again.returncode == 0 and "Worker: unchanged (version 2)" in again.stderr, again.stderr
+    bare = gw.cli("invoke", "Worker", "--env-vars", str(env_file))
+    assert bare.returncode != 0 and "--env-vars needs --template" in bare.stderr
