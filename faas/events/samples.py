@@ -18,8 +18,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -193,12 +194,13 @@ def sns(o: Options) -> dict[str, Any]:
                     "SignatureVersion": "1",
                     "Timestamp": _now_iso(),
                     "Signature": "EXAMPLE",
-                    "SigningCertUrl": "EXAMPLE",
+                    # URLs, as SNS sends them (Powertools' parser refuses anything else)
+                    "SigningCertUrl": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-0000000000.pem",
                     "MessageId": str(uuid.uuid4()),
                     "Message": _body(o, "Hello from SNS!"),
                     "MessageAttributes": {},
                     "Type": "Notification",
-                    "UnsubscribeUrl": "EXAMPLE",
+                    "UnsubscribeUrl": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn={arn}",
                     "TopicArn": arn,
                     "Subject": o.get("subject") or None,
                 },
@@ -210,7 +212,8 @@ def sns(o: Options) -> dict[str, Any]:
 def _s3(o: Options, event_name: str) -> dict[str, Any]:
     bucket = str(o.get("bucket") or "example-bucket")
     key = str(o.get("key") or "test/key")
-    obj: dict[str, Any] = {"key": key, "sequencer": "0A1B2C3D4E5F678901"}
+    # S3 sends the key URL-encoded ("my photo.jpg" arrives as "my+photo.jpg")
+    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "sequencer": "0A1B2C3D4E5F678901"}
     if event_name.startswith("ObjectCreated"):
         obj.update({"size": _int(o, "size", 1024, 0, 5 * 1024**4), "eTag": "0123456789abcdef0123456789abcdef"})
     return {
@@ -246,10 +249,19 @@ def s3_delete(o: Options) -> dict[str, Any]:
     return _s3(o, "ObjectRemoved:Delete")
 
 
+def _is_number(text: str) -> bool:
+    try:
+        return Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
+
+
 def dynamodb_stream(o: Options) -> dict[str, Any]:
     table = str(o.get("table") or "my-table")
     key = str(o.get("key") or "101")
-    new_image = {"Id": {"N": key}, "Message": {"S": _body(o, "New item!")}}
+    # a number attribute must hold a number: a --key that is not one is a string attribute
+    id_attr = {"N": key} if _is_number(key) else {"S": key}
+    new_image = {"Id": id_attr, "Message": {"S": _body(o, "New item!")}}
     return {
         "Records": [
             {
@@ -260,7 +272,7 @@ def dynamodb_stream(o: Options) -> dict[str, Any]:
                 "awsRegion": REGION,
                 "dynamodb": {
                     "ApproximateCreationDateTime": int(time.time()),
-                    "Keys": {"Id": {"N": key}},
+                    "Keys": {"Id": id_attr},
                     "NewImage": new_image,
                     "SequenceNumber": "4421584500000000017450439091",
                     "SizeBytes": 26,
