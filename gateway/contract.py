@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from faas.deploy.deploys import DeployProblem, VersionInfo
     from faas.deploy.layers import LayerStore
     from faas.deploy.routes import Route, RouteTable
+    from faas.events.sqs_mappings import EventSourceMappings
     from faas.models import FunctionSpec, FunctionVersion, Result
     from faas.platform import DeployOutcome, Platform
 
@@ -68,6 +69,10 @@ class PlatformAPI(Protocol):
 
     def layer_store(self) -> LayerStore:
         """Layer versions (gateway/layers_api.py)."""
+        ...
+
+    def event_sources(self) -> EventSourceMappings:
+        """SQS event source mappings (gateway/event_sources_api.py)."""
         ...
 
     # ---- API routes of deployed templates (gateway/api_routes.py) ------------------------

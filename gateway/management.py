@@ -3,7 +3,8 @@ create-function --zip-file, update-function-code, update-function-configuration,
 get-function(-configuration), list-functions, list-versions-by-function, delete-function,
 publish-version, create/get/list/update/delete-alias, put/get/delete-function-concurrency,
 the layer API (gateway/layers_api.py),
-put/get/delete-function-event-invoke-config. (invoke is gateway/lambda_api.py.)
+put/get/delete-function-event-invoke-config (destinations: a function or an SQS queue),
+the event source mapping API for SQS (gateway/event_sources_api.py). (invoke is gateway/lambda_api.py.)
 
 Every change goes through Platform.deploy_zip with the configuration given as spec_override,
 so a function made with the AWS CLI is validated, stored and switched exactly as one made
@@ -42,6 +43,7 @@ from faas.errors import (
     ResourceConflict,
     ValidationError,
 )
+from faas.events.destinations import check_destination_config
 from faas.models import FunctionSpec, FunctionVersion, function_arn, short_repr
 from gateway.common import BodyTooLarge, access_key_id, api_token, platform, read_body, unrecognized
 from gateway.lambda_api import parse_function_name
@@ -606,7 +608,7 @@ def _put_event_config(function: str, merge: bool) -> Response:
             raise ValidationError(f"MaximumEventAgeInSeconds must be between 60 and 21600, got {age!r}")
         config["MaximumEventAgeInSeconds"] = age
     if body.get("DestinationConfig"):
-        config["DestinationConfig"] = body["DestinationConfig"]
+        config["DestinationConfig"] = check_destination_config(body["DestinationConfig"])
     config["LastModified"] = datetime.now(UTC).timestamp()
     plat.put_setting(name, "event_invoke_config", config)
     return _json(_event_config(name, config))
@@ -642,5 +644,6 @@ def delete_event_invoke_config(function: str) -> Response:
     return Response(status=204)
 
 
-# The layer routes (/2018-10-31/layers...) hang on this blueprint, under its token check.
-from gateway import layers_api  # noqa: E402, F401
+# The layer routes (/2018-10-31/layers...) and the event source mapping routes
+# (/2015-03-31/event-source-mappings) hang on this blueprint, under its token check.
+from gateway import event_sources_api, layers_api  # noqa: E402, F401
