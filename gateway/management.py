@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import logging
 import re
@@ -45,7 +44,7 @@ from faas.errors import (
 )
 from faas.events.destinations import check_destination_config
 from faas.models import FunctionSpec, FunctionVersion, function_arn, short_repr
-from gateway.common import BodyTooLarge, access_key_id, api_token, platform, read_body, unrecognized
+from gateway.common import BodyTooLarge, api_token, platform, read_body, token_presented, unrecognized
 from gateway.lambda_api import parse_function_name
 
 LOG = logging.getLogger(__name__)
@@ -77,9 +76,10 @@ def _json(value: Any, status: int = 200) -> Response:
 
 @bp.before_request
 def _check_token() -> None:
-    """With an API token configured, the management API wants it as the access key id."""
+    """With an API token configured, the management API wants it as the access key id (or, from
+    faas's own CLI, as its bearer token)."""
     token = api_token()
-    if token and not hmac.compare_digest(access_key_id(request.headers.get("Authorization", "")).encode(), token.encode()):
+    if token and not token_presented(token, request.headers.get("Authorization", "")):
         raise unrecognized(
             "The security token included in the request is invalid: "
             "this faas gateway wants its API token as the AWS access key id",

@@ -50,6 +50,7 @@ from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, layer_entries, local_lay
 from faas.deploy.routes import Route, check_clashes, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
+from faas.events import sam_sources
 from faas.models import ACCOUNT_ID, NAME_RE, FunctionSpec, fallback_warning, function_arn, short_repr
 
 LOG = logging.getLogger(__name__)
@@ -84,9 +85,10 @@ HANDLED = {
     "FunctionUrlConfig",
     "InlineCode",
     "Layers",
+    "EventInvokeConfig",
 }
 # AWS::Lambda::Function's properties read like the SAM ones above (Code instead of CodeUri).
-LAMBDA_HANDLED = (HANDLED - {"CodeUri", "InlineCode", "Events", "FunctionUrlConfig"}) | {"Code", "Role"}
+LAMBDA_HANDLED = (HANDLED - {"CodeUri", "InlineCode", "Events", "FunctionUrlConfig", "EventInvokeConfig"}) | {"Code", "Role"}
 PSEUDO = {
     "AWS::Region": "us-east-1",
     "AWS::AccountId": ACCOUNT_ID,
@@ -141,6 +143,9 @@ class Template:
     warnings: list[str] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
     unrunnable: list[Unrunnable] = field(default_factory=list)
+    # SQS event sources and event invoke configs (faas/events/sam_sources.py)
+    event_sources: list[dict[str, Any]] = field(default_factory=list)
+    invoke_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def find(self, name: str) -> SamFunction | None:
         """A function by SAM's path (Child/Function, or a root logical id), else by its name,
@@ -350,9 +355,12 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
         mappings=_section(raw, "Mappings"),
         conditions=_section(raw, "Conditions"),
         attributes={
-            f"{lid}.Arn": function_arn(_plain_name(lid, res))
-            for lid, res in resources.items()
-            if isinstance(res, Mapping) and res.get("Type") in (FUNCTION_TYPE, LAMBDA_TYPE)
+            **{
+                f"{lid}.Arn": function_arn(_plain_name(lid, res))
+                for lid, res in resources.items()
+                if isinstance(res, Mapping) and res.get("Type") in (FUNCTION_TYPE, LAMBDA_TYPE)
+            },
+            **sam_sources.queue_attributes(resources, ACCOUNT_ID),
         },
     )
     globals_ = ((raw.get("Globals") or {}).get("Function") or {}) if isinstance(raw.get("Globals"), Mapping) else {}
@@ -367,7 +375,7 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
                 problems.append(e.message)
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
-        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES or kind in LAYER_TYPES:
+        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES or kind in LAYER_TYPES or kind in sam_sources.TYPES:
             continue  # routes (sam_routes.py, cfn_routes.py) and layers, which name what they ignore
         if kind not in (FUNCTION_TYPE, LAMBDA_TYPE, *STACK_TYPES):
             skipped.append(f"{logical_id} ({kind})")
@@ -450,10 +458,14 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
             lambda uri, where: _definition(path.parent, uri, where),
         )
         routes += cfn_routes.routes(resources, routed, quiet, warnings)
+        deployed = {f.logical_id.rsplit("/", 1)[-1]: f.spec.name for f in stack_functions}
+        mappings, invoke_configs = sam_sources.read(resources, deployed, quiet, warnings)
     except ValidationError as e:
         raise ValidationError(f"{where_file}: {e.message}") from None
     template.functions.extend(stack_functions)
     template.routes.extend(routes)
+    template.event_sources.extend(mappings)
+    template.invoke_configs.update(invoke_configs)
     template.warnings.extend(w if not prefix else f"{prefix}{w}" for w in warnings)
 
 
@@ -996,4 +1008,7 @@ def deploy(
     )
     for route in template.routes:
         say(f"route {route.method} {route.path} -> {route.function} ({route.kind} {route.api_id}, stage {route.stage})")
+    if template.event_sources or template.invoke_configs:
+        for line in sam_sources.put_event_sources(client, template.event_sources, template.invoke_configs):
+            say(line)
     return failed

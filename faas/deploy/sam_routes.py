@@ -156,6 +156,8 @@ def template_routes(
         for event_id, event in events.items():
             where = f"{logical_id}.Events.{event_id}"
             kind = event.get("Type") if isinstance(event, Mapping) else None
+            if kind == "SQS":
+                continue  # an event source mapping (faas/events/sam_sources.py)
             if kind not in KINDS:
                 warnings.append(f"{where}: event type {kind} is not served by faas, ignored")
                 continue

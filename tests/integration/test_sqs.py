@@ -294,3 +294,72 @@ def test_a_gateway_killed_mid_batch_loses_no_message(
         stop_gateway(second)
         for c in second.containers(docker_client):
             c.remove(force=True)
+
+
+TEMPLATE = """
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: {queue}
+  Worker:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: {worker}
+      CodeUri: worker/
+      Handler: app.handler
+      Runtime: python3.11
+      Events:
+        FromJobs:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Jobs.Arn
+            BatchSize: 5
+            MaximumBatchingWindowInSeconds: 1
+            FunctionResponseTypes: [ReportBatchItemFailures]
+      EventInvokeConfig:
+        MaximumRetryAttempts: 0
+        DestinationConfig:
+          OnSuccess:
+            Type: Lambda
+            Destination: !GetAtt Sink.Arn
+  Sink:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: {sink}
+      CodeUri: sink/
+      Handler: app.handler
+      Runtime: python3.11
+"""
+
+
+def test_a_template_with_an_sqs_event_drains_its_queue(gw: Gateway, lam: Any, sqs: Any, tmp_path: Path) -> None:
+    import textwrap
+    import uuid
+
+    tag = uuid.uuid4().hex[:6]
+    worker, sink, queue = f"tw-{tag}", f"ts-{tag}", f"tq-{tag}"
+    for folder, code in (("worker", RECORDER), ("sink", TARGET)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "app.py").write_text(textwrap.dedent(code))
+    template = tmp_path / "template.yaml"
+    template.write_text(TEMPLATE.format(queue=queue, worker=worker, sink=sink))
+    url, arn = make_queue(sqs, queue)
+    for _ in range(2):  # deployed twice: the mapping is updated, not made again
+        out = gw.cli("deploy", str(template))
+        assert out.returncode == 0, out.stdout + out.stderr
+    assert f"queue {arn} -> {worker}" in out.stdout
+    mappings = lam.list_event_source_mappings(FunctionName=worker)["EventSourceMappings"]
+    assert len(mappings) == 1 and mappings[0]["BatchSize"] == 5
+    assert mappings[0]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"t{i}")
+    done = wait_for(lambda: len(log_lines(gw, worker, "DONE")) >= 3 and log_lines(gw, worker, "DONE"))
+    assert sorted(done) == ["t0", "t1", "t2"]
+    wait_for(lambda: queued(sqs, url) == 0, timeout=30)
+    lam.invoke(FunctionName=worker, InvocationType="Event", Payload=b'{"Records": []}')
+    record = json.loads(wait_for(lambda: log_lines(gw, sink, "DEST"))[0])
+    assert record["requestContext"]["condition"] == "Success"
+    assert record["requestContext"]["functionArn"].endswith(f":function:{worker}:$LATEST")
