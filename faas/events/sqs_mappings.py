@@ -23,7 +23,7 @@ from faas.models import function_arn, short_repr
 
 LOG = logging.getLogger(__name__)
 
-SETTABLE = ("BatchSize", "MaximumBatchingWindowInSeconds", "FunctionResponseTypes", "Enabled", "ScalingConfig")
+MAX_MAPPINGS = 100  # each runs up to 20 poller threads in the gateway
 # Settings of other event sources (streams, Kafka, DocumentDB) or that faas does not run: refused.
 NOT_RUN = (
     "FilterCriteria",
@@ -118,6 +118,8 @@ class EventSourceMappings:
         mapping = check_settings(body, {"BatchSize": 10, "MaximumBatchingWindowInSeconds": 0, "Enabled": True})
         mapping.update(UUID=str(uuid.uuid4()), EventSourceArn=ref.arn, FunctionName=name)
         with self._lock:
+            if len(self._mappings) >= MAX_MAPPINGS:
+                raise ValidationError(f"faas runs at most {MAX_MAPPINGS} event source mappings; delete one first")
             for other in self._mappings.values():
                 if other["EventSourceArn"] == ref.arn and other["FunctionName"] == name:
                     raise ResourceConflict(
