@@ -363,3 +363,28 @@ def test_a_template_with_an_sqs_event_drains_its_queue(gw: Gateway, lam: Any, sq
     record = json.loads(wait_for(lambda: log_lines(gw, sink, "DEST"))[0])
     assert record["requestContext"]["condition"] == "Success"
     assert record["requestContext"]["functionArn"].endswith(f":function:{worker}:$LATEST")
+
+
+def test_faas_up_with_a_template_drains_its_queue(runtime_images, sqs_url: str, sqs: Any, tmp_path: Path, docker_client) -> None:
+    import textwrap
+    import uuid
+
+    tag = uuid.uuid4().hex[:6]
+    worker, sink, queue = f"uw-{tag}", f"us-{tag}", f"uq-{tag}"
+    for folder, code in (("worker", RECORDER), ("sink", TARGET)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "app.py").write_text(textwrap.dedent(code))
+    template = tmp_path / "template.yaml"
+    template.write_text(TEMPLATE.format(queue=queue, worker=worker, sink=sink))
+    url, _arn = make_queue(sqs, queue)
+    for i in range(4):
+        sqs.send_message(QueueUrl=url, MessageBody=f"u{i}")
+    up = start_gateway(tmp_path / "state", extra_env=sqs_env(sqs_url), args=(str(template),))
+    try:
+        done = wait_for(lambda: len(log_lines(up, worker, "DONE")) >= 4 and log_lines(up, worker, "DONE"))
+        assert sorted(done) == ["u0", "u1", "u2", "u3"]
+        wait_for(lambda: queued(sqs, url) == 0, timeout=30)
+    finally:
+        stop_gateway(up)
+        for c in up.containers(docker_client):
+            c.remove(force=True)
