@@ -27,6 +27,7 @@ LONG_POLL_S = 2  # short enough that a stop is seen within seconds
 ERROR_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
 DEFAULT_CONCURRENCY = 2
 MAX_CONCURRENCY = 20  # pollers per mapping, whatever ScalingConfig asks (Lambda allows 1000)
+MAX_EVENT_BYTES = 6 * 1024 * 1024  # Lambda's limit on a synchronous call's payload, a batch's too
 
 InvokeFn = Callable[[str, bytes], Result]
 
@@ -160,6 +161,12 @@ class MappingPoller:
             return
         records = [sqs_record(m, self.ref.arn, self.ref.region) for m in batch]
         payload = json.dumps({"Records": records}).encode()
+        while len(payload) > MAX_EVENT_BYTES and len(records) > 1:
+            # As Lambda does, a batch stops at 6 MB: the rest go back to the queue at once.
+            keep = max(1, len(records) * MAX_EVENT_BYTES // len(payload))
+            self._return(batch[keep:])
+            batch, records = batch[:keep], records[:keep]
+            payload = json.dumps({"Records": records}).encode()
         try:
             result = self._invoke(self.function, payload)
         except FaasError as e:  # throttled, not found, shutting down: the messages come back later
@@ -177,6 +184,19 @@ class MappingPoller:
                 self.function,
                 len(failed),
                 len(batch),
+            )
+
+    def _return(self, messages: list[dict[str, Any]]) -> None:
+        """Make messages visible again now (not after the visibility timeout)."""
+        client = self._queues.client(self.ref.region)
+        url = self._queues.url(self.ref)
+        for start in range(0, len(messages), 10):
+            chunk = messages[start : start + 10]
+            client.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0} for i, m in enumerate(chunk)
+                ],
             )
 
     def _delete(self, messages: list[dict[str, Any]]) -> None:

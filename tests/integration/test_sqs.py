@@ -388,3 +388,28 @@ def test_faas_up_with_a_template_drains_its_queue(runtime_images, sqs_url: str, 
         stop_gateway(up)
         for c in up.containers(docker_client):
             c.remove(force=True)
+
+
+SIZER = """
+    def handler(event, context):
+        records = event["Records"]
+        print("SIZE", len(records), sum(len(r["body"]) for r in records))
+        for r in records:
+            print("DONE", r["body"][:8])
+"""
+
+
+def test_a_batch_stops_at_six_megabytes_and_the_rest_follow(gw: Gateway, lam: Any, sqs: Any, make_function) -> None:
+    name, folder = make_function(SIZER, timeout=30, memory=512)
+    gw.deploy(folder)
+    url, arn = make_queue(sqs, "big")
+    for i in range(60):  # 60 x 250 KB: 15 MB, more than the two pollers' two calls may carry
+        sqs.send_message(QueueUrl=url, MessageBody=f"big-{i:04d}" + "x" * 250_000)
+    made = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=name, BatchSize=60, MaximumBatchingWindowInSeconds=3)
+    done = wait_for(lambda: len(set(log_lines(gw, name, "DONE"))) >= 60 and log_lines(gw, name, "DONE"))
+    assert len(set(done)) == 60
+    sizes = [tuple(map(int, line.split())) for line in log_lines(gw, name, "SIZE")]
+    assert all(total < 6 * 1024 * 1024 for _count, total in sizes)
+    assert f"event source mapping {made['UUID']}" not in gw.logs()  # no batch was refused or failed
+    wait_for(lambda: queued(sqs, url) == 0, timeout=30)
+    lam.delete_event_source_mapping(UUID=made["UUID"])
