@@ -24,7 +24,10 @@ from faas.deploy.registry import Registry
 from faas.deploy.routes import Route, RouteBook, RouteTable
 from faas.deploy.store import Store
 from faas.errors import ShuttingDown, ValidationError
+from faas.events.destinations import Destinations
 from faas.events.schedule import Schedule, ScheduleBook
+from faas.events.sqs_mappings import EventSourceMappings
+from faas.events.sqs_queues import Queues
 from faas.invoke.async_invoke import MB, AsyncInvoker, Policy, QueueBounds
 from faas.invoke.environment import Environment
 from faas.invoke.launcher import PRESTARTED_MEMORY_MB, Launcher
@@ -135,6 +138,13 @@ class Platform:
         self.metrics.registry.register(DroppedRecords(self.records))
         # Each is told of every call that ran and every call throttled (scheduler.CallListener).
         self.scheduler.listeners.extend((self.metrics, self.activity, self.records))
+        # Queues and destinations on the SQS-compatible endpoint the user runs (faas/events/).
+        self.queues = Queues(config.aws_endpoints)
+        self.destinations = Destinations(
+            lambda name: self.store.settings(name).get("event_invoke_config") or {},
+            self.queues,
+            lambda name, qualifier, payload: self.invoke_async(name, payload, qualifier=qualifier),
+        )
         self.async_invoker = AsyncInvoker(
             self.store.path,
             root / "failures",
@@ -150,6 +160,7 @@ class Platform:
                 config.async_max_events,
                 config.async_max_mb * MB,
             ),
+            destination=self.destinations.send,
         )
         # Templates' schedules (faas/events/schedule.py): fired into the async queue above.
         self.schedule_book = ScheduleBook(self.store.path, lambda name, payload: self.invoke_async(name, payload))
@@ -162,6 +173,11 @@ class Platform:
         # Deploys: a new version goes live only once its first environment has initialised.
         self.deployer = Deployer(self.store, self.registry, self.pool.warm, self.pool.add_idle, self.log_store)
         self.incoming = IncomingWatcher(root / "incoming", lambda data, name: self.deploy_zip(data, expected_name=name))
+        # SQS event source mappings: each enabled one polled from here (faas/events/sqs_poller.py).
+        self.event_source_mappings = EventSourceMappings(
+            self.store, self.queues, self._mapping_invoke, function_exists=self.registry.live
+        )
+        self.event_source_mappings.start()
 
     @classmethod
     def create(cls, config: Config | None = None) -> Platform:
@@ -258,6 +274,15 @@ class Platform:
     def layer_store(self) -> LayerStore:
         return self.layers
 
+    def event_sources(self) -> EventSourceMappings:
+        return self.event_source_mappings
+
+    def _mapping_invoke(self, name: str, payload: bytes) -> Result:
+        """A batch from a queue: a synchronous call of the function's live version, as Lambda's
+        pollers make it."""
+        self._refuse_if_closing()
+        return self.scheduler.invoke(name, payload)
+
     def _publish_sent_layer(self, name: str, data: bytes) -> str:
         """A layer function.yaml names by folder or zip, sent with the code: a layer version
         (the same one again while its content is unchanged)."""
@@ -271,6 +296,7 @@ class Platform:
             self.deployer.forget(name)
         self.activity.forget(name)
         self.async_invoker.drop(name)
+        self.event_source_mappings.drop_function(name)
         self.records.remove(name)
 
     def functions(self) -> list[FunctionVersion]:
@@ -513,6 +539,7 @@ class Platform:
         # Queued events stay queued for the next start: were they still taken now, the calls in
         # flight would never drop to none and the drain would last until the queue is empty.
         self.async_invoker.stop()
+        self.event_source_mappings.stop()  # the same for queues: unreceived messages wait in them
 
     def wait_drained(self, timeout_s: float) -> bool:
         """Wait (bounded) until no call is in flight; True if none is."""
@@ -547,6 +574,7 @@ class Platform:
         longest = max((fv.spec.timeout for fv in self.registry.all()), default=3)
         self.pool.shutdown(longest + 1.0 if wait_s is None else wait_s)
         self.async_invoker.close()
+        self.event_source_mappings.close()
         self.records.close()
         for env in self.launcher.live_environments():
             env.destroy()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from faas.deploy.layers import LayerStore
     from faas.deploy.routes import Route, RouteTable
     from faas.events.schedule import Schedule
+    from faas.events.sqs_mappings import EventSourceMappings
     from faas.models import FunctionSpec, FunctionVersion, Result
     from faas.platform import DeployOutcome, Platform
 
@@ -69,6 +70,10 @@ class PlatformAPI(Protocol):
 
     def layer_store(self) -> LayerStore:
         """Layer versions (gateway/layers_api.py)."""
+        ...
+
+    def event_sources(self) -> EventSourceMappings:
+        """SQS event source mappings (gateway/event_sources_api.py)."""
         ...
 
     # ---- API routes of deployed templates (gateway/api_routes.py) ------------------------

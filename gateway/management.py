@@ -3,7 +3,8 @@ create-function --zip-file, update-function-code, update-function-configuration,
 get-function(-configuration), list-functions, list-versions-by-function, delete-function,
 publish-version, create/get/list/update/delete-alias, put/get/delete-function-concurrency,
 the layer API (gateway/layers_api.py),
-put/get/delete-function-event-invoke-config. (invoke is gateway/lambda_api.py.)
+put/get/delete-function-event-invoke-config (destinations: a function or an SQS queue),
+the event source mapping API for SQS (gateway/event_sources_api.py). (invoke is gateway/lambda_api.py.)
 
 Every change goes through Platform.deploy_zip with the configuration given as spec_override,
 so a function made with the AWS CLI is validated, stored and switched exactly as one made
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import io
 import json
 import logging
@@ -44,8 +44,9 @@ from faas.errors import (
     ResourceConflict,
     ValidationError,
 )
+from faas.events.destinations import check_destination_config
 from faas.models import FunctionSpec, FunctionVersion, function_arn, short_repr
-from gateway.common import BodyTooLarge, access_key_id, api_token, platform, read_body, unrecognized
+from gateway.common import BodyTooLarge, api_token, platform, read_body, token_presented, unrecognized
 from gateway.lambda_api import parse_function_name
 
 LOG = logging.getLogger(__name__)
@@ -76,9 +77,10 @@ def _json(value: Any, status: int = 200) -> Response:
 
 @bp.before_request
 def _check_token() -> None:
-    """With an API token configured, the management API wants it as the access key id."""
+    """With an API token configured, the management API wants it as the access key id (or, from
+    faas's own CLI, as its bearer token)."""
     token = api_token()
-    if token and not hmac.compare_digest(access_key_id(request.headers.get("Authorization", "")).encode(), token.encode()):
+    if token and not token_presented(token, request.headers.get("Authorization", "")):
         raise unrecognized(
             "The security token included in the request is invalid: "
             "this faas gateway wants its API token as the AWS access key id",
@@ -639,7 +641,7 @@ def _put_event_config(function: str, merge: bool) -> Response:
             raise ValidationError(f"MaximumEventAgeInSeconds must be between 60 and 21600, got {age!r}")
         config["MaximumEventAgeInSeconds"] = age
     if body.get("DestinationConfig"):
-        config["DestinationConfig"] = body["DestinationConfig"]
+        config["DestinationConfig"] = check_destination_config(body["DestinationConfig"])
     config["LastModified"] = datetime.now(UTC).timestamp()
     plat.put_setting(name, "event_invoke_config", config)
     return _json(_event_config(name, config))
@@ -675,5 +677,6 @@ def delete_event_invoke_config(function: str) -> Response:
     return Response(status=204)
 
 
-# The layer routes (/2018-10-31/layers...) hang on this blueprint, under its token check.
-from gateway import layers_api  # noqa: E402, F401
+# The layer routes (/2018-10-31/layers...) and the event source mapping routes
+# (/2015-03-31/event-source-mappings) hang on this blueprint, under its token check.
+from gateway import event_sources_api, layers_api  # noqa: E402, F401

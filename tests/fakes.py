@@ -29,6 +29,7 @@ from faas.deploy.layers import LayerStore
 from faas.deploy.routes import Route, RouteBook, RouteTable
 from faas.errors import FunctionNotFound, ValidationError
 from faas.events.schedule import Schedule, ScheduleBook
+from faas.events.sqs_mappings import EventSourceMappings
 from faas.models import FunctionSpec, FunctionVersion, Result, function_arn
 from faas.platform import DeployOutcome
 
@@ -333,6 +334,9 @@ class FakePlatform:
 
     def layer_store(self) -> LayerStore:
         raise NotImplementedError("layers need the real platform (tests/integration/test_layers.py)")
+
+    def event_sources(self) -> EventSourceMappings:
+        raise NotImplementedError("event source mappings need the real platform (tests/integration/test_sqs.py)")
 
     def settings(self, name: str) -> dict[str, Any]:
         return dict(self.stored_settings.get(name, {}))

@@ -123,6 +123,11 @@ class GatewayClient:
     def functions(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/system/functions").json())
 
+    def management(self, method: str, path: str, body: Any, *, params: dict[str, str] | None = None) -> Any:
+        """A call of Lambda's management API (event source mappings, event invoke configs); its JSON."""
+        response = self._request(method, path, json=body, params=params)
+        return response.json() if response.content else None
+
     def put_routes(
         self,
         stack: str,

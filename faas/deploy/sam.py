@@ -50,6 +50,7 @@ from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, layer_entries, local_lay
 from faas.deploy.routes import Route, check_clashes, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
 from faas.errors import FaasError, GatewayUnavailable, ValidationError
+from faas.events import sam_sources
 from faas.events.schedule import Schedule
 from faas.models import ACCOUNT_ID, NAME_RE, FunctionSpec, fallback_warning, function_arn, short_repr
 
@@ -87,9 +88,10 @@ HANDLED = {
     "Layers",
     "ImageUri",
     "ImageConfig",
+    "EventInvokeConfig",
 }
 # AWS::Lambda::Function's properties read like the SAM ones above (Code instead of CodeUri).
-LAMBDA_HANDLED = (HANDLED - {"CodeUri", "InlineCode", "Events", "FunctionUrlConfig"}) | {"Code", "Role"}
+LAMBDA_HANDLED = (HANDLED - {"CodeUri", "InlineCode", "Events", "FunctionUrlConfig", "EventInvokeConfig"}) | {"Code", "Role"}
 PSEUDO = {
     "AWS::Region": "us-east-1",
     "AWS::AccountId": ACCOUNT_ID,
@@ -156,6 +158,9 @@ class Template:
     routes: list[Route] = field(default_factory=list)  # its Api / HttpApi events (faas/deploy/routes.py)
     schedules: list[Schedule] = field(default_factory=list)  # Schedule events and resources (sam_schedules.py)
     unrunnable: list[Unrunnable] = field(default_factory=list)
+    # SQS event sources and event invoke configs (faas/events/sam_sources.py)
+    event_sources: list[dict[str, Any]] = field(default_factory=list)
+    invoke_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def find(self, name: str) -> SamFunction | None:
         """A function by SAM's path (Child/Function, or a root logical id), else by its name,
@@ -365,9 +370,12 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
         mappings=_section(raw, "Mappings"),
         conditions=_section(raw, "Conditions"),
         attributes={
-            f"{lid}.Arn": function_arn(_plain_name(lid, res))
-            for lid, res in resources.items()
-            if isinstance(res, Mapping) and res.get("Type") in (FUNCTION_TYPE, LAMBDA_TYPE)
+            **{
+                f"{lid}.Arn": function_arn(_plain_name(lid, res))
+                for lid, res in resources.items()
+                if isinstance(res, Mapping) and res.get("Type") in (FUNCTION_TYPE, LAMBDA_TYPE)
+            },
+            **sam_sources.queue_attributes(resources, ACCOUNT_ID),
         },
     )
     globals_ = ((raw.get("Globals") or {}).get("Function") or {}) if isinstance(raw.get("Globals"), Mapping) else {}
@@ -382,8 +390,14 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
                 problems.append(e.message)
     for logical_id, resource in resources.items():
         kind = resource.get("Type") if isinstance(resource, Mapping) else None
-        if kind in API_TYPES or kind in cfn_routes.RESOURCE_TYPES or kind in LAYER_TYPES or kind in sam_schedules.RESOURCE_TYPES:
-            continue  # routes (sam_routes.py, cfn_routes.py), layers and schedules, which name what they ignore
+        if (
+            kind in API_TYPES
+            or kind in cfn_routes.RESOURCE_TYPES
+            or kind in LAYER_TYPES
+            or kind in sam_schedules.RESOURCE_TYPES
+            or kind in sam_sources.TYPES
+        ):
+            continue  # routes (sam_routes.py, cfn_routes.py), layers, schedules and event sources, which name what they ignore
         if kind not in (FUNCTION_TYPE, LAMBDA_TYPE, *STACK_TYPES):
             skipped.append(f"{logical_id} ({kind})")
             continue
@@ -468,11 +482,15 @@ def _load_stack(template: Template, path: Path, overrides: Mapping[str, Any] | N
         stack_functions = [_with_url_cors(f, cfn_routes.function_url_cors(resources, routed, quiet)) for f in stack_functions]
         scheduled = {f.logical_id.rsplit("/", 1)[-1]: f.spec.name for f in stack_functions}
         schedules = sam_schedules.template_schedules(resources, scheduled, quiet, warnings)
+        deployed = {f.logical_id.rsplit("/", 1)[-1]: f.spec.name for f in stack_functions}
+        mappings, invoke_configs = sam_sources.read(resources, deployed, quiet, warnings)
     except ValidationError as e:
         raise ValidationError(f"{where_file}: {e.message}") from None
     template.functions.extend(stack_functions)
     template.routes.extend(routes)
     template.schedules.extend(schedules)
+    template.event_sources.extend(mappings)
+    template.invoke_configs.update(invoke_configs)
     template.warnings.extend(w if not prefix else f"{prefix}{w}" for w in warnings)
 
 
@@ -1097,4 +1115,7 @@ def deploy(
         say(
             f"schedule {sched.name} -> {sched.function} ({sched.expression}{' ' + sched.timezone if sched.timezone else ''}{off})"
         )
+    if template.event_sources or template.invoke_configs:
+        for line in sam_sources.put_event_sources(client, template.event_sources, template.invoke_configs):
+            say(line)
     return failed

@@ -158,6 +158,8 @@ def template_routes(
             kind = event.get("Type") if isinstance(event, Mapping) else None
             if kind in ("Schedule", "ScheduleV2"):
                 continue  # faas/deploy/sam_schedules.py
+            if kind == "SQS":
+                continue  # an event source mapping (faas/events/sam_sources.py)
             if kind not in KINDS:
                 warnings.append(f"{where}: event type {kind} is not served by faas, ignored")
                 continue

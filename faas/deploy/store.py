@@ -93,6 +93,11 @@ _LAYERS_TABLE = (
     " info_json TEXT NOT NULL, created REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (name, version))"
 )
+# Event source mappings (faas/events/sqs_mappings.py): created on first use, like api_routes.
+_MAPPINGS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS event_source_mappings (uuid TEXT PRIMARY KEY, function TEXT NOT NULL,"
+    " mapping_json TEXT NOT NULL, updated REAL NOT NULL)"
+)
 LAYER_COLUMNS = "name, version, sha256, content_dir, code_size, zip_size, info_json, created"
 _VERSION_COLUMNS = "v.name, v.version, v.sha256, v.spec_json, v.code_dir, v.code_size, v.source_dir, v.created"
 _SPEC_FIELDS = frozenset(f.name for f in fields(FunctionSpec))
@@ -402,6 +407,29 @@ class Store:
                 ).rowcount
                 > 0
             )
+
+    # ---- event source mappings (faas/events/sqs_mappings.py) ------------------------------
+
+    def mappings_all(self) -> list[tuple[str, str]]:
+        """(uuid, mapping as JSON) of every event source mapping."""
+        with self._write() as db:
+            db.execute(_MAPPINGS_TABLE)
+            return db.execute("SELECT uuid, mapping_json FROM event_source_mappings ORDER BY uuid").fetchall()
+
+    def put_mapping(self, uuid: str, function: str, mapping_json: str) -> None:
+        with self._write() as db:
+            db.execute(_MAPPINGS_TABLE)
+            db.execute(
+                "INSERT INTO event_source_mappings (uuid, function, mapping_json, updated) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(uuid) DO UPDATE SET function = excluded.function, mapping_json = excluded.mapping_json,"
+                " updated = excluded.updated",
+                (uuid, function, mapping_json, time.time()),
+            )
+
+    def delete_mapping(self, uuid: str) -> bool:
+        with self._write() as db:
+            db.execute(_MAPPINGS_TABLE)
+            return db.execute("DELETE FROM event_source_mappings WHERE uuid = ?", (uuid,)).rowcount > 0
 
     def close(self) -> None:
         with self._lock:

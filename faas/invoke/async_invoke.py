@@ -7,8 +7,9 @@ again after restart (Lambda's async delivery is at-least-once too). Retries foll
 a function error is retried twice, one then two minutes later (configurable); a throttle or
 a platform error is retried with exponential backoff (1 s up to 5 minutes) without counting
 as an attempt, until the event is older than the maximum event age. An event that fails
-every attempt, or ages out, is written to failures/<function>/ as Lambda's invocation
-record (the JSON an on-failure destination receives), listed by `faas failures NAME`.
+every attempt, or ages out, goes as Lambda's invocation record to the function's on-failure
+destination (faas/events/destinations.py) or, without one, to failures/<function>/, listed by
+`faas failures NAME`; a success goes to its on-success destination, if it has one.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ MAX_RETRIES = 2
 MB = 1024 * 1024
 
 InvokeFn = Callable[[str, bytes, "str | None", str], Result]
+# destination(function, "OnSuccess" | "OnFailure", record): True once a configured destination
+# has the record, False when the function has none for that outcome (faas/events/destinations.py).
+DestinationFn = Callable[[str, str, dict[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class AsyncInvoker:
         retry_delays_s: tuple[float, ...] = (60.0, 120.0),
         bounds: QueueBounds = DEFAULT_BOUNDS,
         clock: Callable[[], float] = time.time,
+        destination: DestinationFn | None = None,
     ) -> None:
         self.failures_root = failures_root
         self.bounds = bounds
@@ -99,6 +104,7 @@ class AsyncInvoker:
         self._policy = policy
         self._delays = retry_delays_s
         self._clock = clock
+        self._destination = destination
         self._lock = threading.Lock()
         self._wake = threading.Condition()
         self._stopping = threading.Event()
@@ -297,7 +303,7 @@ class AsyncInvoker:
             return
         self._throttles.pop(event.request_id, None)
         if result.function_error is None:
-            self._delete(event)
+            self._succeeded(event, result)
             return
         if self._stopping.is_set():  # the environment may have been torn down under the call
             self._release(event, delay=0.0, count=False)
@@ -342,15 +348,42 @@ class AsyncInvoker:
             except sqlite3.Error as e:
                 LOG.warning("function %s: event %s done but not removed (it may run again): %s", event.name, event.request_id, e)
 
-    # ---- the on-failure destination ----------------------------------------------------
+    # ---- destinations -----------------------------------------------------------------
+
+    def _send(self, event: Event, kind: str, record: dict[str, Any]) -> bool:
+        """Hand the record to the function's destination for this outcome; False when it has
+        none, or the destination could not take it (logged)."""
+        if self._destination is None:
+            return False
+        try:
+            return self._destination(event.name, kind, record)
+        except Exception as e:  # the queue's endpoint is down, the destination function is gone
+            LOG.warning("function %s: event %s: %s destination not reached: %s", event.name, event.request_id, kind, e)
+            return False
+
+    def _succeeded(self, event: Event, result: Result) -> None:
+        if self._destination is not None:
+            self._send(event, "OnSuccess", invocation_record(event, "Success", result, event.attempts + 1))
+        self._delete(event)
 
     def _fail(self, event: Event, condition: str, result: Result | None, attempts: int) -> None:
-        """Write Lambda's invocation record for a discarded event, then forget the event.
+        """Send Lambda's invocation record for a discarded event to the function's on-failure
+        destination, or else write it to the failures folder; then forget the event.
 
         Written before the row is deleted, under a name fixed by the event, so a crash in
         between rewrites the same record instead of losing it or making two.
         """
         record = invocation_record(event, condition, result, attempts)
+        if self._send(event, "OnFailure", record):
+            LOG.warning(
+                "function %s: event %s discarded (%s after %d attempt(s)); record sent to its on-failure destination",
+                event.name,
+                event.request_id,
+                condition,
+                attempts,
+            )
+            self._delete(event)
+            return
         folder = self.failures_root / event.name
         folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.fromtimestamp(event.received, UTC).strftime("%Y%m%dT%H%M%S%f")

@@ -269,6 +269,8 @@ def test_with_a_token_the_management_api_wants_it_as_the_access_key(exposed: tup
         lambda: intruder.list_functions(),
         lambda: intruder.get_function(FunctionName=name),
         lambda: intruder.delete_function(FunctionName=name),
+        lambda: intruder.list_event_source_mappings(),
+        lambda: intruder.create_event_source_mapping(FunctionName=name, EventSourceArn="arn:aws:sqs:us-east-1:123456789012:q"),
     ):
         with pytest.raises(botocore.exceptions.ClientError) as info:
             call()

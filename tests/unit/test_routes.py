@@ -190,7 +190,8 @@ def test_sam_template_events_become_routes(tmp_path: Path) -> None:
         {"colour": "blue"},
     )
     assert got[("ANY", "$default")].function == "ItemsFunction"
-    assert any("Queue: event type SQS is not served" in w for w in template.warnings)
+    assert not any("event type SQS" in w for w in template.warnings)  # an event source mapping now
+    assert [m["EventSourceArn"] for m in template.event_sources] == ["arn"]
     assert not any("ignored: Events" in w for w in template.warnings)
     assert "MyHttpApi: not supported by faas, ignored: Auth" in template.warnings
     assert not any("not deployed" in w for w in template.warnings)  # the API is served, not skipped
