@@ -1,6 +1,6 @@
-"""`faas up template.yaml`: a SAM template and every CodeUri watched; a save redeploys what changed.
+"""`faas up template.yaml`: a SAM template, every CodeUri and DockerContext watched; a save redeploys what changed.
 
-A save of the template or of any function's code runs the template's deploy again
+A save of the template, of any function's code or of an Image function's DockerContext runs the template's deploy again
 (faas/deploy/sam.py deploy: its routes checked by the gateway first, each function through the
 no-drop switch, then the routes replaced whole). The gateway answers `unchanged` for a function
 whose package is the same bytes, so only what changed goes live, and a touch changes nothing.
@@ -68,11 +68,15 @@ class _Recorder:
 
 
 def watch_roots(template: sam.Template) -> tuple[list[Path], list[Path]]:
-    """(folders to watch, paths whose changes count): the template and each function's code;
-    a folder inside another watched one is not watched twice."""
+    """(folders to watch, paths whose changes count): the template, each function's code and each
+    Image function's DockerContext (a save there rebuilds its image); a folder inside another
+    watched one is not watched twice."""
     wanted = [template.path]
     for fn in template.functions:
-        wanted.append(fn.code)
+        if fn.image_build is not None:
+            wanted.append(fn.image_build.context)
+        elif fn.spec.package_type != "Image":  # an ImageUri function's "code" is the template's folder
+            wanted.append(fn.code)
     folders = sorted({p if p.is_dir() else p.parent for p in wanted}, key=lambda p: len(p.parts))
     roots: list[Path] = []
     for folder in folders:

@@ -140,5 +140,33 @@ def build_function_image(
     return tag
 
 
+PINNED_TAG_MAX = 128  # Docker's limit on a tag
+
+
+def pin_image(executor: DockerExecutor, tag: str) -> str:
+    """A second tag for the image tag names now, made from its image id: <repository>:<tag>-<id12>.
+
+    An image function built from a Dockerfile deploys under this tag, so a rebuild whose image
+    differs (a save in the DockerContext) changes the function's spec and a new version goes
+    live through the no-drop switch, while the version still serving keeps its own image even
+    though the plain tag has moved. A rebuild that yields the same image (the build cache, a
+    touch) gives the same tag, and the deploy is `unchanged`.
+    """
+    image_id = str(executor.image_inspect(tag).get("Id") or "")
+    digest = image_id.removeprefix("sha256:")[:12]
+    if not digest:
+        raise ImageBuildError(f"the engine gave no image id for {short_repr(tag)}")
+    repository, _, version = tag.rpartition(":")
+    if not repository:
+        repository, version = tag, "latest"
+    version = version[: PINNED_TAG_MAX - len(digest) - 1]
+    pinned = f"{repository}:{version}-{digest}"
+    try:
+        executor.tag_image(tag, pinned)
+    except EngineError as e:
+        raise ImageBuildError(str(e)) from e
+    return pinned
+
+
 def argv_text(argv: Sequence[str]) -> str:
     return " ".join(argv)

@@ -1005,9 +1005,10 @@ def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> b
     """The function's code with a function.yaml written from the template, as a faas package:
     built (Metadata BuildMethod) and with its dependencies installed when it is a folder."""
     if fn.spec.package_type == "Image":  # the code is the image: built here when Metadata says how
-        if fn.image_build is not None:
-            build_image(fn.image_build, progress)
-        return _zip({SPEC_NAMES[0]: _spec_yaml(fn.spec)})
+        spec = fn.spec
+        if fn.image_build is not None:  # deployed under the built image's id: a changed image is a new version
+            spec = replace(spec, image_uri=build_image(fn.image_build, progress))
+        return _zip({SPEC_NAMES[0]: _spec_yaml(spec)})
     if fn.inline is not None:  # Code.ZipFile / InlineCode: one file, named as Lambda names it
         family = fn.spec.runtime.rstrip("0123456789.x")
         return _zip({INLINE_FILES[family]: fn.inline.encode(), SPEC_NAMES[0]: _spec_yaml(fn.spec)})
@@ -1032,12 +1033,13 @@ def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> b
     return buffer.getvalue()
 
 
-def build_image(build: ImageBuild, progress: Callable[[str], None] | None = None) -> None:
-    """docker build of an Image function's image on the engine (offline: no pull, no network)."""
+def build_image(build: ImageBuild, progress: Callable[[str], None] | None = None) -> str:
+    """docker build of an Image function's image on the engine (offline: no pull, no network);
+    the tag pinned to the built image's id, which the function deploys under."""
     from faas.config import Config
     from faas.containers.docker_executor import DockerExecutor
     from faas.containers.engine import ensure_engine
-    from faas.containers.image_functions import build_function_image
+    from faas.containers.image_functions import build_function_image, pin_image
 
     # The engine `faas up` uses (DOCKER_HOST, the default socket, or the one faas started).
     engine = ensure_engine(Config.load().state_dir, say=progress or (lambda line: None))
@@ -1046,6 +1048,7 @@ def build_image(build: ImageBuild, progress: Callable[[str], None] | None = None
         build_function_image(
             executor, build.context, build.tag, dockerfile=build.dockerfile, build_args=build.build_args, on_line=progress
         )
+        return pin_image(executor, build.tag)
     finally:
         executor.close()
 

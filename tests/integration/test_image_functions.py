@@ -234,3 +234,77 @@ Resources:
     assert result.function_error is None, result.payload
     assert json.loads(result.payload) == ["other handler", "/function"]
     DockerExecutor(base_url=engine.base_url).remove_image(f"imgfn:{tag}")
+
+
+LIVE_APP = """
+def handler(event, context):
+    return {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": "WORD"}
+"""
+
+
+def test_a_save_in_the_docker_context_rebuilds_and_redeploys_under_faas_up(
+    engine, function_image, tmp_path, docker_client
+) -> None:
+    """`faas up template.yaml` with an Image function built from a Dockerfile: a save of a file
+    in its DockerContext rebuilds the image and the next call answers with the new code."""
+    import time
+
+    import requests
+
+    from tests.integration.conftest import start_gateway, stop_gateway
+
+    project = tmp_path / "project"
+    (project / "img").mkdir(parents=True)
+    (project / "img" / "Dockerfile").write_text("ARG BASE\nFROM ${BASE}\nCOPY app.py /function/app.py\n")
+    (project / "img" / "app.py").write_text(LIVE_APP.replace("WORD", "first build"))
+    tag = f"t{uuid.uuid4().hex[:6]}"
+    (project / "template.yaml").write_text(
+        f"""\
+Resources:
+  LiveImg:
+    Type: AWS::Serverless::Function
+    Properties:
+      PackageType: Image
+      FunctionName: live-img-{tag}
+      Timeout: 5
+      ImageConfig: {{Command: [app.handler]}}
+      Events:
+        Hello: {{Type: HttpApi, Properties: {{Path: /img, Method: get}}}}
+    Metadata:
+      DockerContext: ./img
+      DockerTag: {tag}
+      DockerBuildArgs: {{BASE: {function_image}}}
+"""
+    )
+    gw = start_gateway(tmp_path / "state", extra_env={"DOCKER_HOST": engine.base_url}, args=(str(project / "template.yaml"),))
+
+    def answer_becomes(text: str) -> None:
+        deadline = time.monotonic() + 90
+        seen = None
+        while time.monotonic() < deadline:
+            try:
+                got = requests.get(f"{gw.url}/img", timeout=30)
+                seen = (got.status_code, got.text)
+                if seen == (200, text):
+                    return
+            except requests.RequestException as e:
+                seen = e
+            time.sleep(0.3)
+        raise AssertionError(f"/img never answered {text!r} (last: {seen!r})\n{gw.logs()[-4000:]}")
+
+    try:
+        answer_becomes("first build")
+        assert requests.get(f"{gw.url}/img", timeout=30).text == "first build"  # a warm call
+        tmp = project / "img" / "app.tmp"  # an editor's save: write aside, rename over
+        tmp.write_text(LIVE_APP.replace("WORD", "after the save"))
+        tmp.replace(project / "img" / "app.py")
+        answer_becomes("after the save")
+    finally:
+        stop_gateway(gw)
+        for c in gw.containers(docker_client):
+            c.remove(force=True)
+        executor = DockerExecutor(base_url=engine.base_url)
+        for image in executor.image_tags("liveimg"):
+            if image.startswith(f"liveimg:{tag}"):
+                executor.remove_image(image)
+        executor.close()
