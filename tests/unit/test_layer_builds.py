@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import textwrap
 import zipfile
 from pathlib import Path
@@ -102,3 +103,14 @@ def test_a_layer_build_method_faas_does_not_run_is_refused_by_name(tmp_path: Pat
     (tmp_path / "layer").mkdir()
     with pytest.raises(ValidationError, match=f"DepsLayer: Metadata BuildMethod '{method}' is not one faas runs for a layer"):
         sam.load(template(tmp_path, f"BuildMethod: {method}"))
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not on PATH")
+def test_a_node_layer_is_its_files_under_nodejs(tmp_path: Path) -> None:
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer" / "package.json").write_text('{"name": "l", "version": "1.0.0", "dependencies": {}}')
+    (tmp_path / "layer" / "index.js").write_text("exports.who = 'layer'\n")
+    fn = sam.load(template(tmp_path, "BuildMethod: nodejs20.x")).functions[0]
+    files = layer_files(sam.package(fn))
+    assert files["nodejs/index.js"] == b"exports.who = 'layer'\n"
+    assert "nodejs/package.json" in files, sorted(files)
