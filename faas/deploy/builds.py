@@ -12,6 +12,12 @@ What runs before the zip, as `sam build` does:
 - Otherwise the folder as it is, with its requirements.txt / package.json installed for the
   runtime (faas/deploy/dependencies.py) and zipped beside it.
 
+A template's LayerVersion with `Metadata: BuildMethod` is built as `sam build` builds it
+(built_layer()): `python3.X` puts ContentUri's files and its requirements.txt installed for that
+CPython under `python/`, `nodejsNN.x` its files and package.json's node_modules under
+`nodejs/`, `makefile` runs `make build-<LogicalId>` and ARTIFACTS_DIR is the layer's content.
+The installs share the functions' cache (dependencies.py).
+
 Commands run from an argv list (shlex), never through a shell, with a timeout, their output
 shown as progress and the last of it kept for the error message.
 """
@@ -19,6 +25,7 @@ shown as progress and the last of it kept for the error message.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import tempfile
@@ -37,6 +44,7 @@ from faas.models import FunctionSpec, short_repr
 BUILD_TIMEOUT_S = 900.0
 ESBUILD_VERSION = "0.24.2"
 ESBUILD_FLAGS = {"Minify": "--minify", "Sourcemap": "--sourcemap"}
+_LAYER_RUNTIME_RE = re.compile(r"^(python3\.\d{1,2}|nodejs\d{1,2}\.x)$")
 
 
 @dataclass(frozen=True)
@@ -107,8 +115,43 @@ def _artifacts() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _run_build(folder: Path, build: Build, artifacts: Path, spec: FunctionSpec, say: Progress) -> None:
-    who = spec.name
+def layer_build_method(logical_id: str, metadata: Any) -> str | None:
+    """A LayerVersion's Metadata BuildMethod, checked as SAM checks it; None when it has none."""
+    if not isinstance(metadata, Mapping) or "BuildMethod" not in metadata:
+        return None
+    method = metadata["BuildMethod"]
+    if isinstance(method, str) and (method.lower() == "makefile" or _LAYER_RUNTIME_RE.match(method)):
+        return method.lower() if method.lower() == "makefile" else method
+    raise ValidationError(
+        f"{logical_id}: Metadata BuildMethod {short_repr(method)} is not one faas runs for a layer "
+        "(makefile, python3.X, nodejsNN.x)"
+    )
+
+
+@contextmanager
+def built_layer(content: Path, method: str, logical_id: str, progress: Progress | None = None) -> Iterator[Path]:
+    """A template layer's content built by its BuildMethod, in a folder that lives as long as
+    the context (what is zipped and sent as the layer)."""
+    say = progress or (lambda _m: None)
+    content = Path(content).resolve()
+    if not content.is_dir():
+        raise ValidationError(f"{logical_id}: Metadata BuildMethod needs ContentUri to be a folder, not a .zip")
+    with _artifacts() as artifacts:
+        if method == "makefile":
+            _run_build(content, Build("makefile", logical_id), artifacts, None, say, who=logical_id)
+        else:
+            family = "python" if method.startswith("python") else "nodejs"
+            out = artifacts / family
+            skip = shutil.ignore_patterns("node_modules", "__pycache__", ".aws-sam")
+            shutil.copytree(content, out, ignore=skip, symlinks=False)
+            deps = dependencies.install(content, method, progress=say, name=logical_id)
+            if deps is not None:
+                shutil.copytree(deps.root, out, dirs_exist_ok=True)
+        yield artifacts
+
+
+def _run_build(folder: Path, build: Build, artifacts: Path, spec: FunctionSpec | None, say: Progress, *, who: str = "") -> None:
+    who = spec.name if spec is not None else who
     env = {**os.environ, "ARTIFACTS_DIR": str(artifacts)}
     if build.method == "command":
         try:
@@ -127,7 +170,7 @@ def _run_build(folder: Path, build: Build, artifacts: Path, spec: FunctionSpec, 
             raise ValidationError(f"{who}: BuildMethod makefile needs make, which is not on PATH")
         argv = [make, f"build-{build.target}"]
         what = f"make build-{build.target}"
-    elif build.method == "esbuild":
+    elif build.method == "esbuild" and spec is not None:
         argv, node_path = _esbuild_argv(folder, build.properties, artifacts, spec, say)
         env.update(node_path)
         what = "esbuild"

@@ -38,6 +38,7 @@ import re
 import stat
 import zipfile
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ from typing import Any
 import yaml
 
 from faas.deploy import cfn_routes, sam_schedules, yaml_input
-from faas.deploy.builds import Build, package_folder
+from faas.deploy.builds import Build, built_layer, layer_build_method, package_folder
 from faas.deploy.packages import SPEC_NAMES, ZIP_EPOCH, layer_entries, local_layers
 from faas.deploy.routes import Route, check_clashes, stack_name
 from faas.deploy.sam_routes import API_TYPES, template_routes
@@ -120,6 +121,7 @@ class SamFunction:
     build: Build | None = None  # Metadata: BuildMethod (faas/deploy/builds.py)
     inline: str | None = None  # Code.ZipFile / InlineCode: the handler file's text
     layer_names: Mapping[str, str] = field(default_factory=dict)  # a local layer's path -> its LayerName
+    layer_builds: Mapping[str, tuple[str, str]] = field(default_factory=dict)  # path -> (BuildMethod, LogicalId)
     image_build: ImageBuild | None = None  # PackageType Image built from Metadata (docs/image-functions.md)
 
 
@@ -147,6 +149,7 @@ class SamLayer:
     logical_id: str
     name: str
     content: Path  # a folder or a .zip file
+    build: str | None = None  # Metadata BuildMethod: makefile, python3.X, nodejsNN.x (builds.built_layer)
 
 
 @dataclass
@@ -822,6 +825,7 @@ def _function(
     if arch not in (None, ["x86_64"]):
         warnings.append(f"{logical_id}: Architectures {arch} - faas runs the code on this machine's architecture")
     layer_names: dict[str, str] = {}
+    layer_builds: dict[str, tuple[str, str]] = {}
     if "Layers" in props:
 
         def one(entry: Any) -> Any:
@@ -830,7 +834,7 @@ def _function(
             except Unresolved as e:
                 raise ValidationError(f"{logical_id}.Layers: faas cannot work out {e} locally") from None
 
-        raw["layers"] = _function_layers(template, logical_id, props["Layers"], one, layer_names)
+        raw["layers"] = _function_layers(template, logical_id, props["Layers"], one, layer_names, layer_builds)
     source = f"{path.name} {prefix}{logical_id}"
     if kind == LAMBDA_TYPE:
         code, inline = _lambda_code(path, logical_id, props, metadata, value)
@@ -858,7 +862,7 @@ def _function(
     if isinstance(url_config, Mapping) and url_config.get("Cors") is not None:
         raw["url_cors"] = cfn_routes.url_cors(url_config["Cors"], f"{logical_id}.FunctionUrlConfig.Cors")
     spec = FunctionSpec.from_mapping(raw, source=source)
-    return SamFunction(prefix + logical_id, spec, code, inline=inline, layer_names=layer_names)
+    return SamFunction(prefix + logical_id, spec, code, inline=inline, layer_names=layer_names, layer_builds=layer_builds)
 
 
 def _image_function(
@@ -960,11 +964,16 @@ def _layer(
     ignored = sorted(k for k in props if k not in ("ContentUri", "Content", "LayerName", "CompatibleRuntimes", "Description"))
     if ignored:
         template.warnings.append(f"{logical_id}: not supported by faas, ignored: {', '.join(ignored)}")
-    return SamLayer(logical_id, name, content)
+    return SamLayer(logical_id, name, content, layer_build_method(logical_id, resource.get("Metadata")))
 
 
 def _function_layers(
-    template: Template, logical_id: str, given: Any, resolve_one: Callable[[Any], Any], names: dict[str, str]
+    template: Template,
+    logical_id: str,
+    given: Any,
+    resolve_one: Callable[[Any], Any],
+    names: dict[str, str],
+    builds: dict[str, tuple[str, str]],
 ) -> list[str]:
     """A function's Layers: a !Ref to a LayerVersion of the template is its content's path
     (sent with the code, published by the gateway); anything else must come out as an ARN."""
@@ -977,6 +986,8 @@ def _function_layers(
             layer = template.layers[ref]
             out.append(str(layer.content))
             names[str(layer.content)] = layer.name
+            if layer.build is not None:
+                builds[str(layer.content)] = (layer.build, layer.logical_id)
             continue
         arn = resolve_one(entry)
         if not isinstance(arn, str) or not arn.startswith("arn:"):
@@ -1003,7 +1014,20 @@ def build_of(logical_id: str, metadata: Any) -> Build | None:
 
 def package(fn: SamFunction, progress: Callable[[str], None] | None = None) -> bytes:
     """The function's code with a function.yaml written from the template, as a faas package:
-    built (Metadata BuildMethod) and with its dependencies installed when it is a folder."""
+    built (Metadata BuildMethod) and with its dependencies installed when it is a folder; its
+    template layers with a BuildMethod built first, their built content sent in their place."""
+    if not fn.layer_builds:
+        return _package(fn, progress)
+    with ExitStack() as stack:
+        built: dict[str, str] = {}
+        for entry, (method, layer_id) in fn.layer_builds.items():
+            built[entry] = str(stack.enter_context(built_layer(Path(entry), method, layer_id, progress)))
+        layers = tuple(built.get(e, e) for e in fn.spec.layers)
+        names = {built.get(k, k): v for k, v in fn.layer_names.items()}
+        return _package(replace(fn, spec=replace(fn.spec, layers=layers), layer_names=names, layer_builds={}), progress)
+
+
+def _package(fn: SamFunction, progress: Callable[[str], None] | None) -> bytes:
     if fn.spec.package_type == "Image":  # the code is the image: built here when Metadata says how
         spec = fn.spec
         if fn.image_build is not None:  # deployed under the built image's id: a changed image is a new version

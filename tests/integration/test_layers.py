@@ -357,3 +357,44 @@ def test_a_template_layer_versions_and_a_function_layers_ref(lam: Any, gw: Gatew
     assert gw.invoke(fn).json() == ["later wins", "cfn layer", "second"]
     arns = [x["Arn"] for x in lam.get_function(FunctionName=fn)["Configuration"]["Layers"]]
     assert arns[0].endswith(f":layer:common-{suffix}:1") and arns[1].endswith(":layer:OtherLayer:1")
+
+
+def test_a_template_layer_built_by_its_build_method_brings_its_requirements(lam: Any, gw: Gateway, tmp_path: Path) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(
+        "import six, shared\ndef handler(e, c):\n    return [six.__version__, six.__file__, shared.WHO]\n"
+    )
+    (tmp_path / "layer").mkdir()
+    (tmp_path / "layer" / "requirements.txt").write_text("six==1.16.0\n")
+    (tmp_path / "layer" / "shared.py").write_text("WHO = 'built layer'\n")
+    fn = f"built-{suffix}"
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            Transform: AWS::Serverless-2016-10-31
+            Resources:
+              DepsLayer:
+                Type: AWS::Serverless::LayerVersion
+                Properties:
+                  LayerName: deps-{suffix}
+                  ContentUri: layer
+                  CompatibleRuntimes: [python3.11]
+                Metadata:
+                  BuildMethod: python3.11
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  FunctionName: {fn}
+                  CodeUri: src
+                  Handler: app.handler
+                  Runtime: python3.11
+                  Layers: [!Ref DepsLayer]
+            """
+        )
+    )
+    out = gw.deploy(tmp_path / "template.yaml")
+    assert "not deployed" not in out.stderr, out.stderr
+    assert gw.invoke(fn).json() == ["1.16.0", "/opt/python/six.py", "built layer"]
+    arns = [x["Arn"] for x in lam.get_function(FunctionName=fn)["Configuration"]["Layers"]]
+    assert len(arns) == 1 and arns[0].endswith(f":layer:deps-{suffix}:1")
