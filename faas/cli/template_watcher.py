@@ -68,10 +68,11 @@ class _Recorder:
 
 
 def watch_roots(template: sam.Template) -> tuple[list[Path], list[Path]]:
-    """(folders to watch, paths whose changes count): the template, each function's code and each
-    Image function's DockerContext (a save there rebuilds its image); a folder inside another
-    watched one is not watched twice."""
-    wanted = [template.path]
+    """(folders to watch, paths whose changes count): the template, each function's code, each
+    layer's content (a save there rebuilds and republishes the layer) and each Image function's
+    DockerContext (a save there rebuilds its image); a folder inside another watched one is not
+    watched twice."""
+    wanted = [template.path, *(layer.content for layer in template.layers.values())]
     for fn in template.functions:
         if fn.image_build is not None:
             wanted.append(fn.image_build.context)

@@ -208,3 +208,27 @@ def test_a_codeuri_outside_the_template_folder_is_watched_after_the_save_that_na
     (elsewhere / "app.py").write_text("def handler(e, c):\n    return 4\n")
     assert wait_for(lambda: len(reports) > count and bool(reports[-1].live))
     assert client.versions["Fn"] == 2
+
+
+def test_a_layers_content_is_watched_with_the_functions_code(tmp_path: Path) -> None:
+    """A save in a template layer's ContentUri rebuilds and republishes it under faas up, as a code save does."""
+    from faas.cli.template_watcher import watch_roots
+    from faas.deploy import sam
+
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "shared-layer" / "python").mkdir(parents=True)
+    (project / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Shared:\n"
+        "    Type: AWS::Serverless::LayerVersion\n"
+        "    Properties: {ContentUri: ../shared-layer}\n"
+        "  Fn:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties: {CodeUri: src/, Handler: app.handler, Runtime: python3.11, Layers: [!Ref Shared]}\n"
+    )
+    roots, counted = watch_roots(sam.load(project / "template.yaml"))
+    assert (tmp_path / "shared-layer").resolve() in [r.resolve() for r in roots]
+    assert (tmp_path / "shared-layer").resolve() in [c.resolve() for c in counted]
