@@ -1076,24 +1076,9 @@ def build_parser() -> argparse.ArgumentParser:
         "service", nargs="?", metavar="SERVICE", help="apigateway, alb, sqs, sns, s3, dynamodb, kinesis, eventbridge, cloudwatch"
     )
     events.add_argument("kind", nargs="?", metavar="KIND", help="e.g. rest / http, put / delete, scheduled / custom")
-    for option in (
-        "body",
-        "path",
-        "method",
-        "bucket",
-        "key",
-        "size",
-        "queue",
-        "count",
-        "topic",
-        "subject",
-        "table",
-        "stream",
-        "rule",
-        "source",
-        "detail_type",
-        "log_group",
-    ):
+    from faas.events.samples import OPTIONS as SAMPLE_OPTIONS
+
+    for option in SAMPLE_OPTIONS:  # the fields people change, one flag each
         events.add_argument(f"--{option.replace('_', '-')}", dest=option, metavar=option.upper())
     events.set_defaults(func=cmd_events)
 
